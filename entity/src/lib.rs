@@ -1,0 +1,3 @@
+//! SeaORM entities: one file per table, nothing else.
+
+pub mod instances;

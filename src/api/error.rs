@@ -1,0 +1,245 @@
+//! The one error type at the edge: every failure leaves as RFC 9457
+//! `application/problem+json` with a stable `code`.
+
+use poem::error::{MethodNotAllowedError, NotFoundError};
+use poem::http::{StatusCode, header};
+use poem::{Endpoint, IntoResponse, Request, Response};
+use poem_openapi::error::{
+    AuthorizationError, ContentTypeError, ParseMultipartError, ParseParamError, ParsePathError,
+    ParseRequestPayloadError,
+};
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::{ToJSON, Type};
+use poem_openapi::{ApiResponse, Object};
+use sea_orm::DbErr;
+
+use crate::instances::InstanceError;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// RFC 9457 problem details, with a machine-readable `code`.
+#[derive(Debug, Object)]
+pub struct Problem {
+    /// A URI naming the kind of problem: `urn:wagate:problem:<code>`.
+    #[oai(rename = "type")]
+    pub type_: String,
+    /// A short, human-readable summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// Stable, machine-readable error code, e.g. `instance_not_found`.
+    pub code: String,
+    /// What went wrong in this request, for a person.
+    pub detail: String,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is required: send `Authorization: Bearer <key>` or `X-Api-Key: <key>`",
+        )
+    }
+
+    pub fn internal(err: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the server failed to handle the request; see its log",
+        )
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    fn problem(&self) -> Problem {
+        Problem {
+            type_: format!("urn:wagate:problem:{}", self.code),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: self.status.as_u16(),
+            code: self.code.to_owned(),
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+impl From<DbErr> for ApiError {
+    fn from(err: DbErr) -> Self {
+        match err {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                tracing::error!(error = %err, "database unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database cannot be reached; try again later",
+                )
+            }
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<InstanceError> for ApiError {
+    fn from(err: InstanceError) -> Self {
+        match err {
+            InstanceError::NotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "instance_not_found", err.to_string())
+            }
+            InstanceError::Online(_) => {
+                Self::new(StatusCode::CONFLICT, "instance_online", err.to_string())
+            }
+            InstanceError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = match serde_json::to_vec(&self.problem().to_json()) {
+            Ok(body) => body,
+            Err(_) => b"{}".to_vec(),
+        };
+        let mut resp = Response::builder()
+            .status(self.status)
+            .content_type(PROBLEM_JSON)
+            .body(body);
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"wagate\""),
+            );
+        }
+        resp
+    }
+}
+
+impl From<ApiError> for poem::Error {
+    fn from(err: ApiError) -> Self {
+        poem::Error::from_response(err.into_response())
+    }
+}
+
+/// The statuses any operation may answer with a problem document.
+const DOCUMENTED: &[(u16, &str)] = &[
+    (400, "Malformed path or query parameter."),
+    (401, "Missing or invalid API key."),
+    (404, "The resource does not exist."),
+    (409, "The resource is in a state that forbids the request."),
+    (415, "The request body has the wrong content type."),
+    (422, "The request body is malformed or fails validation."),
+    (500, "The server failed; details are in its log."),
+    (503, "A dependency (the database) is unavailable."),
+];
+
+impl ApiResponse for ApiError {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: DOCUMENTED
+                .iter()
+                .map(|(status, description)| MetaResponse {
+                    description,
+                    status: Some(*status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: PROBLEM_JSON,
+                        schema: Problem::schema_ref(),
+                    }],
+                    headers: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        Problem::register(registry);
+    }
+}
+
+/// Turns the framework's own errors (unparsable parameters and bodies, unknown
+/// routes, failed authentication) into problem documents; errors that already
+/// are problems pass through untouched.
+pub async fn problem_middleware<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    match next.call(req).await {
+        Ok(resp) => Ok(resp.into_response()),
+        Err(err) => Ok(problem_from(err)),
+    }
+}
+
+fn problem_from(err: poem::Error) -> Response {
+    let detail = err.to_string();
+    let mapped = if err.is::<ParseParamError>() || err.is::<ParsePathError>() {
+        Some(ApiError::bad_request("invalid_parameter", detail))
+    } else if err.is::<ParseRequestPayloadError>() || err.is::<ParseMultipartError>() {
+        Some(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            detail,
+        ))
+    } else if err.is::<ContentTypeError>() {
+        Some(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_content_type",
+            detail,
+        ))
+    } else if err.is::<AuthorizationError>() {
+        Some(ApiError::unauthorized())
+    } else if err.is::<NotFoundError>() {
+        Some(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "route_not_found",
+            "no such route",
+        ))
+    } else if err.is::<MethodNotAllowedError>() {
+        Some(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "the route does not accept this method",
+        ))
+    } else {
+        None
+    };
+    if let Some(mapped) = mapped {
+        return mapped.into_response();
+    }
+    let resp = err.into_response();
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem || !resp.status().is_client_error() && !resp.status().is_server_error() {
+        return resp;
+    }
+    let status = resp.status();
+    ApiError::new(
+        status,
+        "request_failed",
+        status.canonical_reason().unwrap_or("error"),
+    )
+    .into_response()
+}

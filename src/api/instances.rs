@@ -1,0 +1,204 @@
+//! `/v1/instances`: create, list, read, rename and delete instances.
+
+use chrono::{DateTime, Utc};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use uuid::Uuid;
+
+use super::ApiTags;
+use super::auth::Auth;
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::instances::{Instance, Status, store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum InstanceStatus {
+    /// Created, never paired (or pairing gave up).
+    Created,
+    /// Waiting for a phone to scan the QR code.
+    QrPending,
+    /// Paired and connected to WhatsApp.
+    Online,
+    /// Paired, not connected right now.
+    Disconnected,
+    /// Unlinked from the phone. Terminal: create a new instance to pair again.
+    LoggedOut,
+}
+
+impl From<Status> for InstanceStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Created => Self::Created,
+            Status::QrPending => Self::QrPending,
+            Status::Online => Self::Online,
+            Status::Disconnected => Self::Disconnected,
+            Status::LoggedOut => Self::LoggedOut,
+        }
+    }
+}
+
+impl From<InstanceStatus> for Status {
+    fn from(s: InstanceStatus) -> Self {
+        match s {
+            InstanceStatus::Created => Self::Created,
+            InstanceStatus::QrPending => Self::QrPending,
+            InstanceStatus::Online => Self::Online,
+            InstanceStatus::Disconnected => Self::Disconnected,
+            InstanceStatus::LoggedOut => Self::LoggedOut,
+        }
+    }
+}
+
+/// A WhatsApp number managed by this gateway.
+#[derive(Debug, Object)]
+#[oai(rename = "Instance")]
+pub struct InstanceView {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub status: InstanceStatus,
+    /// E.164 digits of the paired number, once paired.
+    pub phone_number: Option<String>,
+    /// WhatsApp JID of the paired device, once paired.
+    pub jid: Option<String>,
+    pub is_connected: bool,
+    pub last_connected_at: Option<DateTime<Utc>>,
+    /// The reason of the last failure or status change, if any.
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Instance> for InstanceView {
+    fn from(i: Instance) -> Self {
+        Self {
+            id: i.id,
+            name: i.name,
+            status: i.status.into(),
+            phone_number: i.phone_number,
+            jid: i.jid,
+            is_connected: i.is_connected,
+            last_connected_at: i.last_connected_at,
+            last_error: i.last_error,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct CreateInstance {
+    /// A label for people; need not be unique.
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct UpdateInstance {
+    /// The new label; `null` removes it, absent leaves it as it is.
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub name: MaybeUndefined<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct InstancePage {
+    pub items: Vec<InstanceView>,
+    /// Pass as `after` to read the next page; absent on the last page.
+    pub next_after: Option<Uuid>,
+}
+
+#[derive(ApiResponse)]
+pub enum Created {
+    #[oai(status = 201)]
+    Created(Json<InstanceView>),
+}
+
+#[derive(ApiResponse)]
+pub enum Deleted {
+    /// The instance and everything it owned are gone.
+    #[oai(status = 204)]
+    Deleted,
+}
+
+pub struct InstancesApi {
+    pub state: AppState,
+}
+
+#[OpenApi(prefix_path = "/v1/instances", tag = "ApiTags::Instances")]
+impl InstancesApi {
+    /// Create an instance
+    ///
+    /// A new instance starts in status `created`; pair it to a phone next.
+    #[oai(path = "/", method = "post", operation_id = "create_instance")]
+    async fn create(&self, _auth: Auth, body: Json<CreateInstance>) -> Result<Created, ApiError> {
+        let instance = store::create(&self.state.db, body.0.name).await?;
+        tracing::info!(instance_id = %instance.id, "instance created");
+        Ok(Created::Created(Json(instance.into())))
+    }
+
+    /// List instances
+    ///
+    /// Oldest first. Page with `limit` and the `next_after` of the previous page.
+    #[oai(path = "/", method = "get", operation_id = "list_instances")]
+    async fn list(
+        &self,
+        _auth: Auth,
+        /// Only instances in this status.
+        status: Query<Option<InstanceStatus>>,
+        /// Page size.
+        #[oai(validator(minimum(value = "1")))]
+        limit: Query<Option<u64>>,
+        /// Start after this instance id (a previous page's `next_after`).
+        after: Query<Option<Uuid>>,
+    ) -> Result<Json<InstancePage>, ApiError> {
+        let api = &self.state.settings.api;
+        let limit = limit.0.unwrap_or(api.default_page_size);
+        if limit > api.max_page_size {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("limit must be at most {}", api.max_page_size),
+            ));
+        }
+        let page = store::list(&self.state.db, status.0.map(Into::into), after.0, limit).await?;
+        Ok(Json(InstancePage {
+            items: page.items.into_iter().map(Into::into).collect(),
+            next_after: page.next_after,
+        }))
+    }
+
+    /// Get an instance
+    #[oai(path = "/:id", method = "get", operation_id = "get_instance")]
+    async fn get(&self, _auth: Auth, id: Path<Uuid>) -> Result<Json<InstanceView>, ApiError> {
+        Ok(Json(store::get(&self.state.db, id.0).await?.into()))
+    }
+
+    /// Rename an instance
+    #[oai(path = "/:id", method = "patch", operation_id = "update_instance")]
+    async fn update(
+        &self,
+        _auth: Auth,
+        id: Path<Uuid>,
+        body: Json<UpdateInstance>,
+    ) -> Result<Json<InstanceView>, ApiError> {
+        let instance = match body.0.name {
+            MaybeUndefined::Undefined => store::get(&self.state.db, id.0).await?,
+            MaybeUndefined::Null => store::rename(&self.state.db, id.0, None).await?,
+            MaybeUndefined::Value(name) => store::rename(&self.state.db, id.0, Some(name)).await?,
+        };
+        Ok(Json(instance.into()))
+    }
+
+    /// Delete an instance
+    ///
+    /// Refused with 409 while the instance is online: log it out first.
+    #[oai(path = "/:id", method = "delete", operation_id = "delete_instance")]
+    async fn delete(&self, _auth: Auth, id: Path<Uuid>) -> Result<Deleted, ApiError> {
+        store::delete(&self.state.db, id.0).await?;
+        tracing::info!(instance_id = %id.0, "instance deleted");
+        Ok(Deleted::Deleted)
+    }
+}

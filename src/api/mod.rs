@@ -1,0 +1,62 @@
+//! The HTTP surface: poem-openapi handlers (one file per tag), the error
+//! type, authentication, the spec and the docs UI.
+
+pub mod auth;
+pub mod error;
+pub mod instances;
+pub mod system;
+
+use poem::{Endpoint, EndpointExt, Route};
+use poem_openapi::{OpenApiService, Tags};
+
+use crate::app::AppState;
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// WhatsApp numbers managed by this gateway.
+    Instances,
+    /// Probes.
+    System,
+}
+
+type Apis = (system::SystemApi, instances::InstancesApi);
+
+fn service(state: AppState) -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (
+            system::SystemApi {
+                state: state.clone(),
+            },
+            instances::InstancesApi { state },
+        ),
+        "wagate",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description("Self-hosted WhatsApp Web multi-device gateway.")
+}
+
+/// The OpenAPI document as JSON. It does not depend on settings or data, so
+/// it is built without a database.
+pub fn spec_json() -> String {
+    let state = AppState {
+        db: Default::default(),
+        settings: Default::default(),
+        admin_key: "".into(),
+    };
+    service(state).spec()
+}
+
+/// Every route of the server, with request logging and problem+json errors.
+pub fn routes(state: AppState) -> impl Endpoint {
+    let keys = auth::Keys::new(&state.admin_key);
+    let api = service(state);
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    Route::new()
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .nest("/", api)
+        .data(keys)
+        .around(error::problem_middleware)
+        .around(crate::telemetry::request_span)
+}

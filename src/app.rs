@@ -1,0 +1,149 @@
+//! Wiring: settings, database, HTTP server, shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::Server;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use sea_orm::DatabaseConnection;
+
+use crate::config::Settings;
+use crate::db::{self, DbError};
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub settings: Arc<Settings>,
+    pub admin_key: Arc<str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "refusing to start: no admin key is set (WAGATE_ADMIN_KEY) and the server \
+         listens on {0}, which is not a loopback address"
+    )]
+    NoAdminKey(SocketAddr),
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A server that is bound and migrated but not yet serving.
+pub struct App {
+    state: AppState,
+    acceptor: TcpAcceptor,
+    addr: SocketAddr,
+}
+
+impl App {
+    /// Connects and migrates the database, settles the admin key and binds
+    /// the listening socket.
+    pub async fn build(settings: Settings) -> Result<Self, AppError> {
+        let admin_key = admin_key(&settings)?;
+        let db = db::connect(&settings).await?;
+        db::migrate(&db).await?;
+        let acceptor = TcpListener::bind(settings.listen)
+            .into_acceptor()
+            .await
+            .map_err(|source| AppError::Bind {
+                addr: settings.listen,
+                source,
+            })?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .unwrap_or(settings.listen);
+        let state = AppState {
+            db,
+            settings: Arc::new(settings),
+            admin_key: admin_key.into(),
+        };
+        Ok(Self {
+            state,
+            acceptor,
+            addr,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight
+    /// requests finish within the grace period and closes the pool.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
+        let grace = Duration::from_secs(self.state.settings.shutdown_grace_secs);
+        tracing::info!(addr = %self.addr, "listening");
+        let served = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(
+                crate::api::routes(self.state.clone()),
+                shutdown,
+                Some(grace),
+            )
+            .await;
+        if let Err(e) = self.state.db.close_by_ref().await {
+            tracing::warn!(error = %e, "closing the database pool");
+        }
+        tracing::info!("stopped");
+        served.map_err(AppError::Serve)
+    }
+}
+
+fn admin_key(settings: &Settings) -> Result<String, AppError> {
+    if !settings.admin_key.is_empty() {
+        return Ok(settings.admin_key.clone());
+    }
+    if !settings.listen.ip().is_loopback() {
+        return Err(AppError::NoAdminKey(settings.listen));
+    }
+    // 244 random bits from the OS generator, shown once so a local user can
+    // try the API; it changes on every start.
+    let key = format!(
+        "wag_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    println!("No WAGATE_ADMIN_KEY set; this run's admin key is: {key}");
+    Ok(key)
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

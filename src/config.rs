@@ -1,0 +1,199 @@
+//! Typed settings: the built-in `config/default.toml`, an optional file named
+//! by `WAGATE_CONFIG`, then `WAGATE_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: WAGATE_CONFIG names {0}, which does not exist")]
+    MissingFile(PathBuf),
+    #[error("configuration: setting `{setting}`: {reason}")]
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub admin_key: String,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub shutdown_grace_secs: u64,
+    pub database: DatabaseSettings,
+    pub api: ApiSettings,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub connect_timeout_secs: u64,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    pub default_page_size: u64,
+    pub max_page_size: u64,
+}
+
+// The admin key and the database URL (which may carry a password) stay out
+// of debug output.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("admin_key", &"<redacted>")
+            .field("log", &self.log)
+            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Settings {
+    /// The built-in defaults alone. They are valid by construction (a unit
+    /// test holds them to it), so a failure here is a build defect.
+    fn default() -> Self {
+        Figment::from(Toml::string(DEFAULTS))
+            .extract()
+            .unwrap_or_else(|e| panic!("config/default.toml is invalid: {e}"))
+    }
+}
+
+impl Settings {
+    /// Loads settings from the defaults, `WAGATE_CONFIG` and the process
+    /// environment, then validates them.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::from_figment(Self::figment()?)
+    }
+
+    /// The layered sources, for callers (tests) that add their own on top.
+    pub fn figment() -> Result<Figment, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        if let Ok(path) = std::env::var("WAGATE_CONFIG") {
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                return Err(ConfigError::MissingFile(path));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        Ok(figment
+            .merge(
+                Env::prefixed("WAGATE_")
+                    .ignore(&["CONFIG"])
+                    .split("__")
+                    .lowercase(true),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database.url".into()),
+            ))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, reason: &str| ConfigError::Invalid {
+            setting,
+            reason: reason.to_owned(),
+        };
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.url",
+                "must start with sqlite: or postgres://",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if self.api.default_page_size == 0 || self.api.default_page_size > self.api.max_page_size {
+            return Err(invalid(
+                "api.default_page_size",
+                "must be between 1 and api.max_page_size",
+            ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            return Err(ConfigError::Invalid {
+                setting: "log",
+                reason: e.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The SQLite file the database URL names, if it names one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        let rest = self.database.url.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && path != ":memory:").then(|| Path::new(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_defaults_are_valid() {
+        let settings = Settings::from_figment(Figment::from(Toml::string(DEFAULTS)))
+            .expect("defaults validate");
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.sqlite_path(), Some(Path::new("data/wagate.db")));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_setting() {
+        let figment =
+            Figment::from(Toml::string(DEFAULTS)).merge(("database.max_connections", "many"));
+        let err = Settings::from_figment(figment).err().expect("rejected");
+        assert!(
+            err.to_string().contains("database.max_connections"),
+            "{err}"
+        );
+
+        let figment = Figment::from(Toml::string(DEFAULTS)).merge(("database.url", "mysql://x"));
+        let err = Settings::from_figment(figment).err().expect("rejected");
+        assert!(err.to_string().contains("database.url"), "{err}");
+    }
+
+    #[test]
+    fn sqlite_paths() {
+        let mut s = Settings::default();
+        s.database.url = "sqlite:///tmp/a.db?mode=rwc".into();
+        assert_eq!(s.sqlite_path(), Some(Path::new("/tmp/a.db")));
+        s.database.url = "sqlite::memory:".into();
+        assert_eq!(s.sqlite_path(), None);
+        s.database.url = "postgres://localhost/x".into();
+        assert_eq!(s.sqlite_path(), None);
+    }
+}

@@ -1,0 +1,6 @@
+//! Instances: one WhatsApp number each, and the rules of their lifecycle.
+
+pub mod store;
+
+pub use entity::instances::{Model as Instance, Status};
+pub use store::{InstanceError, Page};

@@ -1,0 +1,8 @@
+//! wagate: a self-hosted WhatsApp Web multi-device gateway.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod instances;
+pub mod telemetry;
