@@ -12,7 +12,7 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("configuration: {0}")]
+    #[error("configuration: {}", describe(.0))]
     Load(#[from] Box<figment::Error>),
     #[error("configuration: WAGATE_CONFIG names {0}, which does not exist")]
     MissingFile(PathBuf),
@@ -21,6 +21,28 @@ pub enum ConfigError {
         setting: &'static str,
         reason: String,
     },
+}
+
+/// Names each failing setting the way this file's keys are written
+/// (`database.max_connections`), whichever source supplied it.
+fn describe(err: &figment::Error) -> String {
+    err.clone()
+        .into_iter()
+        .map(|e| {
+            let setting = e.path.join(".").to_lowercase();
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            if setting.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("setting `{setting}`: {}{source}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[derive(Clone, Deserialize)]
@@ -74,7 +96,7 @@ impl Default for Settings {
     /// The built-in defaults alone. They are valid by construction (a unit
     /// test holds them to it), so a failure here is a build defect.
     fn default() -> Self {
-        Figment::from(Toml::string(DEFAULTS))
+        Self::defaults_figment()
             .extract()
             .unwrap_or_else(|e| panic!("config/default.toml is invalid: {e}"))
     }
@@ -87,9 +109,14 @@ impl Settings {
         Self::from_figment(Self::figment()?)
     }
 
-    /// The layered sources, for callers (tests) that add their own on top.
-    pub fn figment() -> Result<Figment, ConfigError> {
-        let mut figment = Figment::from(Toml::string(DEFAULTS));
+    /// The built-in defaults alone, for callers (tests) that layer their own
+    /// values on top without reading the process environment.
+    pub fn defaults_figment() -> Figment {
+        Figment::from(Toml::string(DEFAULTS))
+    }
+
+    fn figment() -> Result<Figment, ConfigError> {
+        let mut figment = Self::defaults_figment();
         if let Ok(path) = std::env::var("WAGATE_CONFIG") {
             let path = PathBuf::from(path);
             if !path.is_file() {
@@ -175,14 +202,14 @@ mod tests {
     fn a_bad_value_names_its_setting() {
         let figment =
             Figment::from(Toml::string(DEFAULTS)).merge(("database.max_connections", "many"));
-        let err = Settings::from_figment(figment).err().expect("rejected");
+        let err = Settings::from_figment(figment).expect_err("rejected");
         assert!(
             err.to_string().contains("database.max_connections"),
             "{err}"
         );
 
         let figment = Figment::from(Toml::string(DEFAULTS)).merge(("database.url", "mysql://x"));
-        let err = Settings::from_figment(figment).err().expect("rejected");
+        let err = Settings::from_figment(figment).expect_err("rejected");
         assert!(err.to_string().contains("database.url"), "{err}");
     }
 

@@ -24,13 +24,13 @@ pub enum DbError {
 /// Opens the pool. A SQLite file and its folder are created if missing, and
 /// SQLite runs in WAL mode so readers never wait for the writer.
 pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError> {
-    if let Some(parent) = settings.sqlite_path().and_then(|p| p.parent()) {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent).map_err(|source| DbError::CreateDir {
-                path: parent.display().to_string(),
-                source,
-            })?;
-        }
+    if let Some(parent) = settings.sqlite_path().and_then(|p| p.parent())
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|source| DbError::CreateDir {
+            path: parent.display().to_string(),
+            source,
+        })?;
     }
     let mut options = ConnectOptions::new(settings.database.url.clone());
     let timeout = Duration::from_secs(settings.database.connect_timeout_secs);

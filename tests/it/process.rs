@@ -1,0 +1,240 @@
+//! The real binary as a separate process: start-up, restart, signals and
+//! configuration errors.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::harness::{ADMIN_KEY, TestDb, send};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wagate");
+
+fn wagate(db_url: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", db_url)
+        .env("WAGATE_LISTEN", "127.0.0.1:0")
+        .env("WAGATE_ADMIN_KEY", ADMIN_KEY)
+        .env("WAGATE_LOG", "info")
+        .env("WAGATE_LOG_FORMAT", "json");
+    cmd
+}
+
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+}
+
+/// Starts the server and waits (up to a deadline) for the log line that
+/// names the bound address.
+fn start(mut cmd: Command) -> Running {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn wagate");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if v["fields"]["message"] == "listening"
+                && v["target"] == "wagate::app"
+                && let Some(addr) = v["fields"]["addr"].as_str()
+            {
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server reports its address")
+        .parse()
+        .expect("socket address");
+    Running { child, addr }
+}
+
+impl Running {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// SIGTERM, then the exit status (waited for with a deadline).
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(killed.is_ok_and(|s| s.success()), "kill -TERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "exits after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn data_survives_a_restart_and_sigterm_exits_cleanly() {
+    let db = TestDb::new().await;
+    let http = reqwest::Client::new();
+
+    let first = start(wagate(&db.url));
+    let created = send(
+        http.request(Method::POST, first.url("/v1/instances"))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({"name": "survivor"})),
+    )
+    .await;
+    assert_eq!(created.status, 201);
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    let status = first.terminate();
+    assert!(status.success(), "graceful exit: {status:?}");
+
+    let second = start(wagate(&db.url));
+    let got = send(
+        http.request(Method::GET, second.url(&format!("/v1/instances/{id}")))
+            .bearer_auth(ADMIN_KEY),
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, created.body);
+    assert!(second.terminate().success());
+}
+
+fn run_to_exit(mut cmd: Command) -> std::process::Output {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run wagate")
+}
+
+#[tokio::test]
+async fn bad_configuration_names_the_setting() {
+    let db = TestDb::new().await;
+    let mut cmd = wagate(&db.url);
+    cmd.env("WAGATE_DATABASE__MAX_CONNECTIONS", "lots");
+    let out = run_to_exit(cmd);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(stderr.contains("database.max_connections"), "{stderr}");
+
+    let mut cmd = wagate(&db.url);
+    cmd.env("WAGATE_LISTEN", "nowhere");
+    let out = run_to_exit(cmd);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen"));
+
+    let mut cmd = wagate(&db.url);
+    cmd.env("WAGATE_CONFIG", "/nonexistent/wagate.toml");
+    let out = run_to_exit(cmd);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WAGATE_CONFIG"));
+}
+
+#[tokio::test]
+async fn no_admin_key_refuses_a_public_address() {
+    let db = TestDb::new().await;
+    let mut cmd = wagate(&db.url);
+    cmd.env_remove("WAGATE_ADMIN_KEY")
+        .env("WAGATE_LISTEN", "0.0.0.0:0");
+    let out = run_to_exit(cmd);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WAGATE_ADMIN_KEY"));
+}
+
+#[tokio::test]
+async fn no_admin_key_on_loopback_prints_a_generated_one() {
+    let db = TestDb::new().await;
+    let mut cmd = wagate(&db.url);
+    cmd.env_remove("WAGATE_ADMIN_KEY");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut key = None;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(k) = line.split("admin key is: ").nth(1) {
+                key = Some(k.trim().to_owned());
+            }
+            if line.contains("\"listening\"") && line.contains("wagate::app") {
+                let addr = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|v| v["fields"]["addr"].as_str().map(str::to_owned));
+                let _ = tx.send((key.take(), addr));
+            }
+        }
+    });
+    let (key, addr) = rx.recv_timeout(Duration::from_secs(60)).expect("started");
+    let running = Running {
+        child,
+        addr: addr.expect("addr").parse().expect("addr"),
+    };
+    let key = key.expect("the generated key is printed");
+    let http = reqwest::Client::new();
+    let ok = send(http.get(running.url("/v1/instances")).bearer_auth(&key)).await;
+    assert_eq!(ok.status, 200);
+    let other = send(
+        http.get(running.url("/v1/instances"))
+            .bearer_auth(ADMIN_KEY),
+    )
+    .await;
+    assert_eq!(other.status, 401);
+    assert!(running.terminate().success());
+}
+
+#[tokio::test]
+async fn openapi_command_prints_the_served_document() {
+    let out = Command::new(BIN).arg("openapi").output().expect("run");
+    assert!(out.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let app = crate::harness::TestApp::spawn().await;
+    let served: serde_json::Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("spec")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(printed, served);
+}
+
+#[tokio::test]
+async fn migrate_command_prepares_a_database() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // A folder that does not exist yet: the server creates it.
+    let url = format!("sqlite://{}/nested/wagate.db", dir.path().display());
+    let out = run_to_exit({
+        let mut c = wagate(&url);
+        c.arg("migrate");
+        c
+    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("nested/wagate.db").is_file());
+}

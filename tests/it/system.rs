@@ -1,0 +1,99 @@
+use reqwest::Method;
+
+use crate::harness::{TestApp, send};
+
+#[tokio::test]
+async fn probes() {
+    let app = TestApp::spawn().await;
+    let health = send(app.http.get(app.url("/healthz"))).await;
+    assert_eq!(
+        (health.status, health.body["status"].as_str()),
+        (200, Some("ok"))
+    );
+    let ready = send(app.http.get(app.url("/readyz"))).await;
+    assert_eq!(
+        (ready.status, ready.body["status"].as_str()),
+        (200, Some("ready"))
+    );
+}
+
+#[tokio::test]
+async fn readyz_fails_when_the_database_is_gone() {
+    let app = TestApp::spawn().await;
+    assert_eq!(send(app.http.get(app.url("/readyz"))).await.status, 200);
+    app.db.take_away().await;
+    send(app.http.get(app.url("/readyz")))
+        .await
+        .assert_problem(503, "not_ready");
+    // The process itself is still alive.
+    assert_eq!(send(app.http.get(app.url("/healthz"))).await.status, 200);
+}
+
+#[tokio::test]
+async fn openapi_document_is_valid_and_complete() {
+    let app = TestApp::spawn().await;
+    let text = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("spec")
+        .text()
+        .await
+        .expect("body");
+    let spec: openapiv3::OpenAPI = serde_json::from_str(&text).expect("a valid OpenAPI 3 document");
+    assert!(spec.openapi.starts_with("3."), "{}", spec.openapi);
+
+    let mut routes: Vec<String> = Vec::new();
+    for (path, item) in spec.paths.iter() {
+        let item = item.as_item().expect("inline path item");
+        for (method, _) in item.iter() {
+            routes.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    routes.sort();
+    let expected = [
+        "DELETE /v1/instances/{id}",
+        "GET /healthz",
+        "GET /readyz",
+        "GET /v1/instances",
+        "GET /v1/instances/{id}",
+        "PATCH /v1/instances/{id}",
+        "POST /v1/instances",
+    ];
+    assert_eq!(routes, expected);
+
+    let schemes = spec
+        .components
+        .as_ref()
+        .map(|c| c.security_schemes.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    assert_eq!(schemes.len(), 2, "bearer and X-Api-Key: {schemes:?}");
+}
+
+#[tokio::test]
+async fn docs_ui_is_html() {
+    let app = TestApp::spawn().await;
+    let resp = app.http.get(app.url("/docs")).send().await.expect("docs");
+    assert_eq!(resp.status(), 200);
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(ct.starts_with("text/html"), "{ct}");
+    let body = resp.text().await.expect("body");
+    assert!(body.contains("swagger"), "the page loads the docs UI");
+}
+
+#[tokio::test]
+async fn unknown_routes_are_problems() {
+    let app = TestApp::spawn().await;
+    send(app.req(Method::GET, "/v1/nothing-here"))
+        .await
+        .assert_problem(404, "route_not_found");
+    send(app.req(Method::PUT, "/v1/instances"))
+        .await
+        .assert_problem(405, "method_not_allowed");
+}
