@@ -108,20 +108,22 @@ fn replace_db_name(url: &str, name: &str) -> String {
     out
 }
 
-/// The migrated template database, created once per set of migrations.
-/// Named after the migrations it holds, so a new migration makes a new one;
-/// built under another name and renamed, so no test clones a half-built one.
+/// The migrated template database, built once per build of the test binary
+/// (its name carries the binary's modification time, so an edited migration
+/// never meets a stale template) and renamed into place only when complete.
 async fn template(admin_url: &str) -> String {
     static NAME: OnceLock<String> = OnceLock::new();
-    let names: Vec<String> = migration::Migrator::migrations()
-        .iter()
-        .map(|m| m.name().to_owned())
-        .collect();
-    let digest = names.join(",").bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    });
     let name = NAME
-        .get_or_init(|| format!("wagate_tpl_{digest:016x}"))
+        .get_or_init(|| {
+            let built = std::env::current_exe()
+                .and_then(|p| p.metadata())
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            format!("wagate_tpl_{built}")
+        })
         .clone();
 
     let mut opts = sea_orm::ConnectOptions::new(admin_url.to_owned());
@@ -129,6 +131,7 @@ async fn template(admin_url: &str) -> String {
     let admin = Database::connect(opts).await.expect("connect admin");
     // Test binaries run in parallel processes: one builds, the others wait.
     exec(&admin, "SELECT pg_advisory_lock(717171)").await;
+    drop_stale_databases(&admin, &name).await;
     let exists = admin
         .query_one_raw(Statement::from_string(
             admin.get_database_backend(),
@@ -137,7 +140,6 @@ async fn template(admin_url: &str) -> String {
         .await
         .expect("query pg_database")
         .is_some();
-    drop_stale_databases(&admin).await;
     if !exists {
         let building = format!("{name}_building");
         exec(
@@ -164,8 +166,8 @@ async fn template(admin_url: &str) -> String {
     name
 }
 
-/// Drops test databases left by runs that ended over an hour ago.
-async fn drop_stale_databases(admin: &DatabaseConnection) {
+/// Drops test databases and templates made over an hour ago.
+async fn drop_stale_databases(admin: &DatabaseConnection, keep: &str) {
     static DONE: OnceLock<()> = OnceLock::new();
     if DONE.set(()).is_err() {
         return;
@@ -173,7 +175,8 @@ async fn drop_stale_databases(admin: &DatabaseConnection) {
     let rows = admin
         .query_all_raw(Statement::from_string(
             admin.get_database_backend(),
-            "SELECT datname FROM pg_database WHERE datname LIKE 'wagate\\_t\\_%'",
+            "SELECT datname FROM pg_database \
+             WHERE datname LIKE 'wagate\\_t\\_%' OR datname LIKE 'wagate\\_tpl\\_%'",
         ))
         .await
         .expect("list test databases");
@@ -182,12 +185,13 @@ async fn drop_stale_databases(admin: &DatabaseConnection) {
         let Ok(name) = row.try_get::<String>("", "datname") else {
             continue;
         };
+        // wagate_t_<secs>_<random> and wagate_tpl_<secs>
         let created = name
             .split('_')
             .nth(2)
             .and_then(|t| t.parse::<i64>().ok())
             .unwrap_or(0);
-        if created < cutoff {
+        if created < cutoff && !name.starts_with(keep) {
             let _ = admin
                 .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .await;
