@@ -11,6 +11,8 @@ use sea_orm::DatabaseConnection;
 
 use crate::config::Settings;
 use crate::db::{self, DbError};
+use crate::engine::Engine;
+use crate::instances::sessions::{SessionError, Sessions};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -18,6 +20,7 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub settings: Arc<Settings>,
     pub admin_key: Arc<str>,
+    pub sessions: Sessions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +39,10 @@ pub enum AppError {
     NoAdminKey(SocketAddr),
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("resuming sessions: {0}")]
+    Resume(#[from] SessionError),
+    #[error("WhatsApp engine: {0}")]
+    Engine(#[from] crate::engine::EngineError),
 }
 
 /// A server that is bound and migrated but not yet serving.
@@ -48,10 +55,17 @@ pub struct App {
 impl App {
     /// Connects and migrates the database, settles the admin key and binds
     /// the listening socket.
-    pub async fn build(settings: Settings) -> Result<Self, AppError> {
+    pub async fn build(settings: Settings, engine: Arc<dyn Engine>) -> Result<Self, AppError> {
         let admin_key = admin_key(&settings)?;
         let db = db::connect(&settings).await?;
         db::migrate(&db).await?;
+        let (sessions, event_loop) = Sessions::new(
+            db.clone(),
+            engine,
+            Duration::from_secs(settings.whatsapp.answer_timeout_secs),
+            || {},
+        );
+        tokio::spawn(event_loop);
         let acceptor = TcpListener::bind(settings.listen)
             .into_acceptor()
             .await
@@ -68,6 +82,7 @@ impl App {
             db,
             settings: Arc::new(settings),
             admin_key: admin_key.into(),
+            sessions,
         };
         Ok(Self {
             state,
@@ -89,6 +104,12 @@ impl App {
     /// requests finish within the grace period and closes the pool.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
         let grace = Duration::from_secs(self.state.settings.shutdown_grace_secs);
+        let resumed = self
+            .state
+            .sessions
+            .resume_all(self.state.settings.whatsapp.resume_concurrency)
+            .await?;
+        tracing::info!(sessions = resumed, "stored sessions resuming");
         tracing::info!(addr = %self.addr, "listening");
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
@@ -97,6 +118,13 @@ impl App {
                 Some(grace),
             )
             .await;
+        // Disconnect without unlinking, so every session resumes next start.
+        if tokio::time::timeout(grace, self.state.sessions.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("sessions did not disconnect within the grace period");
+        }
         if let Err(e) = self.state.db.close_by_ref().await {
             tracing::warn!(error = %e, "closing the database pool");
         }

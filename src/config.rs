@@ -55,6 +55,7 @@ pub struct Settings {
     pub shutdown_grace_secs: u64,
     pub database: DatabaseSettings,
     pub api: ApiSettings,
+    pub whatsapp: WhatsAppSettings,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -70,6 +71,14 @@ pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
     pub connect_timeout_secs: u64,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsAppSettings {
+    pub ws_url: String,
+    pub answer_timeout_secs: u64,
+    pub resume_concurrency: usize,
 }
 
 #[derive(Clone, Deserialize)]
@@ -166,6 +175,19 @@ impl Settings {
             return Err(invalid(
                 "api.default_page_size",
                 "must be between 1 and api.max_page_size",
+            ));
+        }
+        let ws = &self.whatsapp.ws_url;
+        if !(ws.is_empty() || ws.starts_with("ws://") || ws.starts_with("wss://")) {
+            return Err(invalid(
+                "whatsapp.ws_url",
+                "must be empty or a ws:// or wss:// URL",
+            ));
+        }
+        if self.whatsapp.answer_timeout_secs == 0 {
+            return Err(invalid(
+                "whatsapp.answer_timeout_secs",
+                "must be at least 1",
             ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {

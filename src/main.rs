@@ -2,8 +2,13 @@
 
 use std::process::ExitCode;
 
-use wagate::app::{App, shutdown_signal};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wagate::app::{App, AppError, shutdown_signal};
 use wagate::config::Settings;
+use wagate::engine::Engine;
+use wagate::whatsapp::WhatsAppEngine;
 use wagate::{api, db, telemetry};
 
 const USAGE: &str = "usage: wagate [serve | migrate | openapi]
@@ -56,7 +61,11 @@ fn run(command: &str) -> ExitCode {
             tracing::info!("migrations applied");
             return Ok(());
         }
-        App::build(settings).await?.run(shutdown_signal()).await
+        let engine = real_engine(&settings)?;
+        App::build(settings, engine)
+            .await?
+            .run(shutdown_signal())
+            .await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,4 +75,15 @@ fn run(command: &str) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn real_engine(settings: &Settings) -> Result<Arc<dyn Engine>, AppError> {
+    let ws_url = Some(settings.whatsapp.ws_url.clone()).filter(|u| !u.is_empty());
+    let backends = Arc::new(wagate::whatsapp::memory::MemoryBackends::default());
+    let engine = WhatsAppEngine::new(
+        backends,
+        ws_url,
+        Duration::from_secs(settings.whatsapp.answer_timeout_secs),
+    )?;
+    Ok(Arc::new(engine))
 }

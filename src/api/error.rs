@@ -151,10 +151,13 @@ const DOCUMENTED: &[(u16, &str)] = &[
     (401, "Missing or invalid API key."),
     (404, "The resource does not exist."),
     (409, "The resource is in a state that forbids the request."),
+    (410, "The instance is logged out for good."),
     (415, "The request body has the wrong content type."),
     (422, "The request body is malformed or fails validation."),
     (500, "The server failed; details are in its log."),
+    (502, "WhatsApp could not be reached or refused."),
     (503, "A dependency (the database) is unavailable."),
+    (504, "WhatsApp did not answer in time."),
 ];
 
 impl ApiResponse for ApiError {

@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod error;
 pub mod instances;
+pub mod pairing;
+pub mod qr_image;
 pub mod system;
 
 use poem::{Endpoint, EndpointExt, Route};
@@ -15,11 +17,17 @@ use crate::app::AppState;
 pub enum ApiTags {
     /// WhatsApp numbers managed by this gateway.
     Instances,
+    /// Pairing a phone by QR code or linking code, and logging out.
+    Pairing,
     /// Probes.
     System,
 }
 
-type Apis = (system::SystemApi, instances::InstancesApi);
+type Apis = (
+    system::SystemApi,
+    instances::InstancesApi,
+    pairing::PairingApi,
+);
 
 fn service(state: AppState) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
@@ -27,7 +35,10 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
             system::SystemApi {
                 state: state.clone(),
             },
-            instances::InstancesApi { state },
+            instances::InstancesApi {
+                state: state.clone(),
+            },
+            pairing::PairingApi { state },
         ),
         "wagate",
         env!("CARGO_PKG_VERSION"),
@@ -38,10 +49,17 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
 /// The OpenAPI document as JSON. It does not depend on settings or data, so
 /// it is built without a database.
 pub fn spec_json() -> String {
+    let (sessions, _) = crate::instances::sessions::Sessions::new(
+        Default::default(),
+        std::sync::Arc::new(crate::engine::scripted::ScriptedEngine::new()),
+        std::time::Duration::from_secs(1),
+        || {},
+    );
     let state = AppState {
         db: Default::default(),
         settings: Default::default(),
         admin_key: "".into(),
+        sessions,
     };
     service(state).spec()
 }

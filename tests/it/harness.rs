@@ -8,9 +8,12 @@ use std::sync::OnceLock;
 
 use migration::MigratorTrait;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use std::sync::Arc;
+
 use tokio::sync::oneshot;
 use wagate::app::App;
 use wagate::config::Settings;
+use wagate::engine::scripted::ScriptedEngine;
 
 pub const ADMIN_KEY: &str = "test-admin-key";
 
@@ -202,6 +205,13 @@ async fn drop_stale_databases(admin: &DatabaseConnection, keep: &str) {
 /// Settings for a test server on `db`: an ephemeral loopback port and the
 /// test admin key, whatever the environment says.
 pub fn settings(db: &TestDb) -> Settings {
+    settings_with(db, |f| f)
+}
+
+pub fn settings_with(
+    db: &TestDb,
+    adjust: impl FnOnce(figment::Figment) -> figment::Figment,
+) -> Settings {
     let figment = Settings::defaults_figment()
         .merge(("listen", "127.0.0.1:0"))
         .merge(("admin_key", ADMIN_KEY))
@@ -209,13 +219,15 @@ pub fn settings(db: &TestDb) -> Settings {
         .merge(("shutdown_grace_secs", 5))
         .merge(("database.url", db.url.as_str()))
         .merge(("database.max_connections", 5));
-    Settings::from_figment(figment).expect("test settings")
+    Settings::from_figment(adjust(figment)).expect("test settings")
 }
 
-/// The real server, in this process, on its own database.
+/// The real server, in this process, on its own database, with the scripted
+/// WhatsApp engine.
 pub struct TestApp {
     pub addr: SocketAddr,
     pub db: TestDb,
+    pub engine: ScriptedEngine,
     pub http: reqwest::Client,
     // Dropping it stops the server.
     _stop: oneshot::Sender<()>,
@@ -227,7 +239,14 @@ impl TestApp {
     }
 
     pub async fn spawn_on(db: TestDb) -> Self {
-        let app = App::build(settings(&db)).await.expect("build app");
+        let settings = settings(&db);
+        Self::spawn_with(db, settings, ScriptedEngine::new()).await
+    }
+
+    pub async fn spawn_with(db: TestDb, settings: Settings, engine: ScriptedEngine) -> Self {
+        let app = App::build(settings, Arc::new(engine.clone()))
+            .await
+            .expect("build app");
         let addr = app.local_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -240,13 +259,19 @@ impl TestApp {
         Self {
             addr,
             db,
-            http: reqwest::Client::new(),
+            engine,
+            http: crate::harness::http_client(),
             _stop: stop,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the server (without waiting for it) and hands back its database.
+    pub fn into_db(self) -> TestDb {
+        self.db
     }
 
     /// A request with the admin key.
@@ -309,4 +334,29 @@ impl Reply {
 
 pub async fn send(rb: reqwest::RequestBuilder) -> Reply {
     Reply::from(rb.send().await.expect("request")).await
+}
+
+/// Polls `check` until it returns `Some`, failing the test past a deadline.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// An HTTP client for tests (reqwest is built without a default TLS provider).
+pub fn http_client() -> reqwest::Client {
+    wagate::install_crypto_provider();
+    reqwest::Client::new()
 }

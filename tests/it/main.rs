@@ -3,5 +3,6 @@
 
 mod harness;
 mod instances;
+mod pairing;
 mod process;
 mod system;

@@ -58,8 +58,12 @@ async fn openapi_document_is_valid_and_complete() {
         "GET /readyz",
         "GET /v1/instances",
         "GET /v1/instances/{id}",
+        "GET /v1/instances/{id}/qr",
         "PATCH /v1/instances/{id}",
         "POST /v1/instances",
+        "POST /v1/instances/{id}/login",
+        "POST /v1/instances/{id}/logout",
+        "POST /v1/instances/{id}/pair-code",
     ];
     assert_eq!(routes, expected);
 

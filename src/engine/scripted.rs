@@ -1,0 +1,189 @@
+//! A scripted engine for tests: it records what the gateway asked of it and
+//! emits whatever events the test tells it to, through the same sink a real
+//! session uses.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::{Engine, EngineError, EngineEvent, EventSink, Session};
+
+/// What the gateway asked of the engine, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Start(Uuid),
+    PairCode(Uuid, String),
+    Logout(Uuid),
+    Disconnect(Uuid),
+    Wipe(Uuid),
+}
+
+#[derive(Default)]
+struct State {
+    sinks: HashMap<Uuid, EventSink>,
+    /// Instances whose (pretend) keys are stored: they resume without a QR.
+    stored: HashSet<Uuid>,
+    calls: Vec<Call>,
+    refuse_start: bool,
+    silent: bool,
+}
+
+#[derive(Clone, Default)]
+pub struct ScriptedEngine {
+    state: Arc<Mutex<State>>,
+}
+
+impl ScriptedEngine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking test thread must not wedge the others.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Delivers `event` as the instance's live session would. False when the
+    /// instance has no live session.
+    pub async fn emit(&self, instance_id: Uuid, event: EngineEvent) -> bool {
+        let sink = {
+            let mut state = self.lock();
+            match &event {
+                EngineEvent::Paired { .. } | EngineEvent::Connected { .. } => {
+                    state.stored.insert(instance_id);
+                }
+                EngineEvent::LoggedOut { .. } => {
+                    state.stored.remove(&instance_id);
+                }
+                _ => {}
+            }
+            state.sinks.get(&instance_id).cloned()
+        };
+        match sink {
+            Some(sink) => sink.send((instance_id, event)).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Pretends `instance_id` has stored keys, as after an earlier pairing.
+    pub fn store_session(&self, instance_id: Uuid) {
+        self.lock().stored.insert(instance_id);
+    }
+
+    pub fn has_live_session(&self, instance_id: Uuid) -> bool {
+        self.lock().sinks.contains_key(&instance_id)
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// Makes every later `start` fail, as when WhatsApp cannot be reached.
+    pub fn refuse_start(&self, refuse: bool) {
+        self.lock().refuse_start = refuse;
+    }
+
+    /// Makes later sessions start without showing anything, like a server
+    /// that never answers.
+    pub fn silent(&self, silent: bool) {
+        self.lock().silent = silent;
+    }
+
+    /// The QR code the double shows for an instance's `attempt`.
+    pub fn qr_code(instance_id: Uuid, attempt: u32) -> String {
+        format!("scripted-ref-{attempt},{instance_id}")
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for ScriptedEngine {
+    async fn start(
+        &self,
+        instance_id: Uuid,
+        sink: EventSink,
+    ) -> Result<Arc<dyn Session>, EngineError> {
+        let first = {
+            let mut state = self.lock();
+            state.calls.push(Call::Start(instance_id));
+            if state.refuse_start {
+                return Err(EngineError::Refused("scripted refusal".into()));
+            }
+            state.sinks.insert(instance_id, sink.clone());
+            if state.silent {
+                None
+            } else if state.stored.contains(&instance_id) {
+                Some(EngineEvent::Connected {
+                    jid: None,
+                    phone_number: None,
+                })
+            } else {
+                Some(EngineEvent::Qr {
+                    code: Self::qr_code(instance_id, 1),
+                    valid_for: Duration::from_secs(60),
+                    attempt: 1,
+                })
+            }
+        };
+        // Like a real client, the first event arrives after start returns.
+        if let Some(first) = first {
+            tokio::spawn(async move {
+                let _ = sink.send((instance_id, first)).await;
+            });
+        }
+        Ok(Arc::new(ScriptedSession {
+            engine: self.clone(),
+            instance_id,
+        }))
+    }
+
+    async fn wipe(&self, instance_id: Uuid) -> Result<(), EngineError> {
+        let mut state = self.lock();
+        state.calls.push(Call::Wipe(instance_id));
+        state.stored.remove(&instance_id);
+        Ok(())
+    }
+}
+
+struct ScriptedSession {
+    engine: ScriptedEngine,
+    instance_id: Uuid,
+}
+
+#[async_trait::async_trait]
+impl Session for ScriptedSession {
+    async fn pair_code(&self, phone_number: &str) -> Result<String, EngineError> {
+        self.engine
+            .lock()
+            .calls
+            .push(Call::PairCode(self.instance_id, phone_number.to_owned()));
+        Ok("SCRP7K2Q".to_owned())
+    }
+
+    async fn logout(&self) {
+        let sink = {
+            let mut state = self.engine.lock();
+            state.calls.push(Call::Logout(self.instance_id));
+            state.stored.remove(&self.instance_id);
+            state.sinks.remove(&self.instance_id)
+        };
+        // The real client announces its own logout too.
+        if let Some(sink) = sink {
+            let _ = sink
+                .send((
+                    self.instance_id,
+                    EngineEvent::LoggedOut {
+                        reason: "logged out".into(),
+                    },
+                ))
+                .await;
+        }
+    }
+
+    async fn disconnect(&self) {
+        let mut state = self.engine.lock();
+        state.calls.push(Call::Disconnect(self.instance_id));
+        state.sinks.remove(&self.instance_id);
+    }
+}

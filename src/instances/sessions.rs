@@ -1,0 +1,353 @@
+//! The registry of live sessions (one client per instance) and the
+//! operations on them: login, pair by code, logout, resume, stop. Engine
+//! events come through one channel and are applied in arrival order.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::instances::{Column, Entity, Status};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::Instance;
+use super::lifecycle;
+use super::store::{self, InstanceError};
+use crate::engine::{Engine, EngineError, EngineEvent, EventSink, Session};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Instance(#[from] InstanceError),
+    #[error("instance {0} is logged out; create a new instance to pair again")]
+    LoggedOut(Uuid),
+    #[error("instance {0} is already online")]
+    AlreadyOnline(Uuid),
+    #[error("instance {0} is not paired")]
+    NotPaired(Uuid),
+    #[error("instance {0} has no QR code now; start pairing with POST /v1/instances/{0}/login")]
+    NoQr(Uuid),
+    #[error("WhatsApp did not answer within {0} s")]
+    Timeout(u64),
+    #[error("pairing failed: {0}")]
+    PairingFailed(String),
+    #[error("WhatsApp engine: {0}")]
+    Engine(#[from] EngineError),
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// A QR code to scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qr {
+    pub code: String,
+    pub expires_at: DateTime<Utc>,
+    pub attempt: u32,
+}
+
+/// What a pairing in progress has shown so far.
+#[derive(Debug, Clone, Default)]
+pub struct Pairing {
+    pub qr: Option<Qr>,
+    pub online: bool,
+    pub failure: Option<String>,
+}
+
+struct Live {
+    session: Option<Arc<dyn Session>>,
+    pairing: watch::Sender<Pairing>,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    engine: Arc<dyn Engine>,
+    sink: EventSink,
+    live: Mutex<HashMap<Uuid, Live>>,
+    answer_timeout: Duration,
+    on_event: Box<dyn Fn() + Send + Sync>,
+}
+
+/// Cheap to clone; all clones share one registry.
+#[derive(Clone)]
+pub struct Sessions {
+    inner: Arc<Inner>,
+}
+
+impl Sessions {
+    /// The registry and its event loop, which the caller spawns. `on_event`
+    /// runs after every committed outbox event (it wakes the dispatcher).
+    pub fn new(
+        db: DatabaseConnection,
+        engine: Arc<dyn Engine>,
+        answer_timeout: Duration,
+        on_event: impl Fn() + Send + Sync + 'static,
+    ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
+        let (sink, mut events) = mpsc::channel(1024);
+        let sessions = Self {
+            inner: Arc::new(Inner {
+                db,
+                engine,
+                sink,
+                live: Mutex::new(HashMap::new()),
+                answer_timeout,
+                on_event: Box::new(on_event),
+            }),
+        };
+        // Holds only a weak reference so dropping every `Sessions` ends it.
+        let weak = Arc::downgrade(&sessions.inner);
+        let event_loop = async move {
+            while let Some((id, event)) = events.recv().await {
+                let Some(inner) = weak.upgrade() else { break };
+                let span = tracing::info_span!("instance", instance_id = %id);
+                Sessions { inner }.handle(id, event).instrument(span).await;
+            }
+        };
+        (sessions, event_loop)
+    }
+
+    fn live(&self) -> MutexGuard<'_, HashMap<Uuid, Live>> {
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn handle(&self, id: Uuid, event: EngineEvent) {
+        let applied = match lifecycle::apply(&self.inner.db, id, &event).await {
+            Ok(applied) => applied,
+            Err(e) => {
+                tracing::error!(error = %e, ?event, "could not persist an engine event");
+                None
+            }
+        };
+        if let Some(applied) = &applied {
+            tracing::info!(
+                from = %lifecycle::status_name(applied.previous),
+                to = %lifecycle::status_name(applied.status),
+                "instance event applied"
+            );
+            if applied.event.is_some() {
+                (self.inner.on_event)();
+            }
+        }
+        match event {
+            EngineEvent::Qr {
+                code,
+                valid_for,
+                attempt,
+            } => self.update(id, |p| {
+                p.qr = Some(Qr {
+                    code,
+                    expires_at: Utc::now()
+                        + chrono::Duration::from_std(valid_for).unwrap_or_default(),
+                    attempt,
+                });
+            }),
+            EngineEvent::Connected { .. } => self.update(id, |p| {
+                p.qr = None;
+                p.online = true;
+            }),
+            EngineEvent::QrExhausted => {
+                self.update(id, |p| {
+                    p.qr = None;
+                    p.failure = Some("every QR code expired without a scan".into());
+                });
+                self.stop(id).await;
+            }
+            EngineEvent::PairError { reason } => self.update(id, |p| p.failure = Some(reason)),
+            EngineEvent::LoggedOut { .. } => {
+                self.live().remove(&id);
+                if applied.is_some()
+                    && let Err(e) = self.inner.engine.wipe(id).await
+                {
+                    tracing::error!(error = %e, "could not wipe the keys of a logged-out device");
+                }
+            }
+            EngineEvent::Disconnected { .. }
+            | EngineEvent::StreamReplaced
+            | EngineEvent::TemporaryBan { .. }
+            | EngineEvent::ConnectFailure { .. } => self.update(id, |p| p.online = false),
+            EngineEvent::Paired { .. } => {}
+        }
+    }
+
+    fn update(&self, id: Uuid, f: impl FnOnce(&mut Pairing)) {
+        if let Some(live) = self.live().get(&id) {
+            live.pairing.send_modify(f);
+        }
+    }
+
+    /// Disconnects and forgets the live session, without unlinking.
+    async fn stop(&self, id: Uuid) {
+        let live = self.live().remove(&id);
+        if let Some(session) = live.and_then(|l| l.session) {
+            session.disconnect().await;
+        }
+    }
+
+    /// The live session's pairing state, starting a session if none is live.
+    async fn ensure_started(&self, id: Uuid) -> Result<watch::Receiver<Pairing>, SessionError> {
+        let rx = {
+            let mut live = self.live();
+            if let Some(existing) = live.get(&id) {
+                return Ok(existing.pairing.subscribe());
+            }
+            let (tx, rx) = watch::channel(Pairing::default());
+            live.insert(
+                id,
+                Live {
+                    session: None,
+                    pairing: tx,
+                },
+            );
+            rx
+        };
+        match self.inner.engine.start(id, self.inner.sink.clone()).await {
+            Ok(session) => {
+                let orphan = match self.live().get_mut(&id) {
+                    Some(live) => {
+                        live.session = Some(session);
+                        None
+                    }
+                    None => Some(session),
+                };
+                // Logged out or stopped while starting: do not leak it.
+                if let Some(session) = orphan {
+                    session.disconnect().await;
+                }
+                Ok(rx)
+            }
+            Err(e) => {
+                self.live().remove(&id);
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn pairable(&self, id: Uuid) -> Result<Instance, SessionError> {
+        let instance = store::get(&self.inner.db, id).await?;
+        match instance.status {
+            Status::LoggedOut => Err(SessionError::LoggedOut(id)),
+            Status::Online => Err(SessionError::AlreadyOnline(id)),
+            _ => Ok(instance),
+        }
+    }
+
+    /// Starts pairing (or resumes a stored session) and waits for the first
+    /// QR code or for the instance to come online.
+    pub async fn login(&self, id: Uuid) -> Result<(Instance, Pairing), SessionError> {
+        self.pairable(id).await?;
+        let mut rx = self.ensure_started(id).await?;
+        let waited = tokio::time::timeout(
+            self.inner.answer_timeout,
+            rx.wait_for(|p| p.qr.is_some() || p.online || p.failure.is_some()),
+        )
+        .await
+        .map(|r| r.map(|p| p.clone()));
+        let pairing = match waited {
+            Ok(Ok(p)) => p,
+            // The session went away while we waited (logout, exhaustion).
+            Ok(Err(_)) => rx.borrow().clone(),
+            Err(_) => return Err(SessionError::Timeout(self.inner.answer_timeout.as_secs())),
+        };
+        if let Some(failure) = &pairing.failure {
+            return Err(SessionError::PairingFailed(failure.clone()));
+        }
+        Ok((store::get(&self.inner.db, id).await?, pairing))
+    }
+
+    /// The QR code on show for an instance that is pairing.
+    pub async fn qr(&self, id: Uuid) -> Result<Qr, SessionError> {
+        self.pairable(id).await?;
+        self.live()
+            .get(&id)
+            .and_then(|l| l.pairing.borrow().qr.clone())
+            .ok_or(SessionError::NoQr(id))
+    }
+
+    /// Asks WhatsApp for a linking code for `phone_number` (E.164 digits).
+    pub async fn pair_code(&self, id: Uuid, phone_number: &str) -> Result<String, SessionError> {
+        self.pairable(id).await?;
+        self.ensure_started(id).await?;
+        let session = self
+            .live()
+            .get(&id)
+            .and_then(|l| l.session.clone())
+            .ok_or(SessionError::Timeout(0))?;
+        let code = tokio::time::timeout(self.inner.answer_timeout, session.pair_code(phone_number))
+            .await
+            .map_err(|_| SessionError::Timeout(self.inner.answer_timeout.as_secs()))??;
+        Ok(code)
+    }
+
+    /// Unlinks the device, forgets the session, wipes its keys and marks the
+    /// instance `logged_out` (terminal).
+    pub async fn logout(&self, id: Uuid) -> Result<Instance, SessionError> {
+        let instance = store::get(&self.inner.db, id).await?;
+        match instance.status {
+            Status::LoggedOut => return Err(SessionError::LoggedOut(id)),
+            Status::Created | Status::QrPending => return Err(SessionError::NotPaired(id)),
+            Status::Online | Status::Disconnected => {}
+        }
+        let live = self.live().remove(&id);
+        // The state changes first, so the client's own logged-out event that
+        // follows finds nothing left to do and the API's reason is the one
+        // recorded.
+        let reason = EngineEvent::LoggedOut {
+            reason: "logged out through the API".into(),
+        };
+        if lifecycle::apply(&self.inner.db, id, &reason)
+            .await?
+            .is_some()
+        {
+            (self.inner.on_event)();
+        }
+        if let Some(session) = live.and_then(|l| l.session) {
+            session.logout().await;
+        }
+        self.inner.engine.wipe(id).await?;
+        Ok(store::get(&self.inner.db, id).await?)
+    }
+
+    /// Reconnects every paired instance after a start, `concurrency` at a
+    /// time, and finishes wiping logged-out instances a crash interrupted.
+    pub async fn resume_all(&self, concurrency: usize) -> Result<usize, SessionError> {
+        lifecycle::reset_connections(&self.inner.db).await?;
+        let ids = |status: Status| {
+            Entity::find()
+                .select_only()
+                .column(Column::Id)
+                .filter(Column::Status.eq(status))
+                .into_tuple::<Uuid>()
+                .all(&self.inner.db)
+        };
+        for id in ids(Status::LoggedOut).await? {
+            self.inner.engine.wipe(id).await?;
+        }
+        let paired = ids(Status::Disconnected).await?;
+        let total = paired.len();
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for id in paired {
+            let this = self.clone();
+            let permit = semaphore.clone().acquire_owned().await;
+            tasks.spawn(async move {
+                let _permit = permit;
+                if let Err(e) = this.ensure_started(id).await {
+                    tracing::warn!(instance_id = %id, error = %e, "could not resume a session");
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        Ok(total)
+    }
+
+    /// Disconnects every live session without unlinking it, so each resumes
+    /// on the next start.
+    pub async fn shutdown(&self) {
+        let sessions: Vec<_> = self.live().drain().filter_map(|(_, l)| l.session).collect();
+        for session in sessions {
+            session.disconnect().await;
+        }
+    }
+}

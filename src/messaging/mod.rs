@@ -1,0 +1,4 @@
+//! Messaging: phone numbers today; sending and tracking arrive with the
+//! messaging issue.
+
+pub mod phone;

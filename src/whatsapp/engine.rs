@@ -1,0 +1,176 @@
+//! The real engine: one whatsapp-rust `Bot` per instance, its keys in a
+//! storage backend of the instance's own.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use uuid::Uuid;
+use whatsapp_rust::TokioRuntime;
+use whatsapp_rust::bot::{Bot, BotHandle};
+use whatsapp_rust::client::Client;
+use whatsapp_rust::pair_code::PairCodeOptions;
+use whatsapp_rust::store::traits::Backend;
+use whatsapp_rust::transport::TokioWebSocketTransportFactory;
+use whatsapp_rust::types::events::Event;
+
+use super::http::ReqwestHttp;
+use super::translate::translate;
+use crate::engine::{Engine, EngineError, EngineEvent, EventSink, Session};
+
+/// Where each instance's keys live.
+#[async_trait::async_trait]
+pub trait BackendSource: Send + Sync {
+    /// The storage backend of one instance (one device).
+    fn backend(&self, instance_id: Uuid) -> Arc<dyn Backend>;
+    /// Deletes everything the instance's device stored.
+    async fn wipe(&self, instance_id: Uuid) -> Result<(), EngineError>;
+}
+
+pub struct WhatsAppEngine {
+    backends: Arc<dyn BackendSource>,
+    http: Arc<ReqwestHttp>,
+    ws_url: Option<String>,
+    connect_timeout: Duration,
+}
+
+impl WhatsAppEngine {
+    /// `ws_url` replaces WhatsApp's server (a simulator, in tests);
+    /// `connect_timeout` bounds how long a start may stay without a socket
+    /// before it is reported as disconnected.
+    pub fn new(
+        backends: Arc<dyn BackendSource>,
+        ws_url: Option<String>,
+        connect_timeout: Duration,
+    ) -> Result<Self, EngineError> {
+        let http = ReqwestHttp::new().map_err(|e| EngineError::Other(e.to_string()))?;
+        Ok(Self {
+            backends,
+            http: Arc::new(http),
+            ws_url,
+            connect_timeout,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for WhatsAppEngine {
+    async fn start(
+        &self,
+        instance_id: Uuid,
+        sink: EventSink,
+    ) -> Result<Arc<dyn Session>, EngineError> {
+        let mut transport = TokioWebSocketTransportFactory::new();
+        if let Some(url) = &self.ws_url {
+            transport = transport.with_url(url.clone());
+        }
+        let qr_attempts = Arc::new(AtomicU32::new(0));
+        let events = sink.clone();
+        let bot = Bot::builder()
+            .with_backend_arc(self.backends.backend(instance_id))
+            .with_transport_factory(transport)
+            .with_http_client(ReqwestHttpShared(self.http.clone()))
+            .with_runtime(TokioRuntime)
+            .on_event(move |event: Arc<Event>, client: Arc<Client>| {
+                let attempt = match &*event {
+                    Event::PairingQrCode(_) => qr_attempts.fetch_add(1, Ordering::Relaxed) + 1,
+                    Event::PairSuccess(_) => {
+                        qr_attempts.store(0, Ordering::Relaxed);
+                        0
+                    }
+                    _ => 0,
+                };
+                let translated = translate(&event, client.pn().as_ref(), attempt);
+                let events = events.clone();
+                async move {
+                    if let Some(e) = translated {
+                        let _ = events.send((instance_id, e)).await;
+                    }
+                }
+            })
+            .build()
+            .await
+            .map_err(|e| EngineError::Store(e.to_string()))?;
+        let handle = bot.spawn();
+        let client = handle.client();
+
+        // A failed connection attempt raises no event of its own; without this
+        // an unreachable server would leave the instance looking healthy.
+        let watched = client.clone();
+        let timeout = self.connect_timeout;
+        tokio::spawn(async move {
+            if let Err(e) = watched.wait_for_socket(timeout).await {
+                let reason = format!("could not reach WhatsApp: {e}");
+                let _ = sink
+                    .send((instance_id, EngineEvent::Disconnected { reason }))
+                    .await;
+            }
+        });
+
+        Ok(Arc::new(WhatsAppSession {
+            client,
+            handle: Mutex::new(Some(handle)),
+            answer_timeout: timeout,
+        }))
+    }
+
+    async fn wipe(&self, instance_id: Uuid) -> Result<(), EngineError> {
+        self.backends.wipe(instance_id).await
+    }
+}
+
+/// The builder takes the client by value; the engine shares one.
+struct ReqwestHttpShared(Arc<ReqwestHttp>);
+
+#[async_trait::async_trait]
+impl whatsapp_rust::http::HttpClient for ReqwestHttpShared {
+    async fn execute(
+        &self,
+        request: whatsapp_rust::http::HttpRequest,
+    ) -> whatsapp_rust::anyhow::Result<whatsapp_rust::http::HttpResponse> {
+        self.0.execute(request).await
+    }
+}
+
+struct WhatsAppSession {
+    client: Arc<Client>,
+    handle: Mutex<Option<BotHandle>>,
+    answer_timeout: Duration,
+}
+
+impl WhatsAppSession {
+    fn take_handle(&self) -> Option<BotHandle> {
+        self.handle.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+#[async_trait::async_trait]
+impl Session for WhatsAppSession {
+    async fn pair_code(&self, phone_number: &str) -> Result<String, EngineError> {
+        self.client
+            .wait_for_socket(self.answer_timeout)
+            .await
+            .map_err(|e| EngineError::Timeout(e.to_string()))?;
+        let options = PairCodeOptions {
+            phone_number: phone_number.to_owned(),
+            ..Default::default()
+        };
+        self.client
+            .pair_with_code(options)
+            .await
+            .map_err(|e| EngineError::Refused(e.to_string()))
+    }
+
+    async fn logout(&self) {
+        self.client.logout().await;
+        if let Some(handle) = self.take_handle() {
+            handle.shutdown().await;
+        }
+    }
+
+    async fn disconnect(&self) {
+        if let Some(handle) = self.take_handle() {
+            handle.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! whatsapp-rust's `HttpClient` over reqwest (media upload and download,
+//! version lookup). Non-2xx answers are returned, not raised: the crate
+//! inspects the status itself.
+
+use whatsapp_rust::http::{HttpClient, HttpRequest, HttpResponse};
+
+pub struct ReqwestHttp {
+    client: reqwest::Client,
+}
+
+impl ReqwestHttp {
+    pub fn new() -> Result<Self, reqwest::Error> {
+        crate::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(300))
+            .build()?;
+        Ok(Self { client })
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpClient for ReqwestHttp {
+    async fn execute(&self, request: HttpRequest) -> whatsapp_rust::anyhow::Result<HttpResponse> {
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())?;
+        let mut builder = self.client.request(method, &request.url);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+        let response = builder.send().await?;
+        let status_code = response.status().as_u16();
+        let body = response.bytes().await?.to_vec();
+        Ok(HttpResponse { status_code, body })
+    }
+}
