@@ -1,8 +1,9 @@
 //! The real engine: one whatsapp-rust `Bot` per instance, its keys in a
 //! storage backend of the instance's own.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -32,9 +33,17 @@ pub struct WhatsAppEngine {
     http: Arc<ReqwestHttp>,
     ws_url: Option<String>,
     connect_timeout: Duration,
+    clients: Mutex<HashMap<Uuid, Weak<Client>>>,
 }
 
 impl WhatsAppEngine {
+    /// The running client of an instance, for tests that drive the crate's
+    /// own handlers (the pair-device IQ) without a server.
+    pub fn client(&self, instance_id: Uuid) -> Option<Arc<Client>> {
+        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients.get(&instance_id).and_then(Weak::upgrade)
+    }
+
     /// `ws_url` replaces WhatsApp's server (a simulator, in tests);
     /// `connect_timeout` bounds how long a start may stay without a socket
     /// before it is reported as disconnected.
@@ -49,6 +58,7 @@ impl WhatsAppEngine {
             http: Arc::new(http),
             ws_url,
             connect_timeout,
+            clients: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -93,6 +103,10 @@ impl Engine for WhatsAppEngine {
             .map_err(|e| EngineError::Store(e.to_string()))?;
         let handle = bot.spawn();
         let client = handle.client();
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(instance_id, Arc::downgrade(&client));
 
         // A failed connection attempt raises no event of its own; without this
         // an unreachable server would leave the instance looking healthy.

@@ -65,3 +65,127 @@ pub fn translate(event: &Event, own_pn: Option<&Jid>, qr_attempt: u32) -> Option
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use whatsapp_rust::types::events::{
+        ConnectFailureReason, Connected, Disconnected, LoggedOut, PairSuccess, PairingQrCode,
+        PairingQrCodesExhausted, StreamReplaced, TempBanReason, TemporaryBan,
+    };
+    use whatsapp_rust::wacore::net::DisconnectReason;
+
+    use super::*;
+
+    fn jid(s: &str) -> Jid {
+        s.parse().expect("jid")
+    }
+
+    #[test]
+    fn pairing_events() {
+        let qr = Event::PairingQrCode(
+            PairingQrCode::builder()
+                .code("2@a,b,c,d,1".into())
+                .timeout(Duration::from_secs(60))
+                .build(),
+        );
+        assert_eq!(
+            translate(&qr, None, 3),
+            Some(EngineEvent::Qr {
+                code: "2@a,b,c,d,1".into(),
+                valid_for: Duration::from_secs(60),
+                attempt: 3,
+            })
+        );
+        let exhausted = Event::PairingQrCodesExhausted(
+            PairingQrCodesExhausted::builder()
+                .disconnected(true)
+                .build(),
+        );
+        assert_eq!(
+            translate(&exhausted, None, 0),
+            Some(EngineEvent::QrExhausted)
+        );
+
+        let paired = Event::PairSuccess(
+            PairSuccess::builder()
+                .id(jid("6281234567890:12@s.whatsapp.net"))
+                .lid(jid("98765432101234:12@lid"))
+                .business_name(String::new())
+                .platform("android".into())
+                .build(),
+        );
+        assert_eq!(
+            translate(&paired, None, 0),
+            Some(EngineEvent::Paired {
+                jid: "6281234567890@s.whatsapp.net".into(),
+                lid: Some("98765432101234@lid".into()),
+                phone_number: Some("6281234567890".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn connection_events() {
+        let me = jid("6281234567890:3@s.whatsapp.net");
+        let connected = Event::Connected(Connected::builder().build());
+        assert_eq!(
+            translate(&connected, Some(&me), 0),
+            Some(EngineEvent::Connected {
+                jid: Some("6281234567890@s.whatsapp.net".into()),
+                phone_number: Some("6281234567890".into()),
+            })
+        );
+        let lost = Event::Disconnected(
+            Disconnected::builder()
+                .reason(DisconnectReason::ReadError("reset".into()))
+                .build(),
+        );
+        assert_eq!(
+            translate(&lost, None, 0),
+            Some(EngineEvent::Disconnected {
+                reason: "read error: reset".into()
+            })
+        );
+        let out = Event::LoggedOut(
+            LoggedOut::builder()
+                .on_connect(false)
+                .reason(ConnectFailureReason::LoggedOut)
+                .build(),
+        );
+        assert!(matches!(
+            translate(&out, None, 0),
+            Some(EngineEvent::LoggedOut { .. })
+        ));
+        assert_eq!(
+            translate(
+                &Event::StreamReplaced(StreamReplaced::builder().build()),
+                None,
+                0
+            ),
+            Some(EngineEvent::StreamReplaced)
+        );
+        let ban = Event::TemporaryBan(
+            TemporaryBan::builder()
+                .code(TempBanReason::SentToTooManyPeople)
+                .expire(whatsapp_rust::chrono::Duration::seconds(3600))
+                .build(),
+        );
+        match translate(&ban, None, 0) {
+            Some(EngineEvent::TemporaryBan { expires_in, .. }) => {
+                assert_eq!(expires_in, Duration::from_secs(3600))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lid_is_not_a_phone_number() {
+        assert_eq!(phone_of(&jid("98765432101234@lid")), None);
+        assert_eq!(
+            phone_of(&jid("6281234567890@s.whatsapp.net")).as_deref(),
+            Some("6281234567890")
+        );
+    }
+}

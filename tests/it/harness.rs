@@ -40,11 +40,18 @@ impl TestDb {
             None => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let path: PathBuf = dir.path().join("wagate.db");
-                Self {
+                let db = Self {
                     url: format!("sqlite://{}", path.display()),
                     postgres: None,
                     _dir: Some(dir),
-                }
+                };
+                // Migrated up front, like a clone of the PostgreSQL template.
+                let conn = Database::connect(format!("{}?mode=rwc", db.url))
+                    .await
+                    .expect("create sqlite db");
+                migration::Migrator::up(&conn, None).await.expect("migrate");
+                conn.close().await.ok();
+                db
             }
             Some(admin_url) => {
                 let template = template(&admin_url).await;
@@ -244,7 +251,20 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: TestDb, settings: Settings, engine: ScriptedEngine) -> Self {
-        let app = App::build(settings, Arc::new(engine.clone()))
+        Self::spawn_with_engine(db, settings, Arc::new(engine.clone()), engine).await
+    }
+
+    /// With any engine; `scripted` is what `self.engine` then names (unused
+    /// by the app unless it is `engine` itself).
+    pub async fn spawn_with_engine(
+        db: TestDb,
+        settings: Settings,
+        engine: Arc<dyn wagate::engine::Engine>,
+        scripted: ScriptedEngine,
+    ) -> Self {
+        let engine_for_app = engine;
+        let engine = scripted;
+        let app = App::build(settings, engine_for_app)
             .await
             .expect("build app");
         let addr = app.local_addr();

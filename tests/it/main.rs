@@ -6,3 +6,4 @@ mod instances;
 mod pairing;
 mod process;
 mod system;
+mod whatsapp_offline;
