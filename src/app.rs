@@ -13,6 +13,7 @@ use crate::config::Settings;
 use crate::db::{self, DbError};
 use crate::engine::Engine;
 use crate::instances::sessions::{SessionError, Sessions};
+use crate::messaging::send::Messenger;
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -21,6 +22,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub admin_key: Arc<str>,
     pub sessions: Sessions,
+    pub messenger: Messenger,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,11 +80,13 @@ impl App {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .unwrap_or(settings.listen);
+        let messenger = Messenger::new(db.clone(), sessions.clone(), &settings.messaging);
         let state = AppState {
             db,
             settings: Arc::new(settings),
             admin_key: admin_key.into(),
             sessions,
+            messenger,
         };
         Ok(Self {
             state,

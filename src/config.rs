@@ -56,6 +56,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub api: ApiSettings,
     pub whatsapp: WhatsAppSettings,
+    pub messaging: MessagingSettings,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -79,6 +80,15 @@ pub struct WhatsAppSettings {
     pub ws_url: String,
     pub answer_timeout_secs: u64,
     pub resume_concurrency: usize,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagingSettings {
+    pub default_region: String,
+    pub number_cache_ttl_secs: u64,
+    pub max_media_bytes: u64,
+    pub idempotency_ttl_secs: u64,
 }
 
 #[derive(Clone, Deserialize)]
@@ -189,6 +199,16 @@ impl Settings {
                 "whatsapp.answer_timeout_secs",
                 "must be at least 1",
             ));
+        }
+        let region = &self.messaging.default_region;
+        if !region.is_empty() && crate::messaging::phone::region(region).is_none() {
+            return Err(invalid(
+                "messaging.default_region",
+                "must be empty or an ISO 3166 region code such as ID",
+            ));
+        }
+        if self.messaging.max_media_bytes == 0 {
+            return Err(invalid("messaging.max_media_bytes", "must be at least 1"));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return Err(ConfigError::Invalid {

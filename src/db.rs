@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 
 use crate::config::Settings;
 
@@ -65,4 +68,16 @@ pub async fn check_ready(db: &DatabaseConnection) -> Result<(), String> {
     } else {
         Err(format!("{} migration(s) not applied", pending.len()))
     }
+}
+
+/// Begins a transaction that will write. On SQLite it takes the write lock
+/// at BEGIN: a deferred transaction that reads first and writes later fails
+/// at once with "database is locked" when another writer got in between,
+/// instead of waiting its turn.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
 }

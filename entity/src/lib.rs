@@ -1,4 +1,6 @@
 //! SeaORM entities: one file per table, nothing else.
 
+pub mod idempotency_keys;
 pub mod instances;
+pub mod messages;
 pub mod webhook_events;

@@ -152,6 +152,7 @@ const DOCUMENTED: &[(u16, &str)] = &[
     (404, "The resource does not exist."),
     (409, "The resource is in a state that forbids the request."),
     (410, "The instance is logged out for good."),
+    (413, "The request body or media file is too large."),
     (415, "The request body has the wrong content type."),
     (422, "The request body is malformed or fails validation."),
     (500, "The server failed; details are in its log."),

@@ -2,8 +2,10 @@
 //! type, authentication, the spec and the docs UI.
 
 pub mod auth;
+pub mod body_limit;
 pub mod error;
 pub mod instances;
+pub mod messages;
 pub mod pairing;
 pub mod qr_image;
 pub mod system;
@@ -19,6 +21,8 @@ pub enum ApiTags {
     Instances,
     /// Pairing a phone by QR code or linking code, and logging out.
     Pairing,
+    /// Sending by the sender's number, number checks, the message log.
+    Messages,
     /// Probes.
     System,
 }
@@ -27,6 +31,7 @@ type Apis = (
     system::SystemApi,
     instances::InstancesApi,
     pairing::PairingApi,
+    messages::MessagesApi,
 );
 
 fn service(state: AppState) -> OpenApiService<Apis, ()> {
@@ -38,7 +43,10 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
             instances::InstancesApi {
                 state: state.clone(),
             },
-            pairing::PairingApi { state },
+            pairing::PairingApi {
+                state: state.clone(),
+            },
+            messages::MessagesApi { state },
         ),
         "wagate",
         env!("CARGO_PKG_VERSION"),
@@ -55,11 +63,18 @@ pub fn spec_json() -> String {
         std::time::Duration::from_secs(1),
         || {},
     );
+    let settings: crate::config::Settings = Default::default();
+    let messenger = crate::messaging::send::Messenger::new(
+        Default::default(),
+        sessions.clone(),
+        &settings.messaging,
+    );
     let state = AppState {
         db: Default::default(),
-        settings: Default::default(),
+        settings: std::sync::Arc::new(settings),
         admin_key: "".into(),
         sessions,
+        messenger,
     };
     service(state).spec()
 }
@@ -67,6 +82,7 @@ pub fn spec_json() -> String {
 /// Every route of the server, with request logging and problem+json errors.
 pub fn routes(state: AppState) -> impl Endpoint {
     let keys = auth::Keys::new(&state.admin_key);
+    let media_limit = body_limit::MediaLimit(state.messenger.max_media_bytes());
     let api = service(state);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
@@ -75,6 +91,8 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .nest("/docs", docs)
         .nest("/", api)
         .data(keys)
+        .around(body_limit::limit_body)
+        .data(media_limit)
         .around(error::problem_middleware)
         .around(crate::telemetry::request_span)
 }

@@ -66,6 +66,111 @@ pub enum EngineEvent {
     ConnectFailure {
         reason: String,
     },
+    /// The server accepted (or, with `error`, refused) a sent message.
+    ServerAck {
+        message_id: String,
+        error: Option<String>,
+    },
+    /// The recipient's phone reported progress on sent messages.
+    Receipt {
+        message_ids: Vec<String>,
+        kind: ReceiptKind,
+        from: Party,
+    },
+    Message(Box<Inbound>),
+}
+
+/// A message's progress as the recipient's receipts report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptKind {
+    Delivered,
+    Read,
+    Played,
+}
+
+/// A person as WhatsApp addressed them: by phone number, by LID, or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Party {
+    pub jid: String,
+    /// E.164 digits, when known (from the JID or the LID mapping).
+    pub phone_number: Option<String>,
+    pub lid: Option<String>,
+}
+
+/// Media attached to an inbound message (metadata only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaInfo {
+    pub kind: MediaKind,
+    pub mime_type: Option<String>,
+    pub file_name: Option<String>,
+    pub size: Option<u64>,
+    pub caption: Option<String>,
+}
+
+/// A message someone sent to the instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    pub message_id: String,
+    pub from: Party,
+    /// The chat it arrived in (the sender's JID, or a group's).
+    pub chat: String,
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+    pub text: Option<String>,
+    pub media: Option<MediaInfo>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    Image,
+    Video,
+    Audio,
+    Document,
+}
+
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Video => "video",
+            Self::Audio => "audio",
+            Self::Document => "document",
+        }
+    }
+}
+
+/// Media to send.
+#[derive(Debug, Clone)]
+pub struct OutgoingMedia {
+    pub kind: MediaKind,
+    pub bytes: Vec<u8>,
+    pub mime_type: String,
+    pub file_name: Option<String>,
+    pub caption: Option<String>,
+    /// Audio as a voice note (push to talk).
+    pub voice: bool,
+}
+
+/// What WhatsApp's directory says of a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberInfo {
+    /// The number asked about, E.164 digits.
+    pub phone_number: String,
+    pub registered: bool,
+    /// The JID to send to; may differ from the number (e.g. Brazil's ninth
+    /// digit).
+    pub jid: Option<String>,
+    pub lid: Option<String>,
+}
+
+impl EngineEvent {
+    /// Whether the event is about messages rather than the instance.
+    pub fn is_message(&self) -> bool {
+        matches!(
+            self,
+            Self::ServerAck { .. } | Self::Receipt { .. } | Self::Message(_)
+        )
+    }
 }
 
 /// Where a session delivers its events, tagged with the instance.
@@ -83,6 +188,20 @@ pub trait Session: Send + Sync {
 
     /// Stops the client without unlinking, so it can resume later.
     async fn disconnect(&self);
+
+    /// Sends text to a JID; returns WhatsApp's message id.
+    async fn send_text(
+        &self,
+        to_jid: &str,
+        text: &str,
+        reply_to: Option<&str>,
+    ) -> Result<String, EngineError>;
+
+    /// Uploads media to WhatsApp and sends it; returns the message id.
+    async fn send_media(&self, to_jid: &str, media: OutgoingMedia) -> Result<String, EngineError>;
+
+    /// Looks numbers (E.164 digits) up in WhatsApp's directory.
+    async fn check_numbers(&self, numbers: &[String]) -> Result<Vec<NumberInfo>, EngineError>;
 }
 
 /// Starts sessions. One per process.

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{Engine, EngineError, EngineEvent, EventSink, Session};
+use super::{
+    Engine, EngineError, EngineEvent, EventSink, MediaKind, NumberInfo, OutgoingMedia, Session,
+};
 
 /// What the gateway asked of the engine, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +20,23 @@ pub enum Call {
     Logout(Uuid),
     Disconnect(Uuid),
     Wipe(Uuid),
+    SendText {
+        instance: Uuid,
+        to: String,
+        text: String,
+        reply_to: Option<String>,
+    },
+    SendMedia {
+        instance: Uuid,
+        to: String,
+        kind: MediaKind,
+        mime_type: String,
+        size: usize,
+        file_name: Option<String>,
+        caption: Option<String>,
+        voice: bool,
+    },
+    CheckNumbers(Uuid, Vec<String>),
 }
 
 #[derive(Default)]
@@ -28,6 +47,10 @@ struct State {
     calls: Vec<Call>,
     refuse_start: bool,
     silent: bool,
+    /// WhatsApp's directory: number -> the JID it is registered under.
+    directory: HashMap<String, String>,
+    sent: u64,
+    fail_sends: bool,
 }
 
 #[derive(Clone, Default)]
@@ -83,6 +106,24 @@ impl ScriptedEngine {
     /// Makes every later `start` fail, as when WhatsApp cannot be reached.
     pub fn refuse_start(&self, refuse: bool) {
         self.lock().refuse_start = refuse;
+    }
+
+    /// Registers `phone_number` on (pretend) WhatsApp under its own JID.
+    pub fn register_number(&self, phone_number: &str) {
+        self.register_number_as(phone_number, &format!("{phone_number}@s.whatsapp.net"));
+    }
+
+    /// Registers `phone_number` under another JID, as WhatsApp does for
+    /// Brazilian numbers without the ninth digit.
+    pub fn register_number_as(&self, phone_number: &str, jid: &str) {
+        self.lock()
+            .directory
+            .insert(phone_number.to_owned(), jid.to_owned());
+    }
+
+    /// Makes every later send fail, as WhatsApp refusing it.
+    pub fn fail_sends(&self, fail: bool) {
+        self.lock().fail_sends = fail;
     }
 
     /// Makes later sessions start without showing anything, like a server
@@ -186,4 +227,64 @@ impl Session for ScriptedSession {
         state.calls.push(Call::Disconnect(self.instance_id));
         state.sinks.remove(&self.instance_id);
     }
+
+    async fn send_text(
+        &self,
+        to_jid: &str,
+        text: &str,
+        reply_to: Option<&str>,
+    ) -> Result<String, EngineError> {
+        let mut state = self.engine.lock();
+        state.calls.push(Call::SendText {
+            instance: self.instance_id,
+            to: to_jid.to_owned(),
+            text: text.to_owned(),
+            reply_to: reply_to.map(str::to_owned),
+        });
+        next_message_id(&mut state)
+    }
+
+    async fn send_media(&self, to_jid: &str, media: OutgoingMedia) -> Result<String, EngineError> {
+        let mut state = self.engine.lock();
+        state.calls.push(Call::SendMedia {
+            instance: self.instance_id,
+            to: to_jid.to_owned(),
+            kind: media.kind,
+            mime_type: media.mime_type,
+            size: media.bytes.len(),
+            file_name: media.file_name,
+            caption: media.caption,
+            voice: media.voice,
+        });
+        next_message_id(&mut state)
+    }
+
+    async fn check_numbers(&self, numbers: &[String]) -> Result<Vec<NumberInfo>, EngineError> {
+        let mut state = self.engine.lock();
+        state
+            .calls
+            .push(Call::CheckNumbers(self.instance_id, numbers.to_vec()));
+        Ok(numbers
+            .iter()
+            .map(|n| {
+                let jid = state.directory.get(n).cloned();
+                NumberInfo {
+                    phone_number: n.clone(),
+                    registered: jid.is_some(),
+                    lid: jid
+                        .as_ref()
+                        .map(|_| format!("{}0@lid", &n[..n.len().min(6)])),
+                    jid,
+                }
+            })
+            .collect())
+    }
+}
+
+fn next_message_id(state: &mut State) -> Result<String, EngineError> {
+    if state.fail_sends {
+        return Err(EngineError::Refused("scripted send failure".into()));
+    }
+    state.sent += 1;
+    Ok(format!("3EB0SCRIPTED{:08X}", state.sent))
 }

@@ -9,7 +9,7 @@ use entity::instances::{ActiveModel, Column, Entity, Status};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveEnum, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, TransactionTrait,
+    EntityTrait, QueryFilter,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -34,7 +34,10 @@ pub async fn apply(
     instance_id: Uuid,
     event: &EngineEvent,
 ) -> Result<Option<Applied>, DbErr> {
-    let txn = db.begin().await?;
+    if event.is_message() {
+        return Ok(None);
+    }
+    let txn = crate::db::begin_write(db).await?;
     let Some(instance) = Entity::find_by_id(instance_id).one(&txn).await? else {
         return Ok(None);
     };
@@ -218,6 +221,10 @@ async fn transition<C: ConnectionTrait>(
             data["phone_number"] = json!(instance.phone_number);
             data["jid"] = json!(instance.jid);
             Some((EventType::InstanceLoggedOut, data))
+        }
+        // Messages are tracked by `crate::messaging::tracking`, not here.
+        EngineEvent::ServerAck { .. } | EngineEvent::Receipt { .. } | EngineEvent::Message(_) => {
+            None
         }
     };
     Ok(Change {

@@ -113,6 +113,14 @@ impl Sessions {
     }
 
     async fn handle(&self, id: Uuid, event: EngineEvent) {
+        if event.is_message() {
+            match crate::messaging::tracking::apply(&self.inner.db, id, &event).await {
+                Ok(0) => {}
+                Ok(_) => (self.inner.on_event)(),
+                Err(e) => tracing::error!(error = %e, "could not persist a message event"),
+            }
+            return;
+        }
         let applied = match lifecycle::apply(&self.inner.db, id, &event).await {
             Ok(applied) => applied,
             Err(e) => {
@@ -167,8 +175,21 @@ impl Sessions {
             | EngineEvent::StreamReplaced
             | EngineEvent::TemporaryBan { .. }
             | EngineEvent::ConnectFailure { .. } => self.update(id, |p| p.online = false),
-            EngineEvent::Paired { .. } => {}
+            EngineEvent::Paired { .. }
+            | EngineEvent::ServerAck { .. }
+            | EngineEvent::Receipt { .. }
+            | EngineEvent::Message(_) => {}
         }
+    }
+
+    /// Tells the dispatcher that outbox events were committed elsewhere.
+    pub fn events_committed(&self) {
+        (self.inner.on_event)();
+    }
+
+    /// The live client of an instance, if one is running.
+    pub fn session(&self, id: Uuid) -> Option<Arc<dyn Session>> {
+        self.live().get(&id).and_then(|l| l.session.clone())
     }
 
     fn update(&self, id: Uuid, f: impl FnOnce(&mut Pairing)) {

@@ -1,4 +1,9 @@
-//! Messaging: phone numbers today; sending and tracking arrive with the
-//! messaging issue.
+//! Messaging: phone numbers, media, the send pipeline, and tracking of
+//! sent and received messages.
 
+pub mod history;
+pub mod media;
+pub mod numbers;
 pub mod phone;
+pub mod send;
+pub mod tracking;

@@ -15,9 +15,20 @@ use whatsapp_rust::store::traits::Backend;
 use whatsapp_rust::transport::TokioWebSocketTransportFactory;
 use whatsapp_rust::types::events::Event;
 
+use whatsapp_rust::Jid;
+use whatsapp_rust::download::MediaType;
+use whatsapp_rust::media::{
+    AudioOptions, DocumentOptions, ImageOptions, VideoOptions, audio_message, document_message,
+    image_message, video_message,
+};
+use whatsapp_rust::prelude::{MessageBuilderExt, wa};
+use whatsapp_rust::upload::UploadOptions;
+
 use super::http::ReqwestHttp;
-use super::translate::translate;
-use crate::engine::{Engine, EngineError, EngineEvent, EventSink, Session};
+use super::translate::{bare, translate};
+use crate::engine::{
+    Engine, EngineError, EngineEvent, EventSink, MediaKind, NumberInfo, OutgoingMedia, Session,
+};
 
 /// Where each instance's keys live.
 #[async_trait::async_trait]
@@ -156,6 +167,28 @@ impl WhatsAppSession {
     fn take_handle(&self) -> Option<BotHandle> {
         self.handle.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
+
+    fn connected(&self) -> Result<(), EngineError> {
+        if self.client.is_connected() {
+            Ok(())
+        } else {
+            Err(EngineError::NotConnected)
+        }
+    }
+
+    async fn send(&self, to_jid: &str, message: wa::Message) -> Result<String, EngineError> {
+        let to = parse_jid(to_jid)?;
+        self.client
+            .send_message(to, message)
+            .await
+            .map(|sent| sent.message_id)
+            .map_err(|e| EngineError::Refused(e.to_string()))
+    }
+}
+
+fn parse_jid(jid: &str) -> Result<Jid, EngineError> {
+    jid.parse()
+        .map_err(|e| EngineError::Other(format!("`{jid}` is not a JID: {e}")))
 }
 
 #[async_trait::async_trait]
@@ -186,5 +219,121 @@ impl Session for WhatsAppSession {
         if let Some(handle) = self.take_handle() {
             handle.shutdown().await;
         }
+    }
+
+    async fn send_text(
+        &self,
+        to_jid: &str,
+        text: &str,
+        reply_to: Option<&str>,
+    ) -> Result<String, EngineError> {
+        self.connected()?;
+        let message = match reply_to {
+            Some(id) => wa::Message::text_with_context(
+                text,
+                wa::ContextInfo {
+                    stanza_id: Some(id.to_owned()),
+                    participant: Some(to_jid.to_owned()),
+                    ..Default::default()
+                },
+            ),
+            None => wa::Message::text(text),
+        };
+        self.send(to_jid, message).await
+    }
+
+    async fn send_media(&self, to_jid: &str, media: OutgoingMedia) -> Result<String, EngineError> {
+        self.connected()?;
+        let media_type = match media.kind {
+            MediaKind::Image => MediaType::Image,
+            MediaKind::Video => MediaType::Video,
+            MediaKind::Audio => MediaType::Audio,
+            MediaKind::Document => MediaType::Document,
+        };
+        let uploaded = self
+            .client
+            .upload(media.bytes, media_type, UploadOptions::default())
+            .await
+            .map_err(|e| EngineError::Refused(format!("media upload: {e}")))?;
+        let mimetype = Some(media.mime_type);
+        let message = match media.kind {
+            MediaKind::Image => image_message(
+                uploaded,
+                ImageOptions {
+                    caption: media.caption,
+                    mimetype,
+                    ..Default::default()
+                },
+            ),
+            MediaKind::Video => video_message(
+                uploaded,
+                VideoOptions {
+                    caption: media.caption,
+                    mimetype,
+                    ..Default::default()
+                },
+            ),
+            MediaKind::Audio => audio_message(
+                uploaded,
+                AudioOptions {
+                    mimetype,
+                    ptt: Some(media.voice),
+                    ..Default::default()
+                },
+            ),
+            MediaKind::Document => document_message(
+                uploaded,
+                DocumentOptions {
+                    mimetype,
+                    file_name: media.file_name.clone(),
+                    title: media.file_name,
+                    caption: media.caption,
+                    ..Default::default()
+                },
+            ),
+        };
+        self.send(to_jid, message).await
+    }
+
+    async fn check_numbers(&self, numbers: &[String]) -> Result<Vec<NumberInfo>, EngineError> {
+        self.connected()?;
+        let jids: Vec<Jid> = numbers.iter().map(|n| Jid::pn(n.as_str())).collect();
+        let results = self
+            .client
+            .contacts()
+            .is_on_whatsapp(&jids)
+            .await
+            .map_err(|e| EngineError::Refused(e.to_string()))?;
+        let answer =
+            |n: &String, r: &whatsapp_rust::wacore::iq::usync::IsOnWhatsAppResult| NumberInfo {
+                phone_number: n.clone(),
+                registered: r.is_registered,
+                jid: r
+                    .is_registered
+                    .then(|| bare(r.pn_jid.as_ref().unwrap_or(&r.jid))),
+                lid: r.lid.as_ref().map(bare),
+            };
+        Ok(numbers
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let matching = results.iter().find(|r| {
+                    r.jid.user == n.as_str()
+                        || r.pn_jid.as_ref().is_some_and(|p| p.user == n.as_str())
+                });
+                // WhatsApp may answer under another number (Brazil's ninth
+                // digit); the answers keep the order of the question.
+                let positional = (results.len() == numbers.len()).then(|| &results[i]);
+                match matching.or(positional) {
+                    Some(r) => answer(n, r),
+                    None => NumberInfo {
+                        phone_number: n.clone(),
+                        registered: false,
+                        jid: None,
+                        lid: None,
+                    },
+                }
+            })
+            .collect())
     }
 }

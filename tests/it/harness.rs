@@ -251,6 +251,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: TestDb, settings: Settings, engine: ScriptedEngine) -> Self {
+        // Warnings and errors of the server show with a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("warn")
+            .try_init();
         Self::spawn_with_engine(db, settings, Arc::new(engine.clone()), engine).await
     }
 

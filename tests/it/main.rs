@@ -3,6 +3,7 @@
 
 mod harness;
 mod instances;
+mod messaging;
 mod pairing;
 mod process;
 mod system;

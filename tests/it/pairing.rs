@@ -16,12 +16,12 @@ use wagate::engine::scripted::{Call, ScriptedEngine};
 
 use crate::harness::{Reply, TestApp, TestDb, eventually, send, settings, settings_with};
 
-async fn new_instance(app: &TestApp) -> Uuid {
+pub(crate) async fn new_instance(app: &TestApp) -> Uuid {
     let r = send(app.req(Method::POST, "/v1/instances").json(&json!({}))).await;
     r.body["id"].as_str().expect("id").parse().expect("uuid")
 }
 
-async fn instance(app: &TestApp, id: Uuid) -> Value {
+pub(crate) async fn instance(app: &TestApp, id: Uuid) -> Value {
     send(app.req(Method::GET, &format!("/v1/instances/{id}")))
         .await
         .body
@@ -40,7 +40,7 @@ async fn wait_status(app: &TestApp, id: Uuid, status: &str) -> Value {
 }
 
 /// The outbox, oldest first: (type, data).
-async fn events(app: &TestApp, id: Uuid) -> Vec<(String, Value)> {
+pub(crate) async fn events(app: &TestApp, id: Uuid) -> Vec<(String, Value)> {
     let db = app.db.connect().await;
     let rows = webhook_events::Entity::find()
         .filter(webhook_events::Column::InstanceId.eq(id))
@@ -52,19 +52,19 @@ async fn events(app: &TestApp, id: Uuid) -> Vec<(String, Value)> {
     rows.into_iter().map(|e| (e.event_type, e.data)).collect()
 }
 
-fn types(events: &[(String, Value)]) -> Vec<&str> {
+pub(crate) fn types(events: &[(String, Value)]) -> Vec<&str> {
     events.iter().map(|(t, _)| t.as_str()).collect()
 }
 
 /// Every event sent before this returns has been applied: the engine's
 /// events are applied in order, so a fresh instance's first QR code trails
 /// them all.
-async fn settle(app: &TestApp) {
+pub(crate) async fn settle(app: &TestApp) {
     let marker = new_instance(app).await;
     assert_eq!(post(app, marker, "login").await.status, 200);
 }
 
-async fn pair_and_connect(app: &TestApp, id: Uuid, phone: &str) {
+pub(crate) async fn pair_and_connect(app: &TestApp, id: Uuid, phone: &str) {
     let login = post(app, id, "login").await;
     assert_eq!(login.status, 200, "{:?}", login.body);
     let jid = format!("{phone}@s.whatsapp.net");

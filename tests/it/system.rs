@@ -58,12 +58,19 @@ async fn openapi_document_is_valid_and_complete() {
         "GET /readyz",
         "GET /v1/instances",
         "GET /v1/instances/{id}",
+        "GET /v1/instances/{id}/messages",
+        "GET /v1/instances/{id}/messages/{message_id}",
         "GET /v1/instances/{id}/qr",
         "PATCH /v1/instances/{id}",
+        "POST /send/by-number/{phoneNumber}",
+        "POST /send/by-number/{phoneNumber}/media-file",
         "POST /v1/instances",
         "POST /v1/instances/{id}/login",
         "POST /v1/instances/{id}/logout",
         "POST /v1/instances/{id}/pair-code",
+        "POST /v1/numbers/check",
+        "POST /v1/send/by-number/{phoneNumber}",
+        "POST /v1/send/by-number/{phoneNumber}/media-file",
     ];
     assert_eq!(routes, expected);
 

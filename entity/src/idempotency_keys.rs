@@ -1,0 +1,21 @@
+use sea_orm::entity::prelude::*;
+
+/// A send request's `Idempotency-Key`, with the first answer to replay.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "idempotency_keys")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub instance_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub key: String,
+    /// SHA-256 (hex) of the request, so a reused key with another body is told apart.
+    pub request_hash: String,
+    /// `None` while the first request is still in flight.
+    pub response: Option<Json>,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,27 @@
+use sea_orm::entity::prelude::*;
+
+/// A message the gateway sent, tracked through its receipts.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "messages")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub instance_id: Uuid,
+    /// WhatsApp's message id: what receipts name.
+    pub wa_message_id: String,
+    /// Recipient, E.164 digits.
+    pub to_number: String,
+    pub to_jid: String,
+    /// `text`, `image`, `video`, `audio` or `document`.
+    pub kind: String,
+    /// `sent`, `server_ack`, `delivered`, `read`, `played` or `failed`.
+    pub status: String,
+    pub error: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
