@@ -55,8 +55,16 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbError> {
 }
 
 /// Whether the database answers and every migration this binary knows has
-/// been applied. The error says which of the two failed.
+/// been applied, within a few seconds (a probe must answer promptly). The
+/// error says what failed.
 pub async fn check_ready(db: &DatabaseConnection) -> Result<(), String> {
+    match tokio::time::timeout(Duration::from_secs(3), readiness(db)).await {
+        Ok(result) => result,
+        Err(_) => Err("database did not answer within 3 s".into()),
+    }
+}
+
+async fn readiness(db: &DatabaseConnection) -> Result<(), String> {
     db.ping()
         .await
         .map_err(|e| format!("database unreachable: {e}"))?;
