@@ -25,7 +25,7 @@ use whatsapp_rust::prelude::{MessageBuilderExt, wa};
 use whatsapp_rust::upload::UploadOptions;
 
 use super::http::ReqwestHttp;
-use super::translate::{bare, translate};
+use super::translate::{bare, translate_all};
 use crate::engine::{
     Engine, EngineError, EngineEvent, EventSink, MediaKind, NumberInfo, OutgoingMedia, Session,
 };
@@ -101,10 +101,10 @@ impl Engine for WhatsAppEngine {
                     }
                     _ => 0,
                 };
-                let translated = translate(&event, client.pn().as_ref(), attempt);
+                let translated = translate_all(&event, client.pn().as_ref(), attempt);
                 let events = events.clone();
                 async move {
-                    if let Some(e) = translated {
+                    for e in translated {
                         let _ = events.send((instance_id, e)).await;
                     }
                 }

@@ -2,9 +2,11 @@
 //! what the caller passes in.
 
 use whatsapp_rust::Jid;
-use whatsapp_rust::types::events::Event;
+use whatsapp_rust::prelude::{MessageExt, wa};
+use whatsapp_rust::types::events::{Event, InboundMessage};
+use whatsapp_rust::types::presence::ReceiptType;
 
-use crate::engine::EngineEvent;
+use crate::engine::{EngineEvent, Inbound, MediaInfo, MediaKind, Party, ReceiptKind};
 
 /// E.164 digits of a phone-number JID; `None` for LIDs and groups.
 pub fn phone_of(jid: &Jid) -> Option<String> {
@@ -14,6 +16,80 @@ pub fn phone_of(jid: &Jid) -> Option<String> {
 /// The JID without its device part, as people and the API use it.
 pub fn bare(jid: &Jid) -> String {
     jid.to_non_ad_string()
+}
+
+/// A person from the address WhatsApp used and its alternate (a LID's
+/// phone number, or a number's LID), when the server sent one.
+pub fn party(jid: &Jid, alt: Option<&Jid>) -> Party {
+    let lid = [Some(jid), alt]
+        .into_iter()
+        .flatten()
+        .find(|j| j.is_lid())
+        .map(bare);
+    let phone_number = phone_of(jid).or_else(|| alt.and_then(phone_of));
+    Party {
+        jid: bare(jid),
+        phone_number,
+        lid,
+    }
+}
+
+/// Translates a batch of inbound messages; our own (sent from the phone) are
+/// not "received".
+pub fn inbound(messages: &[InboundMessage]) -> Vec<EngineEvent> {
+    messages
+        .iter()
+        .filter(|m| !m.info.source.is_from_me)
+        .map(|m| {
+            let info = &m.info;
+            let base = m.message.get_base_message();
+            EngineEvent::Message(Box::new(Inbound {
+                message_id: info.id.clone(),
+                from: party(&info.source.sender, info.source.sender_alt.as_ref()),
+                chat: bare(&info.source.chat),
+                timestamp: info.timestamp,
+                text: m.message.text_content().map(str::to_owned),
+                media: media_of(base),
+            }))
+        })
+        .collect()
+}
+
+fn media_of(m: &wa::Message) -> Option<MediaInfo> {
+    let info = |kind, mime: &Option<String>, size: Option<u64>, caption: &Option<String>| {
+        Some(MediaInfo {
+            kind,
+            mime_type: mime.clone(),
+            file_name: None,
+            size,
+            caption: caption.clone(),
+        })
+    };
+    if let Some(i) = m.image_message.as_option() {
+        return info(MediaKind::Image, &i.mimetype, i.file_length, &i.caption);
+    }
+    if let Some(v) = m.video_message.as_option() {
+        return info(MediaKind::Video, &v.mimetype, v.file_length, &v.caption);
+    }
+    if let Some(a) = m.audio_message.as_option() {
+        return info(MediaKind::Audio, &a.mimetype, a.file_length, &None);
+    }
+    if let Some(d) = m.document_message.as_option() {
+        let mut media = info(MediaKind::Document, &d.mimetype, d.file_length, &d.caption)?;
+        media.file_name = d.file_name.clone();
+        return Some(media);
+    }
+    None
+}
+
+/// Translates one event into zero or more gateway events. `own_pn` is the
+/// device's phone-number JID when known; `qr_attempt` numbers a QR code
+/// within the current pairing.
+pub fn translate_all(event: &Event, own_pn: Option<&Jid>, qr_attempt: u32) -> Vec<EngineEvent> {
+    match event {
+        Event::Messages(batch) => inbound(&batch.messages),
+        other => translate(other, own_pn, qr_attempt).into_iter().collect(),
+    }
 }
 
 /// Translates one event. `own_pn` is the device's phone-number JID when
@@ -61,6 +137,20 @@ pub fn translate(event: &Event, own_pn: Option<&Jid>, qr_attempt: u32) -> Option
         },
         Event::ClientOutdated(_) => EngineEvent::ConnectFailure {
             reason: "WhatsApp considers this client version outdated".into(),
+        },
+        Event::ServerAck(ack) => EngineEvent::ServerAck {
+            message_id: ack.id.clone(),
+            error: ack.error.clone(),
+        },
+        Event::Receipt(r) => EngineEvent::Receipt {
+            message_ids: r.message_ids.clone(),
+            kind: match r.r#type {
+                ReceiptType::Delivered => ReceiptKind::Delivered,
+                ReceiptType::Read => ReceiptKind::Read,
+                ReceiptType::Played => ReceiptKind::Played,
+                _ => return None,
+            },
+            from: party(&r.source.sender, r.source.sender_alt.as_ref()),
         },
         _ => return None,
     })
@@ -178,6 +268,57 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn receipts_name_both_addresses() {
+        use whatsapp_rust::types::events::{Receipt, ServerAck};
+        use whatsapp_rust::types::message::MessageSource;
+        let source = MessageSource {
+            chat: jid("98765432101234@lid"),
+            sender: jid("98765432101234@lid"),
+            sender_alt: Some(jid("6281299990000@s.whatsapp.net")),
+            ..Default::default()
+        };
+        let read = Event::Receipt(
+            Receipt::builder()
+                .source(source.clone())
+                .message_ids(vec!["3EB0A".into(), "3EB0B".into()])
+                .timestamp(whatsapp_rust::chrono::Utc::now())
+                .r#type(ReceiptType::Read)
+                .offline(false)
+                .build(),
+        );
+        assert_eq!(
+            translate(&read, None, 0),
+            Some(EngineEvent::Receipt {
+                message_ids: vec!["3EB0A".into(), "3EB0B".into()],
+                kind: ReceiptKind::Read,
+                from: Party {
+                    jid: "98765432101234@lid".into(),
+                    phone_number: Some("6281299990000".into()),
+                    lid: Some("98765432101234@lid".into()),
+                },
+            })
+        );
+        let retry = Event::Receipt(
+            Receipt::builder()
+                .source(source)
+                .message_ids(vec!["3EB0A".into()])
+                .timestamp(whatsapp_rust::chrono::Utc::now())
+                .r#type(ReceiptType::Retry)
+                .offline(false)
+                .build(),
+        );
+        assert_eq!(translate(&retry, None, 0), None);
+        let ack = Event::ServerAck(ServerAck::builder().id("3EB0A".into()).build());
+        assert_eq!(
+            translate(&ack, None, 0),
+            Some(EngineEvent::ServerAck {
+                message_id: "3EB0A".into(),
+                error: None
+            })
+        );
     }
 
     #[test]
