@@ -1,4 +1,7 @@
 //! SeaORM entities: one file per table, nothing else.
 
 pub mod instances;
+pub mod webhook_attempts;
+pub mod webhook_deliveries;
 pub mod webhook_events;
+pub mod webhooks;
