@@ -11,6 +11,9 @@ use sea_orm::DatabaseConnection;
 
 use crate::config::Settings;
 use crate::db::{self, DbError};
+use crate::outbound::OutboundError;
+use crate::webhooks::Webhooks;
+use crate::webhooks::dispatcher::Dispatcher;
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -18,6 +21,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub settings: Arc<Settings>,
     pub admin_key: Arc<str>,
+    /// Wakes the webhook dispatcher after a commit that recorded events.
+    pub webhooks: Webhooks,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +41,8 @@ pub enum AppError {
     NoAdminKey(SocketAddr),
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("webhook dispatcher: {0}")]
+    Outbound(#[from] OutboundError),
 }
 
 /// A server that is bound and migrated but not yet serving.
@@ -68,6 +75,7 @@ impl App {
             db,
             settings: Arc::new(settings),
             admin_key: admin_key.into(),
+            webhooks: Webhooks::new(),
         };
         Ok(Self {
             state,
@@ -89,6 +97,23 @@ impl App {
     /// requests finish within the grace period and closes the pool.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
         let grace = Duration::from_secs(self.state.settings.shutdown_grace_secs);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let dispatcher = if self.state.settings.webhooks.dispatcher {
+            let dispatcher = Dispatcher::new(
+                self.state.db.clone(),
+                self.state.settings.clone(),
+                self.state.webhooks.notifier(),
+            )?;
+            Some(tokio::spawn(dispatcher.run(stop_rx, grace)))
+        } else {
+            None
+        };
+        // One signal stops both the server and the dispatcher; each drains
+        // within the grace period.
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
         tracing::info!(addr = %self.addr, "listening");
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
@@ -97,6 +122,11 @@ impl App {
                 Some(grace),
             )
             .await;
+        if let Some(dispatcher) = dispatcher
+            && dispatcher.await.is_err()
+        {
+            tracing::warn!("the webhook dispatcher panicked");
+        }
         if let Err(e) = self.state.db.close_by_ref().await {
             tracing::warn!(error = %e, "closing the database pool");
         }

@@ -5,5 +5,6 @@ pub mod app;
 pub mod config;
 pub mod db;
 pub mod instances;
+pub mod outbound;
 pub mod telemetry;
 pub mod webhooks;

@@ -4,7 +4,7 @@ use sea_orm::entity::prelude::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 pub enum Status {
-    /// Waiting for its first attempt.
+    /// Waiting for an attempt at `next_attempt_at` (the first, or a retry).
     #[sea_orm(string_value = "pending")]
     Pending,
     /// Claimed by a dispatcher until `locked_until`.
@@ -12,7 +12,8 @@ pub enum Status {
     Delivering,
     #[sea_orm(string_value = "succeeded")]
     Succeeded,
-    /// The last attempt failed; the next is due at `next_attempt_at`.
+    /// Failed in a way retrying cannot fix (a 4xx other than 408/429, 410,
+    /// a refused target); replay or recover sends it again.
     #[sea_orm(string_value = "failed")]
     Failed,
     /// Out of retries.

@@ -42,6 +42,7 @@ pub fn spec_json() -> String {
         db: Default::default(),
         settings: Default::default(),
         admin_key: "".into(),
+        webhooks: Default::default(),
     };
     service(state).spec()
 }
