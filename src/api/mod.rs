@@ -3,8 +3,10 @@
 
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod instances;
 pub mod system;
+pub mod webhooks;
 
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::{OpenApiService, Tags};
@@ -15,11 +17,20 @@ use crate::app::AppState;
 pub enum ApiTags {
     /// WhatsApp numbers managed by this gateway.
     Instances,
+    /// Signed webhooks: registrations, secrets, deliveries and attempts.
+    Webhooks,
+    /// An instance's events, read by cursor.
+    Events,
     /// Probes.
     System,
 }
 
-type Apis = (system::SystemApi, instances::InstancesApi);
+type Apis = (
+    system::SystemApi,
+    instances::InstancesApi,
+    webhooks::WebhooksApi,
+    events::EventsApi,
+);
 
 fn service(state: AppState) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
@@ -27,7 +38,13 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
             system::SystemApi {
                 state: state.clone(),
             },
-            instances::InstancesApi { state },
+            instances::InstancesApi {
+                state: state.clone(),
+            },
+            webhooks::WebhooksApi {
+                state: state.clone(),
+            },
+            events::EventsApi { state },
         ),
         "wagate",
         env!("CARGO_PKG_VERSION"),

@@ -31,8 +31,6 @@ pub enum WebhookError {
     UrlNotAllowed(String),
     #[error("unknown event type `{0}`")]
     UnknownEventType(String),
-    #[error("event {0} not found")]
-    EventNotFound(String),
     #[error("signing: {0}")]
     Signing(#[from] SigningError),
     #[error("database: {0}")]
