@@ -48,14 +48,14 @@ pub struct EventsApi {
     pub state: AppState,
 }
 
-#[OpenApi(prefix_path = "/v1/instances/:id/events", tag = "ApiTags::Events")]
+#[OpenApi(prefix_path = "/v1/instances", tag = "ApiTags::Events")]
 impl EventsApi {
     /// Read events by cursor
     ///
     /// The instance's events in the order they happened, after the event id
     /// `after` (from the start when absent). A receiver that was down reads
     /// what it missed here without waiting for retries.
-    #[oai(path = "/", method = "get", operation_id = "list_events")]
+    #[oai(path = "/:id/events", method = "get", operation_id = "list_events")]
     async fn list(
         &self,
         _auth: Auth,

@@ -317,12 +317,16 @@ impl WebhooksApi {
     }
 }
 
-#[OpenApi(prefix_path = "/v1/instances/:id/webhooks", tag = "ApiTags::Webhooks")]
+#[OpenApi(prefix_path = "/v1/instances", tag = "ApiTags::Webhooks")]
 impl WebhooksApi {
     /// Register a webhook
     ///
     /// The response carries the signing secret.
-    #[oai(path = "/", method = "post", operation_id = "create_webhook")]
+    #[oai(
+        path = "/:id/webhooks",
+        method = "post",
+        operation_id = "create_webhook"
+    )]
     async fn create(
         &self,
         _auth: Auth,
@@ -347,7 +351,7 @@ impl WebhooksApi {
     }
 
     /// List an instance's webhooks
-    #[oai(path = "/", method = "get", operation_id = "list_webhooks")]
+    #[oai(path = "/:id/webhooks", method = "get", operation_id = "list_webhooks")]
     async fn list(&self, _auth: Auth, id: Path<Uuid>) -> Result<Json<WebhookList>, ApiError> {
         let items = registry::list(&self.state.db, id.0).await?;
         Ok(Json(WebhookList {
@@ -356,7 +360,11 @@ impl WebhooksApi {
     }
 
     /// Get a webhook
-    #[oai(path = "/:webhook_id", method = "get", operation_id = "get_webhook")]
+    #[oai(
+        path = "/:id/webhooks/:webhook_id",
+        method = "get",
+        operation_id = "get_webhook"
+    )]
     async fn get(
         &self,
         _auth: Auth,
@@ -372,7 +380,7 @@ impl WebhooksApi {
 
     /// Change a webhook
     #[oai(
-        path = "/:webhook_id",
+        path = "/:id/webhooks/:webhook_id",
         method = "patch",
         operation_id = "update_webhook"
     )]
@@ -409,7 +417,7 @@ impl WebhooksApi {
 
     /// Delete a webhook
     #[oai(
-        path = "/:webhook_id",
+        path = "/:id/webhooks/:webhook_id",
         method = "delete",
         operation_id = "delete_webhook"
     )]
@@ -426,7 +434,7 @@ impl WebhooksApi {
 
     /// Reveal a webhook's secret
     #[oai(
-        path = "/:webhook_id/secret",
+        path = "/:id/webhooks/:webhook_id/secret",
         method = "get",
         operation_id = "get_webhook_secret"
     )]
@@ -449,7 +457,7 @@ impl WebhooksApi {
     /// configuration, 24 h) the old one signs too, so receivers can switch
     /// without missing a delivery.
     #[oai(
-        path = "/:webhook_id/rotate-secret",
+        path = "/:id/webhooks/:webhook_id/rotate-secret",
         method = "post",
         operation_id = "rotate_webhook_secret"
     )]
@@ -474,7 +482,7 @@ impl WebhooksApi {
     ///
     /// Records a `webhook.test` event for this webhook alone.
     #[oai(
-        path = "/:webhook_id/test",
+        path = "/:id/webhooks/:webhook_id/test",
         method = "post",
         operation_id = "test_webhook"
     )]
@@ -494,7 +502,7 @@ impl WebhooksApi {
     /// Every failed or dead delivery of this webhook created at or after
     /// `since` is sent again with a fresh retry schedule.
     #[oai(
-        path = "/:webhook_id/recover",
+        path = "/:id/webhooks/:webhook_id/recover",
         method = "post",
         operation_id = "recover_webhook"
     )]
@@ -515,7 +523,7 @@ impl WebhooksApi {
     ///
     /// Oldest first. Page with `limit` and the `next_after` of the previous page.
     #[oai(
-        path = "/:webhook_id/deliveries",
+        path = "/:id/webhooks/:webhook_id/deliveries",
         method = "get",
         operation_id = "list_deliveries"
     )]
@@ -547,7 +555,7 @@ impl WebhooksApi {
 
     /// Get a delivery
     #[oai(
-        path = "/:webhook_id/deliveries/:delivery_id",
+        path = "/:id/webhooks/:webhook_id/deliveries/:delivery_id",
         method = "get",
         operation_id = "get_delivery"
     )]
@@ -564,7 +572,7 @@ impl WebhooksApi {
 
     /// List a delivery's attempts
     #[oai(
-        path = "/:webhook_id/deliveries/:delivery_id/attempts",
+        path = "/:id/webhooks/:webhook_id/deliveries/:delivery_id/attempts",
         method = "get",
         operation_id = "list_attempts"
     )]
@@ -586,7 +594,7 @@ impl WebhooksApi {
     /// Sends it again now with a fresh retry schedule, whatever its status
     /// (one being attempted right now is left alone).
     #[oai(
-        path = "/:webhook_id/deliveries/:delivery_id/replay",
+        path = "/:id/webhooks/:webhook_id/deliveries/:delivery_id/replay",
         method = "post",
         operation_id = "replay_delivery"
     )]

@@ -6,11 +6,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use figment::Figment;
 use migration::MigratorTrait;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use tokio::sync::oneshot;
 use wagate::app::App;
 use wagate::config::Settings;
+use wagate::webhooks::Webhooks;
 
 pub const ADMIN_KEY: &str = "test-admin-key";
 
@@ -200,16 +202,37 @@ async fn drop_stale_databases(admin: &DatabaseConnection, keep: &str) {
 }
 
 /// Settings for a test server on `db`: an ephemeral loopback port and the
-/// test admin key, whatever the environment says.
+/// test admin key, whatever the environment says. Webhooks may reach the
+/// test receivers on 127.0.0.1, and retry on a compressed schedule.
 pub fn settings(db: &TestDb) -> Settings {
-    let figment = Settings::defaults_figment()
+    settings_with(db, |f| f)
+}
+
+/// [`settings`] with more layered on top.
+pub fn settings_with(db: &TestDb, tweak: impl FnOnce(Figment) -> Figment) -> Settings {
+    Settings::from_figment(tweak(base_figment(db))).expect("test settings")
+}
+
+pub fn base_figment(db: &TestDb) -> Figment {
+    Settings::defaults_figment()
         .merge(("listen", "127.0.0.1:0"))
         .merge(("admin_key", ADMIN_KEY))
         .merge(("log", "warn"))
         .merge(("shutdown_grace_secs", 5))
         .merge(("database.url", db.url.as_str()))
-        .merge(("database.max_connections", 5));
-    Settings::from_figment(figment).expect("test settings")
+        .merge(("database.max_connections", 5))
+        .merge(("allow_private_targets", true))
+        .merge(("webhooks.retry_schedule_secs", vec![0.0, 0.05, 0.1, 0.1]))
+        .merge(("webhooks.request_timeout_secs", 5.0))
+        .merge(("webhooks.lease_secs", 10.0))
+        .merge(("webhooks.sweep_interval_secs", 0.05))
+}
+
+/// An HTTP client for tests (reqwest's rustls needs the process's crypto
+/// provider installed first).
+pub fn http_client() -> reqwest::Client {
+    wagate::outbound::install_crypto_provider();
+    reqwest::Client::new()
 }
 
 /// The real server, in this process, on its own database.
@@ -217,6 +240,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub db: TestDb,
     pub http: reqwest::Client,
+    /// The running server's dispatcher handle: `wake()` it after recording.
+    pub webhooks: Webhooks,
     // Dropping it stops the server.
     _stop: oneshot::Sender<()>,
 }
@@ -227,8 +252,21 @@ impl TestApp {
     }
 
     pub async fn spawn_on(db: TestDb) -> Self {
-        let app = App::build(settings(&db)).await.expect("build app");
+        let settings = settings(&db);
+        Self::spawn_settings(db, settings).await
+    }
+
+    /// A server whose settings are the test defaults with `tweak` on top.
+    pub async fn spawn_with(tweak: impl FnOnce(Figment) -> Figment) -> Self {
+        let db = TestDb::new().await;
+        let settings = settings_with(&db, tweak);
+        Self::spawn_settings(db, settings).await
+    }
+
+    pub async fn spawn_settings(db: TestDb, settings: Settings) -> Self {
+        let app = App::build(settings).await.expect("build app");
         let addr = app.local_addr();
+        let webhooks = app.state().webhooks.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
             app.run(async {
@@ -240,7 +278,8 @@ impl TestApp {
         Self {
             addr,
             db,
-            http: reqwest::Client::new(),
+            http: http_client(),
+            webhooks,
             _stop: stop,
         }
     }

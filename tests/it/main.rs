@@ -4,4 +4,6 @@
 mod harness;
 mod instances;
 mod process;
+mod receiver;
 mod system;
+mod webhooks;

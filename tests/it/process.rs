@@ -93,7 +93,7 @@ impl Drop for Running {
 #[tokio::test]
 async fn data_survives_a_restart_and_sigterm_exits_cleanly() {
     let db = TestDb::new().await;
-    let http = reqwest::Client::new();
+    let http = crate::harness::http_client();
 
     let first = start(wagate(&db.url));
     let created = send(
@@ -191,7 +191,7 @@ async fn no_admin_key_on_loopback_prints_a_generated_one() {
         addr: addr.expect("addr").parse().expect("addr"),
     };
     let key = key.expect("the generated key is printed");
-    let http = reqwest::Client::new();
+    let http = crate::harness::http_client();
     let ok = send(http.get(running.url("/v1/instances")).bearer_auth(&key)).await;
     assert_eq!(ok.status, 200);
     let other = send(

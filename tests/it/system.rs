@@ -54,12 +54,26 @@ async fn openapi_document_is_valid_and_complete() {
     routes.sort();
     let expected = [
         "DELETE /v1/instances/{id}",
+        "DELETE /v1/instances/{id}/webhooks/{webhook_id}",
         "GET /healthz",
         "GET /readyz",
         "GET /v1/instances",
         "GET /v1/instances/{id}",
+        "GET /v1/instances/{id}/events",
+        "GET /v1/instances/{id}/webhooks",
+        "GET /v1/instances/{id}/webhooks/{webhook_id}",
+        "GET /v1/instances/{id}/webhooks/{webhook_id}/deliveries",
+        "GET /v1/instances/{id}/webhooks/{webhook_id}/deliveries/{delivery_id}",
+        "GET /v1/instances/{id}/webhooks/{webhook_id}/deliveries/{delivery_id}/attempts",
+        "GET /v1/instances/{id}/webhooks/{webhook_id}/secret",
         "PATCH /v1/instances/{id}",
+        "PATCH /v1/instances/{id}/webhooks/{webhook_id}",
         "POST /v1/instances",
+        "POST /v1/instances/{id}/webhooks",
+        "POST /v1/instances/{id}/webhooks/{webhook_id}/deliveries/{delivery_id}/replay",
+        "POST /v1/instances/{id}/webhooks/{webhook_id}/recover",
+        "POST /v1/instances/{id}/webhooks/{webhook_id}/rotate-secret",
+        "POST /v1/instances/{id}/webhooks/{webhook_id}/test",
     ];
     assert_eq!(routes, expected);
 
