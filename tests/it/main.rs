@@ -6,4 +6,5 @@ mod instances;
 mod process;
 mod receiver;
 mod system;
+mod webhook_crash;
 mod webhooks;

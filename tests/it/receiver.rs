@@ -21,6 +21,8 @@ pub enum Answer {
     Redirect(String),
     /// Never answers (until the client gives up).
     Hang,
+    /// Answers this status after so many milliseconds.
+    Slow(u16, u64),
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +155,12 @@ async fn answer(state: Arc<State>, req: Request) -> Response {
             .status(StatusCode::FOUND)
             .header("location", location)
             .body(""),
+        Answer::Slow(code, ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Response::builder()
+                .status(StatusCode::from_u16(code).expect("status"))
+                .body("")
+        }
         Answer::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Response::builder().status(StatusCode::OK).body("")
