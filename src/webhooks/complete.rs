@@ -12,7 +12,7 @@ use entity::webhooks;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, TransactionTrait,
+    QueryFilter, QuerySelect, TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -36,6 +36,26 @@ pub async fn write_batch(
     let now = Utc::now();
     let txn = db.begin().await?;
 
+    // A delivery deleted meanwhile (its webhook or instance was deleted)
+    // has no attempt log left to write to; skip it rather than fail the
+    // whole batch.
+    let live: BTreeSet<Uuid> = webhook_deliveries::Entity::find()
+        .select_only()
+        .column(webhook_deliveries::Column::Id)
+        .filter(webhook_deliveries::Column::Id.is_in(results.iter().map(|r| r.job.delivery_id)))
+        .into_tuple::<Uuid>()
+        .all(&txn)
+        .await?
+        .into_iter()
+        .collect();
+    let results: Vec<&AttemptResult> = results
+        .iter()
+        .filter(|r| live.contains(&r.job.delivery_id))
+        .collect();
+    if results.is_empty() {
+        return txn.commit().await;
+    }
+
     let attempts = results.iter().map(|r| webhook_attempts::ActiveModel {
         id: Set(Uuid::now_v7()),
         delivery_id: Set(r.job.delivery_id),
@@ -54,7 +74,7 @@ pub async fn write_batch(
     let mut succeeded = BTreeSet::new();
     let mut failing = BTreeSet::new();
     let mut gone = BTreeSet::new();
-    for r in results {
+    for r in &results {
         let (status, next_at, delivered_at) = match r.verdict {
             Verdict::Succeeded => {
                 succeeded.insert(r.job.webhook_id);

@@ -704,3 +704,20 @@ async fn test_event_and_catch_up_cursor() {
     .await
     .assert_problem(404, "instance_not_found");
 }
+
+#[tokio::test]
+async fn deleting_a_webhook_mid_delivery_spares_the_others() {
+    let app = TestApp::spawn().await;
+    let slow = Receiver::start().await;
+    slow.set_default(Answer::Slow(200, 300));
+    let inst = instance(&app).await;
+    let (doomed, _) = register(&app, inst, json!({ "url": slow.url("/a") })).await;
+    let (kept, _) = register(&app, inst, json!({ "url": slow.url("/b") })).await;
+    emit(&app, inst, 1).await;
+    slow.wait_for(2, WITHIN).await;
+    let deleted = send(app.req(Method::DELETE, &hooks_path(inst, doomed))).await;
+    assert_eq!(deleted.status, 204);
+    let done = wait_status(&app, inst, kept, "succeeded", 1).await;
+    assert_eq!(done[0]["attempts"], 1);
+    assert_eq!(slow.requests().len(), 2, "nothing was attempted twice");
+}
