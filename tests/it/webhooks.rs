@@ -721,3 +721,75 @@ async fn deleting_a_webhook_mid_delivery_spares_the_others() {
     assert_eq!(done[0]["attempts"], 1);
     assert_eq!(slow.requests().len(), 2, "nothing was attempted twice");
 }
+
+/// The official Python `standardwebhooks` package verifies our requests,
+/// both signatures of a rotation included. `.ci/run` installs it and names
+/// the interpreter in `WAGATE_TEST_PYTHON`; elsewhere the test is skipped
+/// unless CI is set.
+#[tokio::test]
+async fn python_standardwebhooks_verifies_our_requests() {
+    let Some(python) = std::env::var_os("WAGATE_TEST_PYTHON") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must set WAGATE_TEST_PYTHON"
+        );
+        eprintln!("skipped: WAGATE_TEST_PYTHON is not set");
+        return;
+    };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/verify_webhook.py");
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let inst = instance(&app).await;
+    let (hook, old) = register(&app, inst, json!({ "url": receiver.url("/") })).await;
+    emit(&app, inst, 1).await;
+    let rotated = send(app.req(
+        Method::POST,
+        &format!("{}/rotate-secret", hooks_path(inst, hook)),
+    ))
+    .await;
+    let new = rotated.body["secret"].as_str().expect("secret").to_owned();
+    emit(&app, inst, 1).await;
+    let got = receiver.wait_for(2, WITHIN).await;
+
+    let check = |secret: &str, req: &crate::receiver::Recorded, signature: &str| {
+        use std::io::Write;
+        let input = json!({
+            "secret": secret,
+            "headers": {
+                "webhook-id": req.header("webhook-id"),
+                "webhook-timestamp": req.header("webhook-timestamp"),
+                "webhook-signature": signature,
+            },
+            "body": String::from_utf8(req.body.clone()).expect("utf-8"),
+        });
+        let mut child = std::process::Command::new(&python)
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run python");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.to_string().as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("python exits");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = check(&old, &got[0], got[0].header("webhook-signature"));
+    assert!(ok, "{err}");
+    let sigs: Vec<&str> = got[1].header("webhook-signature").split(' ').collect();
+    assert_eq!(sigs.len(), 2);
+    let (ok, err) = check(&new, &got[1], sigs[0]);
+    assert!(ok, "new secret: {err}");
+    let (ok, err) = check(&old, &got[1], sigs[1]);
+    assert!(ok, "old secret: {err}");
+    // And a wrong secret does not verify.
+    let (ok, _) = check(&new, &got[1], sigs[1]);
+    assert!(!ok, "a signature verifies only with its own secret");
+}
