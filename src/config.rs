@@ -75,6 +75,7 @@ pub struct WebhookSettings {
     pub max_in_flight_per_webhook: usize,
     pub claim_batch: usize,
     pub lease_secs: f64,
+    pub event_retention_days: u64,
     pub sweep_interval_secs: f64,
 }
 
@@ -130,6 +131,12 @@ impl WebhookSettings {
             return Err(invalid(
                 "webhooks.lease_secs",
                 "must exceed webhooks.request_timeout_secs",
+            ));
+        }
+        if self.event_retention_days > 36_500 {
+            return Err(invalid(
+                "webhooks.event_retention_days",
+                "must be at most 36500",
             ));
         }
         if !positive(self.sweep_interval_secs) {

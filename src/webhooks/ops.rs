@@ -6,7 +6,7 @@ use entity::webhook_deliveries::{self, Status};
 use entity::{webhook_attempts, webhook_events};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
 };
 use serde_json::json;
@@ -217,4 +217,14 @@ pub async fn list_events(
         query = query.filter(webhook_events::Column::Id.gt(after));
     }
     Ok(query.limit(limit).all(db).await?)
+}
+
+/// Deletes events recorded before `cutoff`, with their deliveries and
+/// attempts (by cascade). Returns how many events went.
+pub async fn purge_events(db: &DatabaseConnection, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
+    let res = webhook_events::Entity::delete_many()
+        .filter(webhook_events::Column::CreatedAt.lt(cutoff))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
 }

@@ -793,3 +793,28 @@ async fn python_standardwebhooks_verifies_our_requests() {
     let (ok, _) = check(&new, &got[1], sigs[1]);
     assert!(!ok, "a signature verifies only with its own secret");
 }
+
+#[tokio::test]
+async fn retention_purges_old_events_with_their_deliveries() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let inst = instance(&app).await;
+    let (hook, _) = register(&app, inst, json!({ "url": receiver.url("/") })).await;
+    emit(&app, inst, 3).await;
+    wait_status(&app, inst, hook, "succeeded", 3).await;
+    let db = app.db.connect().await;
+    let purged =
+        wagate::webhooks::ops::purge_events(&db, chrono::Utc::now() + chrono::Duration::seconds(1))
+            .await
+            .expect("purge");
+    assert_eq!(purged, 3);
+    db.close().await.ok();
+    let events = send(app.req(Method::GET, &format!("/v1/instances/{inst}/events"))).await;
+    assert_eq!(events.body["items"], json!([]));
+    let left = send(app.req(
+        Method::GET,
+        &format!("{}/deliveries", hooks_path(inst, hook)),
+    ))
+    .await;
+    assert_eq!(left.body["items"], json!([]));
+}
