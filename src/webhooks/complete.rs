@@ -2,7 +2,7 @@
 //! the attempt log, moves each delivery on, keeps each webhook's failure
 //! clock and disables endpoints that are gone or have failed for too long.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -36,50 +36,53 @@ pub async fn write_batch(
     let now = Utc::now();
     let txn = db.begin().await?;
 
-    // A delivery deleted meanwhile (its webhook or instance was deleted)
-    // has no attempt log left to write to; skip it rather than fail the
-    // whole batch.
-    let live: BTreeSet<Uuid> = webhook_deliveries::Entity::find()
-        .select_only()
-        .column(webhook_deliveries::Column::Id)
-        .filter(webhook_deliveries::Column::Id.is_in(results.iter().map(|r| r.job.delivery_id)))
-        .into_tuple::<Uuid>()
-        .all(&txn)
-        .await?
-        .into_iter()
-        .collect();
-    let results: Vec<&AttemptResult> = results
-        .iter()
-        .filter(|r| live.contains(&r.job.delivery_id))
-        .collect();
-    if results.is_empty() {
-        return txn.commit().await;
-    }
-
-    let attempts = results.iter().map(|r| webhook_attempts::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        delivery_id: Set(r.job.delivery_id),
-        attempt: Set(r.job.attempt),
-        started_at: Set(r.started_at),
-        duration_ms: Set(i64::try_from(r.duration.as_millis()).unwrap_or(i64::MAX)),
-        status_code: Set(r.status_code.map(i32::from)),
-        response_body: Set(r.response_body.clone()),
-        error_kind: Set(r.error_kind.map(str::to_owned)),
-        error: Set(r.error.clone()),
-    });
-    webhook_attempts::Entity::insert_many(attempts)
-        .exec_without_returning(&txn)
-        .await?;
-
     let mut succeeded = BTreeSet::new();
     let mut failing = BTreeSet::new();
     let mut gone = BTreeSet::new();
-    for r in &results {
+    // Successes, the hot path, share one statement per (attempt, status).
+    let mut successes: BTreeMap<(i32, Option<u16>), Vec<Uuid>> = BTreeMap::new();
+    for r in results.iter().filter(|r| r.verdict == Verdict::Succeeded) {
+        succeeded.insert(r.job.webhook_id);
+        successes
+            .entry((r.job.attempt, r.status_code))
+            .or_default()
+            .push(r.job.delivery_id);
+    }
+    for ((attempt, code), ids) in successes {
+        webhook_deliveries::Entity::update_many()
+            .col_expr(
+                webhook_deliveries::Column::Status,
+                Expr::value(Status::Succeeded),
+            )
+            .col_expr(webhook_deliveries::Column::Attempts, Expr::value(attempt))
+            .col_expr(
+                webhook_deliveries::Column::LockedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                webhook_deliveries::Column::ClaimToken,
+                Expr::value(Option::<Uuid>::None),
+            )
+            .col_expr(
+                webhook_deliveries::Column::LastStatusCode,
+                Expr::value(code.map(i32::from)),
+            )
+            .col_expr(
+                webhook_deliveries::Column::LastError,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(webhook_deliveries::Column::DeliveredAt, Expr::value(now))
+            .col_expr(webhook_deliveries::Column::UpdatedAt, Expr::value(now))
+            .filter(webhook_deliveries::Column::Id.is_in(ids))
+            .filter(webhook_deliveries::Column::ClaimToken.eq(token))
+            .filter(webhook_deliveries::Column::Status.eq(Status::Delivering))
+            .exec(&txn)
+            .await?;
+    }
+    for r in results.iter().filter(|r| r.verdict != Verdict::Succeeded) {
         let (status, next_at, delivered_at) = match r.verdict {
-            Verdict::Succeeded => {
-                succeeded.insert(r.job.webhook_id);
-                (Status::Succeeded, now, Some(now))
-            }
+            Verdict::Succeeded => continue,
+            // (delivered_at stays empty for every other verdict)
             Verdict::Retry => {
                 failing.insert(r.job.webhook_id);
                 let made = usize::try_from(r.job.attempt).unwrap_or(usize::MAX);
@@ -90,7 +93,7 @@ pub async fn write_batch(
                     r.retry_after,
                     Duration::from_secs_f64(settings.retry_after_max_secs),
                 ) {
-                    Some(delay) => (Status::Pending, after(now, delay), None),
+                    Some(delay) => (Status::Pending, after(now, delay), None::<DateTime<Utc>>),
                     None => (Status::Dead, now, None),
                 }
             }
@@ -137,6 +140,29 @@ pub async fn write_batch(
             .filter(webhook_deliveries::Column::ClaimToken.eq(token))
             .filter(webhook_deliveries::Column::Status.eq(Status::Delivering))
             .exec(&txn)
+            .await?;
+    }
+
+    // A delivery deleted meanwhile (its webhook or instance was deleted)
+    // has no attempt log left to write to; skip it rather than fail the
+    // whole batch. (Read after the first write on purpose: on SQLite a
+    // transaction that reads first cannot wait for the write lock.)
+    let live: BTreeSet<Uuid> = webhook_deliveries::Entity::find()
+        .select_only()
+        .column(webhook_deliveries::Column::Id)
+        .filter(webhook_deliveries::Column::Id.is_in(results.iter().map(|r| r.job.delivery_id)))
+        .into_tuple::<Uuid>()
+        .all(&txn)
+        .await?
+        .into_iter()
+        .collect();
+    let results: Vec<&AttemptResult> = results
+        .iter()
+        .filter(|r| live.contains(&r.job.delivery_id))
+        .collect();
+    if !results.is_empty() {
+        webhook_attempts::Entity::insert_many(results.iter().copied().map(attempt_row))
+            .exec_without_returning(&txn)
             .await?;
     }
 
@@ -219,4 +245,18 @@ fn after(now: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
         .ok()
         .and_then(|d| now.checked_add_signed(d))
         .unwrap_or(now)
+}
+
+fn attempt_row(r: &AttemptResult) -> webhook_attempts::ActiveModel {
+    webhook_attempts::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        delivery_id: Set(r.job.delivery_id),
+        attempt: Set(r.job.attempt),
+        started_at: Set(r.started_at),
+        duration_ms: Set(i64::try_from(r.duration.as_millis()).unwrap_or(i64::MAX)),
+        status_code: Set(r.status_code.map(i32::from)),
+        response_body: Set(r.response_body.clone()),
+        error_kind: Set(r.error_kind.map(str::to_owned)),
+        error: Set(r.error.clone()),
+    }
 }

@@ -182,8 +182,10 @@ pub async fn send_test(
     instance_id: Uuid,
     webhook_id: Uuid,
 ) -> Result<String, WebhookError> {
+    // Checked before the transaction: on SQLite a transaction must write
+    // first to wait for the write lock rather than fail.
+    registry::get(db, instance_id, webhook_id).await?;
     let txn = db.begin().await?;
-    registry::get(&txn, instance_id, webhook_id).await?;
     let id = record_for(
         &txn,
         instance_id,
