@@ -1,12 +1,14 @@
 use sea_orm::entity::prelude::*;
 
-/// A URL registered to receive one instance's events.
+/// A URL registered to receive one instance's events (or all instances').
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "webhooks")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    pub instance_id: Uuid,
+    /// The instance whose events it receives; `None` for a global webhook,
+    /// which receives every instance's events.
+    pub instance_id: Option<Uuid>,
     pub url: String,
     /// JSON array of event type names; empty means every type.
     pub events: Json,

@@ -89,7 +89,8 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Webhooks::Table)
                     .col(ColumnDef::new(Webhooks::Id).uuid().not_null().primary_key())
-                    .col(ColumnDef::new(Webhooks::InstanceId).uuid().not_null())
+                    // NULL: a global webhook, receiving every instance's events.
+                    .col(ColumnDef::new(Webhooks::InstanceId).uuid().null())
                     .col(ColumnDef::new(Webhooks::Url).text().not_null())
                     .col(ColumnDef::new(Webhooks::Events).json().not_null())
                     .col(ColumnDef::new(Webhooks::Description).text().null())

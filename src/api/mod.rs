@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod global_webhooks;
 pub mod instances;
 pub mod system;
 pub mod webhooks;
@@ -19,6 +20,8 @@ pub enum ApiTags {
     Instances,
     /// Signed webhooks: registrations, secrets, deliveries and attempts.
     Webhooks,
+    /// Webhooks that receive every instance's events.
+    GlobalWebhooks,
     /// An instance's events, read by cursor.
     Events,
     /// Probes.
@@ -29,6 +32,7 @@ type Apis = (
     system::SystemApi,
     instances::InstancesApi,
     webhooks::WebhooksApi,
+    global_webhooks::GlobalWebhooksApi,
     events::EventsApi,
 );
 
@@ -42,6 +46,9 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             webhooks::WebhooksApi {
+                state: state.clone(),
+            },
+            global_webhooks::GlobalWebhooksApi {
                 state: state.clone(),
             },
             events::EventsApi { state },

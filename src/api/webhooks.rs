@@ -14,7 +14,7 @@ use super::auth::Auth;
 use super::error::ApiError;
 use crate::app::AppState;
 use crate::webhooks::ops::{self, Attempt, DeliveryView};
-use crate::webhooks::registry::{self, Changes, Webhook};
+use crate::webhooks::registry::{self, Changes, Scope, Webhook};
 
 /// A registered receiver of one instance's events. The secret is not part
 /// of it: read it with the `secret` endpoint.
@@ -22,7 +22,8 @@ use crate::webhooks::registry::{self, Changes, Webhook};
 #[oai(rename = "Webhook")]
 pub struct WebhookView {
     pub id: Uuid,
-    pub instance_id: Uuid,
+    /// Absent for a global webhook (it receives every instance's events).
+    pub instance_id: Option<Uuid>,
     pub url: String,
     /// Event types it receives; empty means all.
     pub events: Vec<String>,
@@ -295,16 +296,120 @@ pub enum Accepted<T: poem_openapi::types::ToJSON + Send + Sync> {
     Accepted(Json<T>),
 }
 
-pub struct WebhooksApi {
-    pub state: AppState,
+/// The work behind each webhook route, shared by the per-instance routes
+/// here and the global ones in `global_webhooks.rs`.
+pub(super) struct Handlers<'a> {
+    pub state: &'a AppState,
+    pub scope: Scope,
 }
 
-impl WebhooksApi {
+impl Handlers<'_> {
     fn allow_private(&self) -> bool {
         self.state.settings.allow_private_targets
     }
 
-    fn page_limit(&self, limit: Option<u64>) -> Result<u64, ApiError> {
+    pub async fn create(&self, b: CreateWebhook) -> Result<CreatedResp, ApiError> {
+        let changes = Changes {
+            url: Some(b.url),
+            events: b.events,
+            description: Some(b.description),
+            enabled: b.enabled,
+            ordered: b.ordered,
+        };
+        let w = registry::create(&self.state.db, self.scope, changes, self.allow_private()).await?;
+        tracing::info!(scope = ?self.scope, webhook_id = %w.id, "webhook registered");
+        let secret = w.secret.clone();
+        Ok(CreatedResp::Created(Json(CreatedWebhook {
+            webhook: w.into(),
+            secret,
+        })))
+    }
+
+    pub async fn list(&self) -> Result<Json<WebhookList>, ApiError> {
+        let items = registry::list(&self.state.db, self.scope).await?;
+        Ok(Json(WebhookList {
+            items: items.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    pub async fn get(&self, webhook_id: Uuid) -> Result<Json<WebhookView>, ApiError> {
+        Ok(Json(
+            registry::get(&self.state.db, self.scope, webhook_id)
+                .await?
+                .into(),
+        ))
+    }
+
+    pub async fn update(
+        &self,
+        webhook_id: Uuid,
+        b: UpdateWebhook,
+    ) -> Result<Json<WebhookView>, ApiError> {
+        let description = match b.description {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(d) => Some(Some(d)),
+        };
+        let changes = Changes {
+            url: b.url,
+            events: b.events,
+            description,
+            enabled: b.enabled,
+            ordered: b.ordered,
+        };
+        let w = registry::update(
+            &self.state.db,
+            self.scope,
+            webhook_id,
+            changes,
+            self.allow_private(),
+        )
+        .await?;
+        Ok(Json(w.into()))
+    }
+
+    pub async fn delete(&self, webhook_id: Uuid) -> Result<Deleted, ApiError> {
+        registry::delete(&self.state.db, self.scope, webhook_id).await?;
+        tracing::info!(scope = ?self.scope, %webhook_id, "webhook deleted");
+        Ok(Deleted::Deleted)
+    }
+
+    pub async fn secret(&self, webhook_id: Uuid) -> Result<Json<WebhookSecret>, ApiError> {
+        Ok(Json(
+            registry::get(&self.state.db, self.scope, webhook_id)
+                .await?
+                .into(),
+        ))
+    }
+
+    pub async fn rotate(
+        &self,
+        webhook_id: Uuid,
+        overlap_secs: Option<u64>,
+    ) -> Result<Json<WebhookSecret>, ApiError> {
+        let overlap = overlap_secs.unwrap_or(self.state.settings.webhooks.rotation_overlap_secs);
+        let w = registry::rotate_secret(&self.state.db, self.scope, webhook_id, overlap).await?;
+        tracing::info!(webhook_id = %w.id, overlap_secs = overlap, "webhook secret rotated");
+        Ok(Json(w.into()))
+    }
+
+    pub async fn recover(
+        &self,
+        webhook_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<Accepted<Recovered>, ApiError> {
+        let n = ops::recover(&self.state.db, self.scope, webhook_id, since).await?;
+        self.state.webhooks.wake();
+        Ok(Accepted::Accepted(Json(Recovered { recovered: n })))
+    }
+
+    pub async fn deliveries(
+        &self,
+        webhook_id: Uuid,
+        status: Option<DeliveryStatus>,
+        limit: Option<u64>,
+        after: Option<Uuid>,
+    ) -> Result<Json<DeliveryPage>, ApiError> {
         let api = &self.state.settings.api;
         let limit = limit.unwrap_or(api.default_page_size);
         if limit > api.max_page_size {
@@ -313,7 +418,62 @@ impl WebhooksApi {
                 format!("limit must be at most {}", api.max_page_size),
             ));
         }
-        Ok(limit)
+        let (items, next_after) = ops::list_deliveries(
+            &self.state.db,
+            self.scope,
+            webhook_id,
+            status.map(Into::into),
+            after,
+            limit,
+        )
+        .await?;
+        Ok(Json(DeliveryPage {
+            items: items.into_iter().map(Into::into).collect(),
+            next_after,
+        }))
+    }
+
+    pub async fn delivery(
+        &self,
+        webhook_id: Uuid,
+        delivery_id: Uuid,
+    ) -> Result<Json<DeliveryOut>, ApiError> {
+        let d = ops::get_delivery(&self.state.db, self.scope, webhook_id, delivery_id).await?;
+        Ok(Json(d.into()))
+    }
+
+    pub async fn attempts(
+        &self,
+        webhook_id: Uuid,
+        delivery_id: Uuid,
+    ) -> Result<Json<AttemptList>, ApiError> {
+        let items = ops::list_attempts(&self.state.db, self.scope, webhook_id, delivery_id).await?;
+        Ok(Json(AttemptList {
+            items: items.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    pub async fn replay(
+        &self,
+        webhook_id: Uuid,
+        delivery_id: Uuid,
+    ) -> Result<Accepted<DeliveryOut>, ApiError> {
+        let d = ops::replay(&self.state.db, self.scope, webhook_id, delivery_id).await?;
+        self.state.webhooks.wake();
+        Ok(Accepted::Accepted(Json(d.into())))
+    }
+}
+
+pub struct WebhooksApi {
+    pub state: AppState,
+}
+
+impl WebhooksApi {
+    fn on(&self, instance_id: Uuid) -> Handlers<'_> {
+        Handlers {
+            state: &self.state,
+            scope: Scope::Instance(instance_id),
+        }
     }
 }
 
@@ -333,30 +493,15 @@ impl WebhooksApi {
         id: Path<Uuid>,
         body: Json<CreateWebhook>,
     ) -> Result<CreatedResp, ApiError> {
-        let b = body.0;
-        let changes = Changes {
-            url: Some(b.url),
-            events: b.events,
-            description: Some(b.description),
-            enabled: b.enabled,
-            ordered: b.ordered,
-        };
-        let w = registry::create(&self.state.db, id.0, changes, self.allow_private()).await?;
-        tracing::info!(instance_id = %id.0, webhook_id = %w.id, "webhook registered");
-        let secret = w.secret.clone();
-        Ok(CreatedResp::Created(Json(CreatedWebhook {
-            webhook: w.into(),
-            secret,
-        })))
+        self.on(id.0).create(body.0).await
     }
 
     /// List an instance's webhooks
+    ///
+    /// The instance's own webhooks; global webhooks are listed at `/v1/webhooks`.
     #[oai(path = "/:id/webhooks", method = "get", operation_id = "list_webhooks")]
     async fn list(&self, _auth: Auth, id: Path<Uuid>) -> Result<Json<WebhookList>, ApiError> {
-        let items = registry::list(&self.state.db, id.0).await?;
-        Ok(Json(WebhookList {
-            items: items.into_iter().map(Into::into).collect(),
-        }))
+        self.on(id.0).list().await
     }
 
     /// Get a webhook
@@ -371,11 +516,7 @@ impl WebhooksApi {
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
     ) -> Result<Json<WebhookView>, ApiError> {
-        Ok(Json(
-            registry::get(&self.state.db, id.0, webhook_id.0)
-                .await?
-                .into(),
-        ))
+        self.on(id.0).get(webhook_id.0).await
     }
 
     /// Change a webhook
@@ -391,28 +532,7 @@ impl WebhooksApi {
         webhook_id: Path<Uuid>,
         body: Json<UpdateWebhook>,
     ) -> Result<Json<WebhookView>, ApiError> {
-        let b = body.0;
-        let description = match b.description {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(d) => Some(Some(d)),
-        };
-        let changes = Changes {
-            url: b.url,
-            events: b.events,
-            description,
-            enabled: b.enabled,
-            ordered: b.ordered,
-        };
-        let w = registry::update(
-            &self.state.db,
-            id.0,
-            webhook_id.0,
-            changes,
-            self.allow_private(),
-        )
-        .await?;
-        Ok(Json(w.into()))
+        self.on(id.0).update(webhook_id.0, body.0).await
     }
 
     /// Delete a webhook
@@ -427,9 +547,7 @@ impl WebhooksApi {
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
     ) -> Result<Deleted, ApiError> {
-        registry::delete(&self.state.db, id.0, webhook_id.0).await?;
-        tracing::info!(instance_id = %id.0, webhook_id = %webhook_id.0, "webhook deleted");
-        Ok(Deleted::Deleted)
+        self.on(id.0).delete(webhook_id.0).await
     }
 
     /// Reveal a webhook's secret
@@ -444,11 +562,7 @@ impl WebhooksApi {
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
     ) -> Result<Json<WebhookSecret>, ApiError> {
-        Ok(Json(
-            registry::get(&self.state.db, id.0, webhook_id.0)
-                .await?
-                .into(),
-        ))
+        self.on(id.0).secret(webhook_id.0).await
     }
 
     /// Rotate a webhook's secret
@@ -470,12 +584,7 @@ impl WebhooksApi {
         #[oai(validator(maximum(value = "2592000")))]
         overlap_secs: Query<Option<u64>>,
     ) -> Result<Json<WebhookSecret>, ApiError> {
-        let overlap = overlap_secs
-            .0
-            .unwrap_or(self.state.settings.webhooks.rotation_overlap_secs);
-        let w = registry::rotate_secret(&self.state.db, id.0, webhook_id.0, overlap).await?;
-        tracing::info!(webhook_id = %w.id, overlap_secs = overlap, "webhook secret rotated");
-        Ok(Json(w.into()))
+        self.on(id.0).rotate(webhook_id.0, overlap_secs.0).await
     }
 
     /// Send a test event
@@ -514,9 +623,7 @@ impl WebhooksApi {
         /// RFC 3339 time.
         since: Query<DateTime<Utc>>,
     ) -> Result<Accepted<Recovered>, ApiError> {
-        let n = ops::recover(&self.state.db, id.0, webhook_id.0, since.0).await?;
-        self.state.webhooks.wake();
-        Ok(Accepted::Accepted(Json(Recovered { recovered: n })))
+        self.on(id.0).recover(webhook_id.0, since.0).await
     }
 
     /// List deliveries
@@ -537,20 +644,9 @@ impl WebhooksApi {
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<u64>>,
         after: Query<Option<Uuid>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
-        let limit = self.page_limit(limit.0)?;
-        let (items, next_after) = ops::list_deliveries(
-            &self.state.db,
-            id.0,
-            webhook_id.0,
-            status.0.map(Into::into),
-            after.0,
-            limit,
-        )
-        .await?;
-        Ok(Json(DeliveryPage {
-            items: items.into_iter().map(Into::into).collect(),
-            next_after,
-        }))
+        self.on(id.0)
+            .deliveries(webhook_id.0, status.0, limit.0, after.0)
+            .await
     }
 
     /// Get a delivery
@@ -566,8 +662,7 @@ impl WebhooksApi {
         webhook_id: Path<Uuid>,
         delivery_id: Path<Uuid>,
     ) -> Result<Json<DeliveryOut>, ApiError> {
-        let d = ops::get_delivery(&self.state.db, id.0, webhook_id.0, delivery_id.0).await?;
-        Ok(Json(d.into()))
+        self.on(id.0).delivery(webhook_id.0, delivery_id.0).await
     }
 
     /// List a delivery's attempts
@@ -583,10 +678,7 @@ impl WebhooksApi {
         webhook_id: Path<Uuid>,
         delivery_id: Path<Uuid>,
     ) -> Result<Json<AttemptList>, ApiError> {
-        let items = ops::list_attempts(&self.state.db, id.0, webhook_id.0, delivery_id.0).await?;
-        Ok(Json(AttemptList {
-            items: items.into_iter().map(Into::into).collect(),
-        }))
+        self.on(id.0).attempts(webhook_id.0, delivery_id.0).await
     }
 
     /// Replay a delivery
@@ -605,8 +697,6 @@ impl WebhooksApi {
         webhook_id: Path<Uuid>,
         delivery_id: Path<Uuid>,
     ) -> Result<Accepted<DeliveryOut>, ApiError> {
-        let d = ops::replay(&self.state.db, id.0, webhook_id.0, delivery_id.0).await?;
-        self.state.webhooks.wake();
-        Ok(Accepted::Accepted(Json(d.into())))
+        self.on(id.0).replay(webhook_id.0, delivery_id.0).await
     }
 }

@@ -102,7 +102,7 @@ async fn main() -> Result<(), BoxError> {
     for i in 0..webhooks {
         registry::create(
             &db,
-            instance.id,
+            registry::Scope::Instance(instance.id),
             registry::Changes {
                 url: Some(format!("{receiver_url}/{i}")),
                 ..Default::default()

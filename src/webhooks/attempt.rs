@@ -13,7 +13,7 @@ use super::signing;
 use crate::outbound;
 
 /// Everything needed to make an attempt, loaded when it was claimed.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Job {
     pub delivery_id: Uuid,
     pub webhook_id: Uuid,
@@ -24,6 +24,19 @@ pub struct Job {
     pub url: String,
     pub secrets: Vec<String>,
     pub body: Vec<u8>,
+}
+
+// Secrets stay out of debug output.
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("delivery_id", &self.delivery_id)
+            .field("webhook_id", &self.webhook_id)
+            .field("event_id", &self.event_id)
+            .field("attempt", &self.attempt)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How an attempt ended, as far as the retry policy cares.

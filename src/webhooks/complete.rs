@@ -223,10 +223,15 @@ async fn disable<C: ConnectionTrait>(
     if !registry::disable(txn, w.id, reason).await? {
         return Ok(());
     }
-    tracing::warn!(webhook_id = %w.id, instance_id = %w.instance_id, %reason, "webhook disabled");
+    tracing::warn!(webhook_id = %w.id, instance_id = ?w.instance_id, %reason, "webhook disabled");
+    // A global webhook belongs to no instance, so there is no instance's
+    // event stream to report it in; the log and its row say it.
+    let Some(instance_id) = w.instance_id else {
+        return Ok(());
+    };
     record_for(
         txn,
-        w.instance_id,
+        instance_id,
         EventType::EndpointDisabled,
         json!({
             "webhook_id": w.id,

@@ -6,7 +6,8 @@ use entity::webhook_deliveries::{self, Status as DeliveryStatus};
 use entity::webhook_events::{ActiveModel, Entity};
 use entity::webhooks;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -86,6 +87,7 @@ pub enum Audience {
     /// One webhook, whatever its filter (e.g. `webhook.test`).
     Only(Uuid),
     /// Every enabled, matching webhook but one (e.g. `endpoint.disabled`).
+    /// Subscribers include the global webhooks.
     AllBut(Uuid),
 }
 
@@ -121,8 +123,13 @@ pub async fn record_for<C: ConnectionTrait>(
     .exec_without_returning(conn)
     .await?;
 
+    // The instance's own webhooks and the global ones.
     let mut query = webhooks::Entity::find()
-        .filter(webhooks::Column::InstanceId.eq(instance_id))
+        .filter(
+            Condition::any()
+                .add(webhooks::Column::InstanceId.eq(instance_id))
+                .add(webhooks::Column::InstanceId.is_null()),
+        )
         .order_by_asc(webhooks::Column::Id);
     query = match audience {
         Audience::Only(webhook_id) => query.filter(webhooks::Column::Id.eq(webhook_id)),

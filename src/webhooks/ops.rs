@@ -13,7 +13,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::events::{Audience, EventType, record_for};
-use super::registry::{self, WebhookError};
+use super::registry::{self, Scope, WebhookError};
 
 pub type Delivery = webhook_deliveries::Model;
 pub type Attempt = webhook_attempts::Model;
@@ -27,13 +27,13 @@ pub struct DeliveryView {
 
 pub async fn list_deliveries(
     db: &DatabaseConnection,
-    instance_id: Uuid,
+    scope: Scope,
     webhook_id: Uuid,
     status: Option<Status>,
     after: Option<Uuid>,
     limit: u64,
 ) -> Result<(Vec<DeliveryView>, Option<Uuid>), WebhookError> {
-    registry::get(db, instance_id, webhook_id).await?;
+    registry::get(db, scope, webhook_id).await?;
     let mut query = webhook_deliveries::Entity::find()
         .filter(webhook_deliveries::Column::WebhookId.eq(webhook_id))
         .order_by_asc(webhook_deliveries::Column::Id);
@@ -69,11 +69,11 @@ pub async fn list_deliveries(
 
 async fn delivery(
     db: &DatabaseConnection,
-    instance_id: Uuid,
+    scope: Scope,
     webhook_id: Uuid,
     delivery_id: Uuid,
 ) -> Result<Delivery, WebhookError> {
-    registry::get(db, instance_id, webhook_id).await?;
+    registry::get(db, scope, webhook_id).await?;
     webhook_deliveries::Entity::find_by_id(delivery_id)
         .filter(webhook_deliveries::Column::WebhookId.eq(webhook_id))
         .one(db)
@@ -83,11 +83,11 @@ async fn delivery(
 
 pub async fn get_delivery(
     db: &DatabaseConnection,
-    instance_id: Uuid,
+    scope: Scope,
     webhook_id: Uuid,
     delivery_id: Uuid,
 ) -> Result<DeliveryView, WebhookError> {
-    let d = delivery(db, instance_id, webhook_id, delivery_id).await?;
+    let d = delivery(db, scope, webhook_id, delivery_id).await?;
     let event_type = webhook_events::Entity::find_by_id(d.event_id.clone())
         .one(db)
         .await?
@@ -101,11 +101,11 @@ pub async fn get_delivery(
 
 pub async fn list_attempts(
     db: &DatabaseConnection,
-    instance_id: Uuid,
+    scope: Scope,
     webhook_id: Uuid,
     delivery_id: Uuid,
 ) -> Result<Vec<Attempt>, WebhookError> {
-    delivery(db, instance_id, webhook_id, delivery_id).await?;
+    delivery(db, scope, webhook_id, delivery_id).await?;
     Ok(webhook_attempts::Entity::find()
         .filter(webhook_attempts::Column::DeliveryId.eq(delivery_id))
         .order_by_asc(webhook_attempts::Column::Id)
@@ -118,11 +118,11 @@ pub async fn list_attempts(
 /// stay in the log.
 pub async fn replay(
     db: &DatabaseConnection,
-    instance_id: Uuid,
+    scope: Scope,
     webhook_id: Uuid,
     delivery_id: Uuid,
 ) -> Result<DeliveryView, WebhookError> {
-    delivery(db, instance_id, webhook_id, delivery_id).await?;
+    delivery(db, scope, webhook_id, delivery_id).await?;
     webhook_deliveries::Entity::update_many()
         .col_expr(
             webhook_deliveries::Column::Status,
@@ -141,18 +141,18 @@ pub async fn replay(
         .filter(webhook_deliveries::Column::Status.ne(Status::Delivering))
         .exec(db)
         .await?;
-    get_delivery(db, instance_id, webhook_id, delivery_id).await
+    get_delivery(db, scope, webhook_id, delivery_id).await
 }
 
 /// Replays every failed or dead delivery of a webhook created at or after
 /// `since`. Returns how many.
 pub async fn recover(
     db: &DatabaseConnection,
-    instance_id: Uuid,
+    scope: Scope,
     webhook_id: Uuid,
     since: DateTime<Utc>,
 ) -> Result<u64, WebhookError> {
-    registry::get(db, instance_id, webhook_id).await?;
+    registry::get(db, scope, webhook_id).await?;
     let res = webhook_deliveries::Entity::update_many()
         .col_expr(
             webhook_deliveries::Column::Status,
@@ -184,7 +184,7 @@ pub async fn send_test(
 ) -> Result<String, WebhookError> {
     // Checked before the transaction: on SQLite a transaction must write
     // first to wait for the write lock rather than fail.
-    registry::get(db, instance_id, webhook_id).await?;
+    registry::get(db, Scope::Instance(instance_id), webhook_id).await?;
     let txn = db.begin().await?;
     let id = record_for(
         &txn,

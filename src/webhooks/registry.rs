@@ -4,8 +4,8 @@ use chrono::{Duration as ChronoDuration, Utc};
 use entity::webhooks::{ActiveModel, Column, Entity, Model};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QueryOrder,
 };
 use serde_json::Value;
 use url::Url;
@@ -16,6 +16,31 @@ use super::signing::{self, SigningError};
 use crate::outbound::{self, OutboundError};
 
 pub type Webhook = Model;
+
+/// Whose webhooks a request is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// One instance's own webhooks.
+    Instance(Uuid),
+    /// Global webhooks, which receive every instance's events.
+    Global,
+}
+
+impl Scope {
+    fn condition(self) -> Condition {
+        match self {
+            Scope::Instance(id) => Condition::all().add(Column::InstanceId.eq(id)),
+            Scope::Global => Condition::all().add(Column::InstanceId.is_null()),
+        }
+    }
+
+    fn instance_id(self) -> Option<Uuid> {
+        match self {
+            Scope::Instance(id) => Some(id),
+            Scope::Global => None,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
@@ -80,10 +105,10 @@ pub fn validate_events(names: &[String]) -> Result<Value, WebhookError> {
     Ok(Value::from(kept))
 }
 
-async fn instance_exists<C: ConnectionTrait>(
-    db: &C,
-    instance_id: Uuid,
-) -> Result<(), WebhookError> {
+async fn instance_exists<C: ConnectionTrait>(db: &C, scope: Scope) -> Result<(), WebhookError> {
+    let Scope::Instance(instance_id) = scope else {
+        return Ok(());
+    };
     entity::instances::Entity::find_by_id(instance_id)
         .one(db)
         .await?
@@ -93,17 +118,17 @@ async fn instance_exists<C: ConnectionTrait>(
 
 pub async fn create(
     db: &DatabaseConnection,
-    instance_id: Uuid,
+    scope: Scope,
     changes: Changes,
     allow_private: bool,
 ) -> Result<Webhook, WebhookError> {
-    instance_exists(db, instance_id).await?;
+    instance_exists(db, scope).await?;
     let url = validate_url(changes.url.as_deref().unwrap_or(""), allow_private)?;
     let events = validate_events(changes.events.as_deref().unwrap_or(&[]))?;
     let now = Utc::now();
     let row = ActiveModel {
         id: Set(Uuid::now_v7()),
-        instance_id: Set(instance_id),
+        instance_id: Set(scope.instance_id()),
         url: Set(url.to_string()),
         events: Set(events),
         description: Set(changes.description.flatten()),
@@ -121,13 +146,10 @@ pub async fn create(
     Ok(Entity::insert(row).exec_with_returning(db).await?)
 }
 
-pub async fn list(
-    db: &DatabaseConnection,
-    instance_id: Uuid,
-) -> Result<Vec<Webhook>, WebhookError> {
-    instance_exists(db, instance_id).await?;
+pub async fn list(db: &DatabaseConnection, scope: Scope) -> Result<Vec<Webhook>, WebhookError> {
+    instance_exists(db, scope).await?;
     Ok(Entity::find()
-        .filter(Column::InstanceId.eq(instance_id))
+        .filter(scope.condition())
         .order_by_asc(Column::Id)
         .all(db)
         .await?)
@@ -135,17 +157,17 @@ pub async fn list(
 
 pub async fn get<C: ConnectionTrait>(
     db: &C,
-    instance_id: Uuid,
+    scope: Scope,
     webhook_id: Uuid,
 ) -> Result<Webhook, WebhookError> {
     let found = Entity::find_by_id(webhook_id)
-        .filter(Column::InstanceId.eq(instance_id))
+        .filter(scope.condition())
         .one(db)
         .await?;
     match found {
         Some(w) => Ok(w),
         None => {
-            instance_exists(db, instance_id).await?;
+            instance_exists(db, scope).await?;
             Err(WebhookError::NotFound(webhook_id))
         }
     }
@@ -153,12 +175,12 @@ pub async fn get<C: ConnectionTrait>(
 
 pub async fn update(
     db: &DatabaseConnection,
-    instance_id: Uuid,
+    scope: Scope,
     webhook_id: Uuid,
     changes: Changes,
     allow_private: bool,
 ) -> Result<Webhook, WebhookError> {
-    let current = get(db, instance_id, webhook_id).await?;
+    let current = get(db, scope, webhook_id).await?;
     let mut row: ActiveModel = current.clone().into();
     if let Some(url) = changes.url {
         row.url = Set(validate_url(&url, allow_private)?.to_string());
@@ -191,16 +213,16 @@ pub async fn update(
 
 pub async fn delete(
     db: &DatabaseConnection,
-    instance_id: Uuid,
+    scope: Scope,
     webhook_id: Uuid,
 ) -> Result<(), WebhookError> {
     let deleted = Entity::delete_many()
         .filter(Column::Id.eq(webhook_id))
-        .filter(Column::InstanceId.eq(instance_id))
+        .filter(scope.condition())
         .exec(db)
         .await?;
     if deleted.rows_affected == 0 {
-        instance_exists(db, instance_id).await?;
+        instance_exists(db, scope).await?;
         return Err(WebhookError::NotFound(webhook_id));
     }
     Ok(())
@@ -209,11 +231,11 @@ pub async fn delete(
 /// Replaces the secret; the old one keeps signing for `overlap_secs`.
 pub async fn rotate_secret(
     db: &DatabaseConnection,
-    instance_id: Uuid,
+    scope: Scope,
     webhook_id: Uuid,
     overlap_secs: u64,
 ) -> Result<Webhook, WebhookError> {
-    let current = get(db, instance_id, webhook_id).await?;
+    let current = get(db, scope, webhook_id).await?;
     let now = Utc::now();
     let overlap = ChronoDuration::seconds(i64::try_from(overlap_secs).unwrap_or(i64::MAX / 1000));
     let mut row: ActiveModel = current.clone().into();

@@ -55,6 +55,7 @@ async fn openapi_document_is_valid_and_complete() {
     let expected = [
         "DELETE /v1/instances/{id}",
         "DELETE /v1/instances/{id}/webhooks/{webhook_id}",
+        "DELETE /v1/webhooks/{webhook_id}",
         "GET /healthz",
         "GET /readyz",
         "GET /v1/instances",
@@ -66,14 +67,25 @@ async fn openapi_document_is_valid_and_complete() {
         "GET /v1/instances/{id}/webhooks/{webhook_id}/deliveries/{delivery_id}",
         "GET /v1/instances/{id}/webhooks/{webhook_id}/deliveries/{delivery_id}/attempts",
         "GET /v1/instances/{id}/webhooks/{webhook_id}/secret",
+        "GET /v1/webhooks",
+        "GET /v1/webhooks/{webhook_id}",
+        "GET /v1/webhooks/{webhook_id}/deliveries",
+        "GET /v1/webhooks/{webhook_id}/deliveries/{delivery_id}",
+        "GET /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/attempts",
+        "GET /v1/webhooks/{webhook_id}/secret",
         "PATCH /v1/instances/{id}",
         "PATCH /v1/instances/{id}/webhooks/{webhook_id}",
+        "PATCH /v1/webhooks/{webhook_id}",
         "POST /v1/instances",
         "POST /v1/instances/{id}/webhooks",
         "POST /v1/instances/{id}/webhooks/{webhook_id}/deliveries/{delivery_id}/replay",
         "POST /v1/instances/{id}/webhooks/{webhook_id}/recover",
         "POST /v1/instances/{id}/webhooks/{webhook_id}/rotate-secret",
         "POST /v1/instances/{id}/webhooks/{webhook_id}/test",
+        "POST /v1/webhooks",
+        "POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/replay",
+        "POST /v1/webhooks/{webhook_id}/recover",
+        "POST /v1/webhooks/{webhook_id}/rotate-secret",
     ];
     assert_eq!(routes, expected);
 

@@ -818,3 +818,64 @@ async fn retention_purges_old_events_with_their_deliveries() {
     .await;
     assert_eq!(left.body["items"], json!([]));
 }
+
+#[tokio::test]
+async fn global_webhooks_receive_every_instance_events() {
+    let app = TestApp::spawn().await;
+    let global = Receiver::start().await;
+    let own = Receiver::start().await;
+    let (a, b) = (instance(&app).await, instance(&app).await);
+    let created = send(
+        app.req(Method::POST, "/v1/webhooks")
+            .json(&json!({ "url": global.url("/all") })),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert!(created.body["instance_id"].is_null());
+    let secret = created.body["secret"].as_str().expect("secret").to_owned();
+    let gid = created.body["id"].as_str().expect("id").to_owned();
+    let (own_id, _) = register(&app, a, json!({ "url": own.url("/a") })).await;
+
+    let mut ids = emit(&app, a, 1).await;
+    ids.extend(emit(&app, b, 1).await);
+    let got = global.wait_for(2, WITHIN).await;
+    let mut seen: Vec<String> = got
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    seen.sort();
+    ids.sort();
+    assert_eq!(seen, ids);
+    for r in &got {
+        verify(&secret, r, r.header("webhook-signature"));
+    }
+    own.wait_for(1, WITHIN).await;
+
+    // Listed apart; not reachable through an instance, nor the other way.
+    let listed = send(app.req(Method::GET, "/v1/webhooks")).await;
+    assert_eq!(listed.body["items"].as_array().expect("items").len(), 1);
+    let own_list = send(app.req(Method::GET, &format!("/v1/instances/{a}/webhooks"))).await;
+    assert_eq!(own_list.body["items"].as_array().expect("items").len(), 1);
+    send(app.req(Method::GET, &format!("/v1/instances/{a}/webhooks/{gid}")))
+        .await
+        .assert_problem(404, "webhook_not_found");
+    send(app.req(Method::GET, &format!("/v1/webhooks/{own_id}")))
+        .await
+        .assert_problem(404, "webhook_not_found");
+
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let page = send(app.req(
+            Method::GET,
+            &format!("/v1/webhooks/{gid}/deliveries?status=succeeded"),
+        ))
+        .await;
+        if page.body["items"].as_array().map_or(0, Vec::len) == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:?}", page.body);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deleted = send(app.req(Method::DELETE, &format!("/v1/webhooks/{gid}"))).await;
+    assert_eq!(deleted.status, 204);
+}
