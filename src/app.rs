@@ -14,6 +14,9 @@ use crate::db::{self, DbError};
 use crate::engine::Engine;
 use crate::instances::sessions::{SessionError, Sessions};
 use crate::messaging::send::Messenger;
+use crate::outbound::OutboundError;
+use crate::webhooks::Webhooks;
+use crate::webhooks::dispatcher::Dispatcher;
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -23,6 +26,8 @@ pub struct AppState {
     pub admin_key: Arc<str>,
     pub sessions: Sessions,
     pub messenger: Messenger,
+    /// Wakes the webhook dispatcher after a commit that recorded events.
+    pub webhooks: Webhooks,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +50,8 @@ pub enum AppError {
     Resume(#[from] SessionError),
     #[error("WhatsApp engine: {0}")]
     Engine(#[from] crate::engine::EngineError),
+    #[error("webhook dispatcher: {0}")]
+    Outbound(#[from] OutboundError),
 }
 
 /// A server that is bound and migrated but not yet serving.
@@ -61,11 +68,13 @@ impl App {
         let admin_key = admin_key(&settings)?;
         let db = db::connect(&settings).await?;
         db::migrate(&db).await?;
+        let webhooks = Webhooks::new();
+        let wake = webhooks.clone();
         let (sessions, event_loop) = Sessions::new(
             db.clone(),
             engine,
             Duration::from_secs(settings.whatsapp.answer_timeout_secs),
-            || {},
+            move || wake.wake(),
         );
         tokio::spawn(event_loop);
         let acceptor = TcpListener::bind(settings.listen)
@@ -87,6 +96,7 @@ impl App {
             admin_key: admin_key.into(),
             sessions,
             messenger,
+            webhooks,
         };
         Ok(Self {
             state,
@@ -114,6 +124,23 @@ impl App {
             .resume_all(self.state.settings.whatsapp.resume_concurrency)
             .await?;
         tracing::info!(sessions = resumed, "stored sessions resuming");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let dispatcher = if self.state.settings.webhooks.dispatcher {
+            let dispatcher = Dispatcher::new(
+                self.state.db.clone(),
+                self.state.settings.clone(),
+                self.state.webhooks.notifier(),
+            )?;
+            Some(tokio::spawn(dispatcher.run(stop_rx, grace)))
+        } else {
+            None
+        };
+        // One signal stops both the server and the dispatcher; each drains
+        // within the grace period.
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
         tracing::info!(addr = %self.addr, "listening");
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
@@ -128,6 +155,11 @@ impl App {
             .is_err()
         {
             tracing::warn!("sessions did not disconnect within the grace period");
+        }
+        if let Some(dispatcher) = dispatcher
+            && dispatcher.await.is_err()
+        {
+            tracing::warn!("the webhook dispatcher panicked");
         }
         if let Err(e) = self.state.db.close_by_ref().await {
             tracing::warn!(error = %e, "closing the database pool");

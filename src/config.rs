@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -53,10 +54,98 @@ pub struct Settings {
     pub log: String,
     pub log_format: LogFormat,
     pub shutdown_grace_secs: u64,
+    pub allow_private_targets: bool,
     pub database: DatabaseSettings,
     pub api: ApiSettings,
     pub whatsapp: WhatsAppSettings,
     pub messaging: MessagingSettings,
+    pub webhooks: WebhookSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub dispatcher: bool,
+    pub request_timeout_secs: f64,
+    pub max_response_body_bytes: usize,
+    pub retry_schedule_secs: Vec<f64>,
+    pub retry_jitter: f64,
+    pub retry_after_max_secs: f64,
+    pub disable_after_failing_secs: u64,
+    pub rotation_overlap_secs: u64,
+    pub max_in_flight: usize,
+    pub max_in_flight_per_webhook: usize,
+    pub claim_batch: usize,
+    pub lease_secs: f64,
+    pub event_retention_days: u64,
+    pub sweep_interval_secs: f64,
+}
+
+impl WebhookSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.request_timeout_secs)
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs_f64(self.lease_secs)
+    }
+
+    pub fn sweep_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.sweep_interval_secs)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, reason: &str| ConfigError::Invalid {
+            setting,
+            reason: reason.to_owned(),
+        };
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(self.request_timeout_secs) {
+            return Err(invalid("webhooks.request_timeout_secs", "must be positive"));
+        }
+        if self.retry_schedule_secs.is_empty()
+            || self
+                .retry_schedule_secs
+                .iter()
+                .any(|d| !d.is_finite() || *d < 0.0)
+        {
+            return Err(invalid(
+                "webhooks.retry_schedule_secs",
+                "must list at least one delay, none negative",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.retry_jitter) {
+            return Err(invalid("webhooks.retry_jitter", "must be in [0, 1)"));
+        }
+        if !self.retry_after_max_secs.is_finite() || self.retry_after_max_secs < 0.0 {
+            return Err(invalid(
+                "webhooks.retry_after_max_secs",
+                "must not be negative",
+            ));
+        }
+        if self.max_in_flight == 0 || self.max_in_flight_per_webhook == 0 || self.claim_batch == 0 {
+            return Err(invalid(
+                "webhooks.max_in_flight",
+                "max_in_flight, max_in_flight_per_webhook and claim_batch must be at least 1",
+            ));
+        }
+        if !positive(self.lease_secs) || self.lease_secs <= self.request_timeout_secs {
+            return Err(invalid(
+                "webhooks.lease_secs",
+                "must exceed webhooks.request_timeout_secs",
+            ));
+        }
+        if self.event_retention_days > 36_500 {
+            return Err(invalid(
+                "webhooks.event_retention_days",
+                "must be at most 36500",
+            ));
+        }
+        if !positive(self.sweep_interval_secs) {
+            return Err(invalid("webhooks.sweep_interval_secs", "must be positive"));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -210,6 +299,7 @@ impl Settings {
         if self.messaging.max_media_bytes == 0 {
             return Err(invalid("messaging.max_media_bytes", "must be at least 1"));
         }
+        self.webhooks.validate()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return Err(ConfigError::Invalid {
                 setting: "log",

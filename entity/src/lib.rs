@@ -3,4 +3,7 @@
 pub mod idempotency_keys;
 pub mod instances;
 pub mod messages;
+pub mod webhook_attempts;
+pub mod webhook_deliveries;
 pub mod webhook_events;
+pub mod webhooks;

@@ -14,6 +14,7 @@ use poem_openapi::{ApiResponse, Object};
 use sea_orm::DbErr;
 
 use crate::instances::InstanceError;
+use crate::webhooks::WebhookError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -115,6 +116,36 @@ impl From<InstanceError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "instance_online", err.to_string())
             }
             InstanceError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(err: WebhookError) -> Self {
+        let detail = err.to_string();
+        match err {
+            WebhookError::InstanceNotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "instance_not_found", detail)
+            }
+            WebhookError::NotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "webhook_not_found", detail)
+            }
+            WebhookError::DeliveryNotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "delivery_not_found", detail)
+            }
+            WebhookError::InvalidUrl(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_url", detail)
+            }
+            WebhookError::UrlNotAllowed(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "url_not_allowed", detail)
+            }
+            WebhookError::UnknownEventType(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_event_type",
+                detail,
+            ),
+            WebhookError::Signing(e) => Self::internal(&e),
+            WebhookError::Db(e) => e.into(),
         }
     }
 }

@@ -4,11 +4,14 @@
 pub mod auth;
 pub mod body_limit;
 pub mod error;
+pub mod events;
+pub mod global_webhooks;
 pub mod instances;
 pub mod messages;
 pub mod pairing;
 pub mod qr_image;
 pub mod system;
+pub mod webhooks;
 
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::{OpenApiService, Tags};
@@ -23,6 +26,12 @@ pub enum ApiTags {
     Pairing,
     /// Sending by the sender's number, number checks, the message log.
     Messages,
+    /// Signed webhooks: registrations, secrets, deliveries and attempts.
+    Webhooks,
+    /// Webhooks that receive every instance's events.
+    GlobalWebhooks,
+    /// An instance's events, read by cursor.
+    Events,
     /// Probes.
     System,
 }
@@ -32,6 +41,9 @@ type Apis = (
     instances::InstancesApi,
     pairing::PairingApi,
     messages::MessagesApi,
+    webhooks::WebhooksApi,
+    global_webhooks::GlobalWebhooksApi,
+    events::EventsApi,
 );
 
 fn service(state: AppState) -> OpenApiService<Apis, ()> {
@@ -46,7 +58,16 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
             pairing::PairingApi {
                 state: state.clone(),
             },
-            messages::MessagesApi { state },
+            messages::MessagesApi {
+                state: state.clone(),
+            },
+            webhooks::WebhooksApi {
+                state: state.clone(),
+            },
+            global_webhooks::GlobalWebhooksApi {
+                state: state.clone(),
+            },
+            events::EventsApi { state },
         ),
         "wagate",
         env!("CARGO_PKG_VERSION"),
@@ -75,6 +96,7 @@ pub fn spec_json() -> String {
         admin_key: "".into(),
         sessions,
         messenger,
+        webhooks: Default::default(),
     };
     service(state).spec()
 }

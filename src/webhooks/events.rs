@@ -2,8 +2,13 @@
 //! transaction, so an event exists exactly when its change was committed.
 
 use chrono::Utc;
+use entity::webhook_deliveries::{self, Status as DeliveryStatus};
 use entity::webhook_events::{ActiveModel, Entity};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
+use entity::webhooks;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -74,25 +79,106 @@ pub fn new_event_id() -> String {
     format!("msg_{}", Uuid::now_v7().simple())
 }
 
+/// Which webhooks of the instance an event is owed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Every enabled webhook whose filter matches.
+    Subscribers,
+    /// One webhook, whatever its filter (e.g. `webhook.test`).
+    Only(Uuid),
+    /// Every enabled, matching webhook but one (e.g. `endpoint.disabled`).
+    /// Subscribers include the global webhooks.
+    AllBut(Uuid),
+}
+
 /// Writes an event to the outbox on `conn` (pass the transaction that makes
-/// the change) and returns its id.
+/// the change) with one delivery per subscribed webhook, and returns its id.
+/// Call [`super::Webhooks::wake`] after the commit.
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
     instance_id: Uuid,
     event_type: EventType,
     data: Value,
 ) -> Result<String, DbErr> {
+    record_for(conn, instance_id, event_type, data, Audience::Subscribers).await
+}
+
+/// [`record`] for a chosen audience.
+pub async fn record_for<C: ConnectionTrait>(
+    conn: &C,
+    instance_id: Uuid,
+    event_type: EventType,
+    data: Value,
+    audience: Audience,
+) -> Result<String, DbErr> {
     let id = new_event_id();
+    let now = Utc::now();
     Entity::insert(ActiveModel {
         id: Set(id.clone()),
         instance_id: Set(instance_id),
         event_type: Set(event_type.as_str().to_owned()),
         data: Set(data),
-        created_at: Set(Utc::now()),
+        created_at: Set(now),
     })
     .exec_without_returning(conn)
     .await?;
+
+    // The instance's own webhooks and the global ones.
+    let mut query = webhooks::Entity::find()
+        .filter(
+            Condition::any()
+                .add(webhooks::Column::InstanceId.eq(instance_id))
+                .add(webhooks::Column::InstanceId.is_null()),
+        )
+        .order_by_asc(webhooks::Column::Id);
+    query = match audience {
+        Audience::Only(webhook_id) => query.filter(webhooks::Column::Id.eq(webhook_id)),
+        Audience::Subscribers => query.filter(webhooks::Column::Enabled.eq(true)),
+        Audience::AllBut(webhook_id) => query
+            .filter(webhooks::Column::Enabled.eq(true))
+            .filter(webhooks::Column::Id.ne(webhook_id)),
+    };
+    let targets: Vec<Uuid> = query
+        .all(conn)
+        .await?
+        .into_iter()
+        .filter(|w| matches!(audience, Audience::Only(_)) || subscribes(&w.events, event_type))
+        .map(|w| w.id)
+        .collect();
+    if !targets.is_empty() {
+        let rows = targets
+            .into_iter()
+            .map(|webhook_id| webhook_deliveries::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                event_id: Set(id.clone()),
+                webhook_id: Set(webhook_id),
+                status: Set(DeliveryStatus::Pending),
+                attempts: Set(0),
+                next_attempt_at: Set(now),
+                locked_until: Set(None),
+                claim_token: Set(None),
+                last_status_code: Set(None),
+                last_error: Set(None),
+                delivered_at: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+            });
+        webhook_deliveries::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await?;
+    }
     Ok(id)
+}
+
+/// Whether a webhook's stored filter (a JSON array of type names; empty
+/// means all) lets `event_type` through.
+pub fn subscribes(filter: &Value, event_type: EventType) -> bool {
+    match filter.as_array() {
+        Some(types) if !types.is_empty() => types
+            .iter()
+            .any(|t| t.as_str() == Some(event_type.as_str())),
+        _ => true,
+    }
 }
 
 #[cfg(test)]
@@ -105,5 +191,14 @@ mod tests {
             assert_eq!(EventType::parse(t.as_str()), Some(t));
         }
         assert_eq!(EventType::parse("instance.exploded"), None);
+    }
+
+    #[test]
+    fn filters() {
+        let all = serde_json::json!([]);
+        let some = serde_json::json!(["message.read", "instance.qr"]);
+        assert!(subscribes(&all, EventType::MessageSent));
+        assert!(subscribes(&some, EventType::InstanceQr));
+        assert!(!subscribes(&some, EventType::MessageSent));
     }
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use figment::Figment;
 use migration::MigratorTrait;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio::sync::oneshot;
 use wagate::app::App;
 use wagate::config::Settings;
 use wagate::engine::scripted::ScriptedEngine;
+use wagate::webhooks::Webhooks;
 
 pub const ADMIN_KEY: &str = "test-admin-key";
 
@@ -210,32 +212,48 @@ async fn drop_stale_databases(admin: &DatabaseConnection, keep: &str) {
 }
 
 /// Settings for a test server on `db`: an ephemeral loopback port and the
-/// test admin key, whatever the environment says.
+/// test admin key, whatever the environment says. Webhooks may reach the
+/// test receivers on 127.0.0.1, and retry on a compressed schedule.
 pub fn settings(db: &TestDb) -> Settings {
     settings_with(db, |f| f)
 }
 
-pub fn settings_with(
-    db: &TestDb,
-    adjust: impl FnOnce(figment::Figment) -> figment::Figment,
-) -> Settings {
-    let figment = Settings::defaults_figment()
+/// [`settings`] with more layered on top.
+pub fn settings_with(db: &TestDb, tweak: impl FnOnce(Figment) -> Figment) -> Settings {
+    Settings::from_figment(tweak(base_figment(db))).expect("test settings")
+}
+
+pub fn base_figment(db: &TestDb) -> Figment {
+    Settings::defaults_figment()
         .merge(("listen", "127.0.0.1:0"))
         .merge(("admin_key", ADMIN_KEY))
         .merge(("log", "warn"))
         .merge(("shutdown_grace_secs", 5))
         .merge(("database.url", db.url.as_str()))
-        .merge(("database.max_connections", 5));
-    Settings::from_figment(adjust(figment)).expect("test settings")
+        .merge(("database.max_connections", 5))
+        .merge(("allow_private_targets", true))
+        .merge(("webhooks.retry_schedule_secs", vec![0.0, 0.05, 0.1, 0.1]))
+        .merge(("webhooks.request_timeout_secs", 5.0))
+        .merge(("webhooks.lease_secs", 10.0))
+        .merge(("webhooks.sweep_interval_secs", 0.05))
+}
+
+/// An HTTP client for tests (reqwest's rustls needs the process's crypto
+/// provider installed first).
+pub fn http_client() -> reqwest::Client {
+    wagate::outbound::install_crypto_provider();
+    reqwest::Client::new()
 }
 
 /// The real server, in this process, on its own database, with the scripted
-/// WhatsApp engine.
+/// WhatsApp engine unless a test gives it another.
 pub struct TestApp {
     pub addr: SocketAddr,
     pub db: TestDb,
     pub engine: ScriptedEngine,
     pub http: reqwest::Client,
+    /// The running server's dispatcher handle: `wake()` it after recording.
+    pub webhooks: Webhooks,
     // Dropping it stops the server.
     _stop: oneshot::Sender<()>,
 }
@@ -247,15 +265,17 @@ impl TestApp {
 
     pub async fn spawn_on(db: TestDb) -> Self {
         let settings = settings(&db);
-        Self::spawn_with(db, settings, ScriptedEngine::new()).await
+        Self::spawn_scripted(db, settings, ScriptedEngine::new()).await
     }
 
-    pub async fn spawn_with(db: TestDb, settings: Settings, engine: ScriptedEngine) -> Self {
-        // Warnings and errors of the server show with a failing test's output.
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter("warn")
-            .try_init();
+    /// A server whose settings are the test defaults with `tweak` on top.
+    pub async fn spawn_with(tweak: impl FnOnce(Figment) -> Figment) -> Self {
+        let db = TestDb::new().await;
+        let settings = settings_with(&db, tweak);
+        Self::spawn_scripted(db, settings, ScriptedEngine::new()).await
+    }
+
+    pub async fn spawn_scripted(db: TestDb, settings: Settings, engine: ScriptedEngine) -> Self {
         Self::spawn_with_engine(db, settings, Arc::new(engine.clone()), engine).await
     }
 
@@ -267,12 +287,14 @@ impl TestApp {
         engine: Arc<dyn wagate::engine::Engine>,
         scripted: ScriptedEngine,
     ) -> Self {
-        let engine_for_app = engine;
-        let engine = scripted;
-        let app = App::build(settings, engine_for_app)
-            .await
-            .expect("build app");
+        // Warnings and errors of the server show with a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("warn")
+            .try_init();
+        let app = App::build(settings, engine).await.expect("build app");
         let addr = app.local_addr();
+        let webhooks = app.state().webhooks.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
             app.run(async {
@@ -284,8 +306,9 @@ impl TestApp {
         Self {
             addr,
             db,
-            engine,
-            http: crate::harness::http_client(),
+            engine: scripted,
+            http: http_client(),
+            webhooks,
             _stop: stop,
         }
     }
@@ -378,10 +401,4 @@ where
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-}
-
-/// An HTTP client for tests (reqwest is built without a default TLS provider).
-pub fn http_client() -> reqwest::Client {
-    wagate::install_crypto_provider();
-    reqwest::Client::new()
 }

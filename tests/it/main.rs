@@ -6,5 +6,8 @@ mod instances;
 mod messaging;
 mod pairing;
 mod process;
+mod receiver;
 mod system;
+mod webhook_crash;
+mod webhooks;
 mod whatsapp_offline;

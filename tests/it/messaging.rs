@@ -21,7 +21,7 @@ async fn online(adjust: impl FnOnce(figment::Figment) -> figment::Figment) -> (T
     let settings = settings_with(&db, |f| adjust(f.merge(("messaging.default_region", "ID"))));
     let engine = ScriptedEngine::new();
     engine.register_number(FRIEND);
-    let app = TestApp::spawn_with(db, settings, engine).await;
+    let app = TestApp::spawn_scripted(db, settings, engine).await;
     let id = new_instance(&app).await;
     pair_and_connect(&app, id, SENDER).await;
     (app, id)

@@ -388,7 +388,7 @@ async fn login_times_out_when_whatsapp_is_silent() {
     let settings = settings_with(&db, |f| f.merge(("whatsapp.answer_timeout_secs", 1)));
     let engine = ScriptedEngine::new();
     engine.silent(true);
-    let app = TestApp::spawn_with(db, settings, engine).await;
+    let app = TestApp::spawn_scripted(db, settings, engine).await;
     let id = new_instance(&app).await;
     post(&app, id, "login")
         .await
@@ -420,7 +420,7 @@ async fn stored_sessions_resume_after_a_restart() {
     let engine = ScriptedEngine::new();
     engine.store_session(paired);
     let settings = settings(&db);
-    let second = TestApp::spawn_with(db, settings, engine).await;
+    let second = TestApp::spawn_scripted(db, settings, engine).await;
     let back = wait_status(&second, paired, "online").await;
     assert_eq!(back["phone_number"], "6281234567892");
     let calls = second.engine.calls();

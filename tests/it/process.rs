@@ -12,9 +12,9 @@ use serde_json::json;
 
 use crate::harness::{ADMIN_KEY, TestDb, send};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wagate");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_wagate");
 
-fn wagate(db_url: &str) -> Command {
+pub(crate) fn wagate(db_url: &str) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -26,14 +26,14 @@ fn wagate(db_url: &str) -> Command {
     cmd
 }
 
-struct Running {
+pub(crate) struct Running {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 /// Starts the server and waits (up to a deadline) for the log line that
 /// names the bound address.
-fn start(mut cmd: Command) -> Running {
+pub(crate) fn start(mut cmd: Command) -> Running {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -63,12 +63,12 @@ fn start(mut cmd: Command) -> Running {
 }
 
 impl Running {
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
     /// SIGTERM, then the exit status (waited for with a deadline).
-    fn terminate(mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let killed = Command::new("kill").args(["-TERM", &pid]).status();
         assert!(killed.is_ok_and(|s| s.success()), "kill -TERM");

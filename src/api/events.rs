@@ -1,0 +1,87 @@
+//! `/v1/instances/{id}/events`: catch-up by cursor.
+
+use chrono::{DateTime, Utc};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use uuid::Uuid;
+
+use super::ApiTags;
+use super::auth::Auth;
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::webhooks::ops::{self, Event};
+
+/// An event exactly as webhooks receive it, plus its id.
+#[derive(Debug, Object)]
+#[oai(rename = "Event")]
+pub struct EventOut {
+    /// `msg_…`: the `webhook-id` of its deliveries, and the cursor.
+    pub id: String,
+    #[oai(rename = "type")]
+    pub event_type: String,
+    pub timestamp: DateTime<Utc>,
+    pub instance_id: Uuid,
+    pub data: serde_json::Value,
+}
+
+impl From<Event> for EventOut {
+    fn from(e: Event) -> Self {
+        Self {
+            id: e.id,
+            event_type: e.event_type,
+            timestamp: e.created_at,
+            instance_id: e.instance_id,
+            data: e.data,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct EventPage {
+    pub items: Vec<EventOut>,
+    /// Pass as `after` to continue; absent when this page is not full.
+    pub next_after: Option<String>,
+}
+
+pub struct EventsApi {
+    pub state: AppState,
+}
+
+#[OpenApi(prefix_path = "/v1/instances", tag = "ApiTags::Events")]
+impl EventsApi {
+    /// Read events by cursor
+    ///
+    /// The instance's events in the order they happened, after the event id
+    /// `after` (from the start when absent). A receiver that was down reads
+    /// what it missed here without waiting for retries.
+    #[oai(path = "/:id/events", method = "get", operation_id = "list_events")]
+    async fn list(
+        &self,
+        _auth: Auth,
+        id: Path<Uuid>,
+        /// An event id; only later events are returned.
+        #[oai(validator(max_length = 40))]
+        after: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1")))] limit: Query<Option<u64>>,
+    ) -> Result<Json<EventPage>, ApiError> {
+        let api = &self.state.settings.api;
+        let limit = limit.0.unwrap_or(api.default_page_size);
+        if limit > api.max_page_size {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("limit must be at most {}", api.max_page_size),
+            ));
+        }
+        let items = ops::list_events(&self.state.db, id.0, after.0, limit).await?;
+        let next_after = if items.len() as u64 == limit {
+            items.last().map(|e| e.id.clone())
+        } else {
+            None
+        };
+        Ok(Json(EventPage {
+            items: items.into_iter().map(Into::into).collect(),
+            next_after,
+        }))
+    }
+}

@@ -1,0 +1,364 @@
+//! Webhook delivery benchmark: the gateway (in this process), its database
+//! and a local receiver together.
+//!
+//! Prints sustained deliveries per second (signed, POSTed, 2xx, recorded as
+//! succeeded in the database), event-to-POST latency (p50/p99) at a fixed
+//! event rate, and the database's own small-transaction commit rate from
+//! the same machine, so the first reads as a fraction of the second.
+//!
+//! ```text
+//! DATABASE_URL=postgres://postgres@127.0.0.1:5432/wagate_bench \
+//!   cargo run --release --bin bench-webhooks
+//! ```
+//! Settings (environment): `DATABASE_URL` (default: a SQLite file in a temp
+//! folder; a PostgreSQL database is created if missing and emptied first),
+//! `BENCH_SECS` (throughput phase, default 60), `BENCH_RATE` (events per
+//! second in the latency phase, default 1000), `BENCH_LATENCY_SECS`
+//! (default 20).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use poem::http::StatusCode;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::{Request, Response, Server};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+use wagate::app::App;
+use wagate::config::Settings;
+use wagate::webhooks::{EventType, Webhooks, record, registry};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Default)]
+struct Receiver {
+    received: AtomicU64,
+    /// Event-to-POST latencies in microseconds, while measuring.
+    latencies: Mutex<Option<Vec<u64>>>,
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let secs = env_u64("BENCH_SECS", 60);
+    let rate = env_u64("BENCH_RATE", 1000);
+    let latency_secs = env_u64("BENCH_LATENCY_SECS", 20);
+    let webhooks = env_u64("BENCH_WEBHOOKS", 4);
+    let producers = env_u64("BENCH_PRODUCERS", 4);
+    let dir = tempfile_dir()?;
+    let url = match std::env::var("DATABASE_URL") {
+        Ok(url) => url,
+        Err(_) => format!("sqlite://{}/bench.db", dir.display()),
+    };
+    if url.starts_with("postgres") {
+        reset_postgres(&url).await?;
+    }
+
+    let receiver = Arc::new(Receiver::default());
+    let receiver_url = start_receiver(receiver.clone()).await?;
+
+    let figment = Settings::defaults_figment()
+        .merge(("listen", "127.0.0.1:0"))
+        .merge(("admin_key", "bench"))
+        .merge(("log", "warn"))
+        .merge(("database.url", url.as_str()))
+        .merge(("database.max_connections", 16))
+        .merge(("allow_private_targets", true))
+        .merge(("webhooks.max_in_flight", 512))
+        .merge(("webhooks.max_in_flight_per_webhook", 512))
+        .merge(("webhooks.claim_batch", 512));
+    let settings = Settings::from_figment(figment)?;
+    wagate::telemetry::init(&settings);
+    // The webhook path needs no WhatsApp; the scripted engine stays idle.
+    let engine = std::sync::Arc::new(wagate::engine::scripted::ScriptedEngine::new());
+    let app = App::build(settings, engine).await?;
+    let db = app.state().db.clone();
+    let wake = app.state().webhooks.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async {
+        let _ = stopped.await;
+    }));
+
+    let backend = if url.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!("bench-webhooks on {backend}: {webhooks} webhooks per event, {producers} producers");
+    let commits = commit_rate(&db, Duration::from_secs(5)).await?;
+    println!("database commit rate (8 writers, 1-row transactions): {commits:.0}/s");
+
+    let instance = wagate::instances::store::create(&db, Some("bench".into())).await?;
+    for i in 0..webhooks {
+        registry::create(
+            &db,
+            registry::Scope::Instance(instance.id),
+            registry::Changes {
+                url: Some(format!("{receiver_url}/{i}")),
+                ..Default::default()
+            },
+            true,
+        )
+        .await?;
+    }
+
+    // Throughput: keep a backlog, measure what arrives per second.
+    let mut producing = Vec::new();
+    for _ in 0..producers {
+        producing.push(tokio::spawn(produce_backlog(
+            db.clone(),
+            wake.clone(),
+            instance.id,
+            receiver.clone(),
+            Duration::from_secs(secs + 2),
+            webhooks,
+        )));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // warm up
+    let start_count = receiver.received.load(Ordering::Relaxed);
+    let start_ok = succeeded(&db).await?;
+    let started = Instant::now();
+    for _ in 0..secs {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            println!(
+                "  posted {} succeeded {}",
+                receiver.received.load(Ordering::Relaxed),
+                succeeded(&db).await?
+            );
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let posted = receiver.received.load(Ordering::Relaxed) - start_count;
+    let recorded = succeeded(&db).await? - start_ok;
+    for p in producing {
+        p.await??;
+    }
+    println!(
+        "throughput over {secs} s: {:.0} deliveries/s POSTed, {:.0}/s recorded succeeded \
+         ({:.1}% of the commit rate)",
+        posted as f64 / elapsed,
+        recorded as f64 / elapsed,
+        100.0 * (recorded as f64 / elapsed) / commits
+    );
+
+    // Drain the backlog before measuring latency.
+    drain(&db).await?;
+
+    // Latency: one event per transaction at a fixed rate, as the engine does.
+    *receiver.latencies.lock().map_err(|_| "poisoned")? = Some(Vec::new());
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let until = Instant::now() + Duration::from_secs(latency_secs);
+    let mut sent = 0u64;
+    while Instant::now() < until {
+        tick.tick().await;
+        let txn = db.begin().await?;
+        record(
+            &txn,
+            instance.id,
+            EventType::MessageReceived,
+            json!({"n": sent}),
+        )
+        .await?;
+        txn.commit().await?;
+        wake.wake();
+        sent += 1;
+    }
+    drain(&db).await?;
+    let mut lat = receiver
+        .latencies
+        .lock()
+        .map_err(|_| "poisoned")?
+        .take()
+        .unwrap_or_default();
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .map(|us| *us as f64 / 1000.0)
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "latency at {:.0} events/s for {latency_secs} s ({} deliveries): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        sent as f64 / latency_secs as f64,
+        lat.len(),
+        pct(0.50),
+        pct(0.99),
+        pct(1.0)
+    );
+
+    let _ = stop.send(());
+    server.await??;
+    Ok(())
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf, BoxError> {
+    let dir = std::env::temp_dir().join(format!("wagate-bench-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Empties a PostgreSQL bench database (creating it if needed) so every
+/// run starts alike.
+async fn reset_postgres(url: &str) -> Result<(), BoxError> {
+    let (base, name) = url
+        .split('?')
+        .next()
+        .and_then(|u| u.rsplit_once('/'))
+        .ok_or("DATABASE_URL has no database name")?;
+    let admin = Database::connect(format!("{base}/postgres")).await?;
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await?;
+    admin.close().await?;
+    Ok(())
+}
+
+async fn start_receiver(state: Arc<Receiver>) -> Result<String, BoxError> {
+    let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await?;
+    let addr = *acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr())
+        .ok_or("receiver address")?;
+    let endpoint = poem::endpoint::make(move |req: Request| {
+        let state = state.clone();
+        async move {
+            let body = req.into_body().into_vec().await.unwrap_or_default();
+            let now = Utc::now();
+            if let Ok(mut guard) = state.latencies.lock()
+                && let Some(lat) = guard.as_mut()
+                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body)
+                && let Some(ts) = v["timestamp"].as_str()
+                && let Ok(at) = DateTime::parse_from_rfc3339(ts)
+            {
+                let us = (now - at.with_timezone(&Utc))
+                    .num_microseconds()
+                    .unwrap_or(0);
+                lat.push(u64::try_from(us).unwrap_or(0));
+            }
+            state.received.fetch_add(1, Ordering::Relaxed);
+            Response::builder().status(StatusCode::NO_CONTENT).body("")
+        }
+    });
+    tokio::spawn(async move {
+        let _ = Server::new_with_acceptor(acceptor).run(endpoint).await;
+    });
+    Ok(format!("http://{addr}/hook"))
+}
+
+/// Records events in transactions of 200, keeping at most ~20,000 ahead of
+/// what the receiver has seen.
+async fn produce_backlog(
+    db: DatabaseConnection,
+    wake: Webhooks,
+    instance: Uuid,
+    receiver: Arc<Receiver>,
+    for_how_long: Duration,
+    fan_out: u64,
+) -> Result<(), BoxError> {
+    static PRODUCED: AtomicU64 = AtomicU64::new(0);
+    let until = Instant::now() + for_how_long;
+    let mut produced = 0u64;
+    while Instant::now() < until {
+        let backlog = PRODUCED
+            .load(Ordering::Relaxed)
+            .saturating_mul(fan_out)
+            .saturating_sub(receiver.received.load(Ordering::Relaxed));
+        if backlog > 40_000 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
+        let txn = db.begin().await?;
+        for _ in 0..200 {
+            record(
+                &txn,
+                instance,
+                EventType::MessageReceived,
+                json!({"n": produced}),
+            )
+            .await?;
+            produced += 1;
+        }
+        txn.commit().await?;
+        wake.wake();
+        // SQLite hands its write lock to whoever asks first after a commit,
+        // and waiters poll: a producer that never pauses starves the
+        // dispatcher. Real event sources pause; so does this one.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(())
+}
+
+async fn succeeded(db: &DatabaseConnection) -> Result<u64, BoxError> {
+    use entity::webhook_deliveries::{Column, Entity, Status};
+    Ok(Entity::find()
+        .filter(Column::Status.eq(Status::Succeeded))
+        .count(db)
+        .await?)
+}
+
+/// Waits until nothing is pending or being delivered.
+async fn drain(db: &DatabaseConnection) -> Result<(), BoxError> {
+    use entity::webhook_deliveries::{Column, Entity, Status};
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let open = Entity::find()
+            .filter(Column::Status.is_in([Status::Pending, Status::Delivering]))
+            .count(db)
+            .await?;
+        if open == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{open} deliveries still open").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The database's rate of tiny committed transactions from 8 writers.
+async fn commit_rate(db: &DatabaseConnection, for_how_long: Duration) -> Result<f64, BoxError> {
+    db.execute_unprepared("CREATE TABLE IF NOT EXISTS bench_probe (id INTEGER, at TEXT)")
+        .await?;
+    let count = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + for_how_long;
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let db = db.clone();
+        let count = count.clone();
+        writers.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                let txn = db.begin().await?;
+                txn.execute_unprepared(&format!(
+                    "INSERT INTO bench_probe (id, at) VALUES ({w}, 'x')"
+                ))
+                .await?;
+                txn.commit().await?;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), sea_orm::DbErr>(())
+        }));
+    }
+    for w in writers {
+        w.await??;
+    }
+    db.execute_unprepared("DROP TABLE bench_probe").await?;
+    Ok(count.load(Ordering::Relaxed) as f64 / for_how_long.as_secs_f64())
+}

@@ -1,0 +1,250 @@
+//! The dispatcher: claims due deliveries in batches, runs their attempts
+//! concurrently (bounded in all and per webhook, so one hanging endpoint
+//! holds only its own slots), and hands results to a writer that records
+//! them in batched transactions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::DatabaseConnection;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use super::attempt::{AttemptResult, Attempter};
+use super::{claim, complete};
+use crate::config::Settings;
+use crate::outbound::{self, ClientOptions, OutboundError};
+
+/// Most results written in one transaction.
+const WRITE_BATCH: usize = 512;
+
+pub struct Dispatcher {
+    db: DatabaseConnection,
+    settings: Arc<Settings>,
+    notify: Arc<Notify>,
+    attempter: Arc<Attempter>,
+    /// This dispatcher's claims carry it, so its late results never
+    /// overwrite a delivery another dispatcher reclaimed after a lease ran out.
+    token: Uuid,
+}
+
+impl Dispatcher {
+    pub fn new(
+        db: DatabaseConnection,
+        settings: Arc<Settings>,
+        notify: Arc<Notify>,
+    ) -> Result<Self, OutboundError> {
+        let hooks = &settings.webhooks;
+        let client = outbound::client(&ClientOptions {
+            allow_private_targets: settings.allow_private_targets,
+            timeout: hooks.request_timeout(),
+            user_agent: format!("wagate/{} (webhooks)", env!("CARGO_PKG_VERSION")),
+        })?;
+        let attempter = Arc::new(Attempter {
+            client,
+            allow_private: settings.allow_private_targets,
+            max_body: hooks.max_response_body_bytes,
+        });
+        Ok(Self {
+            db,
+            settings,
+            notify,
+            attempter,
+            token: Uuid::now_v7(),
+        })
+    }
+
+    /// Runs until `shutdown` turns true, then stops claiming, lets attempts
+    /// in flight finish within `grace`, records them and gives back the
+    /// claims of any that did not.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+        let hooks = self.settings.webhooks.clone();
+        let (results_tx, results_rx) = mpsc::unbounded_channel::<AttemptResult>();
+        let writer = tokio::spawn(writer(
+            self.db.clone(),
+            self.token,
+            self.settings.clone(),
+            results_rx,
+            self.notify.clone(),
+        ));
+        let purger = tokio::spawn(purge_periodically(
+            self.db.clone(),
+            hooks.event_retention_days,
+            shutdown.clone(),
+        ));
+        let mut tasks: JoinSet<Uuid> = JoinSet::new();
+        let mut per_webhook: HashMap<Uuid, usize> = HashMap::new();
+        tracing::info!(token = %self.token, "webhook dispatcher started");
+
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            while let Some(done) = tasks.try_join_next() {
+                finished(&mut per_webhook, done);
+            }
+            let room = hooks.max_in_flight.saturating_sub(tasks.len());
+            let mut full_batch = false;
+            if room > 0 {
+                let want = room.min(hooks.claim_batch);
+                match self
+                    .claim_and_start(want, &mut tasks, &mut per_webhook, &results_tx)
+                    .await
+                {
+                    Ok(claimed) => full_batch = claimed == want,
+                    Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries"),
+                }
+            }
+            if full_batch {
+                // More may be due right now.
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                () = self.notify.notified() => {}
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    finished(&mut per_webhook, done);
+                }
+                () = tokio::time::sleep(hooks.sweep_interval()) => {}
+                changed = shutdown.changed() => {
+                    // The sender gone means the server is gone: stop too.
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+
+        tracing::info!(in_flight = tasks.len(), "webhook dispatcher stopping");
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tasks.abort_all();
+        }
+        drop(results_tx);
+        purger.abort();
+        if writer.await.is_err() {
+            tracing::warn!("webhook result writer failed");
+        }
+        match claim::release(&self.db, self.token, None).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(released = n, "gave back unfinished webhook deliveries"),
+            Err(e) => tracing::warn!(error = %e, "giving back webhook deliveries"),
+        }
+        tracing::info!("webhook dispatcher stopped");
+    }
+
+    /// Claims up to `want` deliveries and starts their attempts. Returns how
+    /// many rows were claimed.
+    async fn claim_and_start(
+        &self,
+        want: usize,
+        tasks: &mut JoinSet<Uuid>,
+        per_webhook: &mut HashMap<Uuid, usize>,
+        results: &mpsc::UnboundedSender<AttemptResult>,
+    ) -> Result<usize, sea_orm::DbErr> {
+        let limit = self.settings.webhooks.max_in_flight_per_webhook;
+        let saturated: Vec<Uuid> = per_webhook
+            .iter()
+            .filter(|(_, n)| **n >= limit)
+            .map(|(id, _)| *id)
+            .collect();
+        let now = Utc::now();
+        let lease = chrono::Duration::from_std(self.settings.webhooks.lease())
+            .unwrap_or(chrono::Duration::seconds(60));
+        let rows = claim::claim(&self.db, self.token, now, now + lease, want, &saturated).await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let claimed = rows.len();
+        let jobs = claim::load_jobs(&self.db, &rows).await?;
+        let mut give_back = Vec::new();
+        for job in jobs {
+            let n = per_webhook.entry(job.webhook_id).or_default();
+            if *n >= limit {
+                give_back.push(job.delivery_id);
+                continue;
+            }
+            *n += 1;
+            let attempter = self.attempter.clone();
+            let results = results.clone();
+            tasks.spawn(async move {
+                let webhook_id = job.webhook_id;
+                let result = attempter.run(job).await;
+                // The writer outlives every attempt; a send fails only if
+                // it died, and then the lease brings the delivery back.
+                let _ = results.send(result);
+                webhook_id
+            });
+        }
+        if !give_back.is_empty() {
+            claim::release(&self.db, self.token, Some(&give_back)).await?;
+        }
+        Ok(claimed)
+    }
+}
+
+fn finished(per_webhook: &mut HashMap<Uuid, usize>, done: Result<Uuid, tokio::task::JoinError>) {
+    let Ok(webhook_id) = done else {
+        return;
+    };
+    if let Some(n) = per_webhook.get_mut(&webhook_id) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            per_webhook.remove(&webhook_id);
+        }
+    }
+}
+
+/// Drains results in batches into single transactions, then wakes the
+/// dispatcher: an ordered webhook's next delivery, or an `endpoint.disabled`
+/// event, may now be due.
+async fn writer(
+    db: DatabaseConnection,
+    token: Uuid,
+    settings: Arc<Settings>,
+    mut rx: mpsc::UnboundedReceiver<AttemptResult>,
+    notify: Arc<Notify>,
+) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+        if let Err(e) = complete::write_batch(&db, token, &settings.webhooks, &batch).await {
+            // The deliveries stay claimed until their lease runs out, then
+            // they are attempted again: at least once, never lost.
+            tracing::error!(error = %e, results = batch.len(), "recording webhook attempts");
+        }
+        batch.clear();
+        notify.notify_one();
+    }
+}
+
+/// Deletes events past the retention period, hourly (0 days keeps all).
+async fn purge_periodically(
+    db: DatabaseConnection,
+    retention_days: u64,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if retention_days == 0 {
+        return;
+    }
+    // Validated to at most 100 years, so this cannot overflow.
+    let days = i64::try_from(retention_days.min(36_500)).unwrap_or(36_500);
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let Some(cutoff) = Utc::now().checked_sub_signed(chrono::Duration::days(days)) else {
+            continue;
+        };
+        match super::ops::purge_events(&db, cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "purged events past retention"),
+            Err(e) => tracing::warn!(error = %e, "purging old events"),
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Operations on deliveries: list them and their attempts, replay, recover,
+//! send a test event, and read an instance's events by cursor.
+
+use chrono::{DateTime, Utc};
+use entity::webhook_deliveries::{self, Status};
+use entity::{webhook_attempts, webhook_events};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::events::{Audience, EventType, record_for};
+use super::registry::{self, Scope, WebhookError};
+
+pub type Delivery = webhook_deliveries::Model;
+pub type Attempt = webhook_attempts::Model;
+pub type Event = webhook_events::Model;
+
+/// A delivery and the type of its event.
+pub struct DeliveryView {
+    pub delivery: Delivery,
+    pub event_type: String,
+}
+
+pub async fn list_deliveries(
+    db: &DatabaseConnection,
+    scope: Scope,
+    webhook_id: Uuid,
+    status: Option<Status>,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<(Vec<DeliveryView>, Option<Uuid>), WebhookError> {
+    registry::get(db, scope, webhook_id).await?;
+    let mut query = webhook_deliveries::Entity::find()
+        .filter(webhook_deliveries::Column::WebhookId.eq(webhook_id))
+        .order_by_asc(webhook_deliveries::Column::Id);
+    if let Some(status) = status {
+        query = query.filter(webhook_deliveries::Column::Status.eq(status));
+    }
+    if let Some(after) = after {
+        query = query.filter(webhook_deliveries::Column::Id.gt(after));
+    }
+    let mut rows = query.limit(limit + 1).all(db).await?;
+    let next = if rows.len() as u64 > limit {
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        rows.last().map(|d| d.id)
+    } else {
+        None
+    };
+    let types: std::collections::HashMap<String, String> = webhook_events::Entity::find()
+        .filter(webhook_events::Column::Id.is_in(rows.iter().map(|d| d.event_id.clone())))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|e| (e.id, e.event_type))
+        .collect();
+    let items = rows
+        .into_iter()
+        .map(|d| DeliveryView {
+            event_type: types.get(&d.event_id).cloned().unwrap_or_default(),
+            delivery: d,
+        })
+        .collect();
+    Ok((items, next))
+}
+
+async fn delivery(
+    db: &DatabaseConnection,
+    scope: Scope,
+    webhook_id: Uuid,
+    delivery_id: Uuid,
+) -> Result<Delivery, WebhookError> {
+    registry::get(db, scope, webhook_id).await?;
+    webhook_deliveries::Entity::find_by_id(delivery_id)
+        .filter(webhook_deliveries::Column::WebhookId.eq(webhook_id))
+        .one(db)
+        .await?
+        .ok_or(WebhookError::DeliveryNotFound(delivery_id))
+}
+
+pub async fn get_delivery(
+    db: &DatabaseConnection,
+    scope: Scope,
+    webhook_id: Uuid,
+    delivery_id: Uuid,
+) -> Result<DeliveryView, WebhookError> {
+    let d = delivery(db, scope, webhook_id, delivery_id).await?;
+    let event_type = webhook_events::Entity::find_by_id(d.event_id.clone())
+        .one(db)
+        .await?
+        .map(|e| e.event_type)
+        .unwrap_or_default();
+    Ok(DeliveryView {
+        delivery: d,
+        event_type,
+    })
+}
+
+pub async fn list_attempts(
+    db: &DatabaseConnection,
+    scope: Scope,
+    webhook_id: Uuid,
+    delivery_id: Uuid,
+) -> Result<Vec<Attempt>, WebhookError> {
+    delivery(db, scope, webhook_id, delivery_id).await?;
+    Ok(webhook_attempts::Entity::find()
+        .filter(webhook_attempts::Column::DeliveryId.eq(delivery_id))
+        .order_by_asc(webhook_attempts::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Makes a delivery due now with a fresh retry schedule, whatever its state
+/// (a delivery being attempted right now is left alone). Earlier attempts
+/// stay in the log.
+pub async fn replay(
+    db: &DatabaseConnection,
+    scope: Scope,
+    webhook_id: Uuid,
+    delivery_id: Uuid,
+) -> Result<DeliveryView, WebhookError> {
+    delivery(db, scope, webhook_id, delivery_id).await?;
+    webhook_deliveries::Entity::update_many()
+        .col_expr(
+            webhook_deliveries::Column::Status,
+            Expr::value(Status::Pending),
+        )
+        .col_expr(webhook_deliveries::Column::Attempts, Expr::value(0))
+        .col_expr(
+            webhook_deliveries::Column::NextAttemptAt,
+            Expr::value(Utc::now()),
+        )
+        .col_expr(
+            webhook_deliveries::Column::UpdatedAt,
+            Expr::value(Utc::now()),
+        )
+        .filter(webhook_deliveries::Column::Id.eq(delivery_id))
+        .filter(webhook_deliveries::Column::Status.ne(Status::Delivering))
+        .exec(db)
+        .await?;
+    get_delivery(db, scope, webhook_id, delivery_id).await
+}
+
+/// Replays every failed or dead delivery of a webhook created at or after
+/// `since`. Returns how many.
+pub async fn recover(
+    db: &DatabaseConnection,
+    scope: Scope,
+    webhook_id: Uuid,
+    since: DateTime<Utc>,
+) -> Result<u64, WebhookError> {
+    registry::get(db, scope, webhook_id).await?;
+    let res = webhook_deliveries::Entity::update_many()
+        .col_expr(
+            webhook_deliveries::Column::Status,
+            Expr::value(Status::Pending),
+        )
+        .col_expr(webhook_deliveries::Column::Attempts, Expr::value(0))
+        .col_expr(
+            webhook_deliveries::Column::NextAttemptAt,
+            Expr::value(Utc::now()),
+        )
+        .col_expr(
+            webhook_deliveries::Column::UpdatedAt,
+            Expr::value(Utc::now()),
+        )
+        .filter(webhook_deliveries::Column::WebhookId.eq(webhook_id))
+        .filter(webhook_deliveries::Column::Status.is_in([Status::Failed, Status::Dead]))
+        .filter(webhook_deliveries::Column::CreatedAt.gte(since))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}
+
+/// Records a `webhook.test` event for this webhook alone (enabled or not;
+/// a disabled webhook receives it once re-enabled). Returns the event id.
+pub async fn send_test(
+    db: &DatabaseConnection,
+    instance_id: Uuid,
+    webhook_id: Uuid,
+) -> Result<String, WebhookError> {
+    // Checked before the transaction: on SQLite a transaction must write
+    // first to wait for the write lock rather than fail.
+    registry::get(db, Scope::Instance(instance_id), webhook_id).await?;
+    let txn = db.begin().await?;
+    let id = record_for(
+        &txn,
+        instance_id,
+        EventType::WebhookTest,
+        json!({ "webhook_id": webhook_id, "message": "a test event from wagate" }),
+        Audience::Only(webhook_id),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(id)
+}
+
+/// An instance's events after the cursor, oldest first.
+pub async fn list_events(
+    db: &DatabaseConnection,
+    instance_id: Uuid,
+    after: Option<String>,
+    limit: u64,
+) -> Result<Vec<Event>, WebhookError> {
+    if entity::instances::Entity::find_by_id(instance_id)
+        .one(db)
+        .await?
+        .is_none()
+    {
+        return Err(WebhookError::InstanceNotFound(instance_id));
+    }
+    let mut query = webhook_events::Entity::find()
+        .filter(webhook_events::Column::InstanceId.eq(instance_id))
+        .order_by_asc(webhook_events::Column::Id);
+    if let Some(after) = after {
+        query = query.filter(webhook_events::Column::Id.gt(after));
+    }
+    Ok(query.limit(limit).all(db).await?)
+}
+
+/// Deletes events recorded before `cutoff`, with their deliveries and
+/// attempts (by cascade). Returns how many events went.
+pub async fn purge_events(db: &DatabaseConnection, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
+    let res = webhook_events::Entity::delete_many()
+        .filter(webhook_events::Column::CreatedAt.lt(cutoff))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}
