@@ -89,7 +89,7 @@ impl App {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .unwrap_or(settings.listen);
-        let messenger = Messenger::new(db.clone(), sessions.clone(), &settings.messaging);
+        let messenger = Messenger::new(db.clone(), sessions.clone(), &settings)?;
         let state = AppState {
             db,
             settings: Arc::new(settings),

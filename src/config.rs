@@ -178,6 +178,7 @@ pub struct MessagingSettings {
     pub number_cache_ttl_secs: u64,
     pub max_media_bytes: u64,
     pub idempotency_ttl_secs: u64,
+    pub media_fetch_timeout_secs: u64,
 }
 
 #[derive(Clone, Deserialize)]
@@ -294,6 +295,12 @@ impl Settings {
             return Err(invalid(
                 "messaging.default_region",
                 "must be empty or an ISO 3166 region code such as ID",
+            ));
+        }
+        if self.messaging.media_fetch_timeout_secs == 0 {
+            return Err(invalid(
+                "messaging.media_fetch_timeout_secs",
+                "must be at least 1",
             ));
         }
         if self.messaging.max_media_bytes == 0 {

@@ -15,9 +15,10 @@ use super::auth::Auth;
 use super::error::ApiError;
 use crate::app::AppState;
 use crate::engine::{EngineError, MediaKind};
+use crate::messaging::fetch::FetchError;
 use crate::messaging::history;
 use crate::messaging::media::MediaError;
-use crate::messaging::send::{Content, Idempotency, SendError, Sent, request_hash};
+use crate::messaging::send::{Content, Idempotency, MediaSource, SendError, Sent, request_hash};
 
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
@@ -54,6 +55,23 @@ impl Kind {
             Kind::Document => (MediaKind::Document, false),
         }
     }
+}
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct SendUrl {
+    /// Recipient's number.
+    #[oai(validator(max_length = 32))]
+    pub to: String,
+    /// An http(s) URL the gateway fetches the file from.
+    #[oai(validator(max_length = 2048))]
+    pub url: String,
+    pub caption: Option<String>,
+    /// File name shown for documents; taken from the URL when absent.
+    #[oai(validator(max_length = 255))]
+    pub file_name: Option<String>,
+    /// Declared kind; sniffed from the bytes when absent.
+    pub kind: Option<Kind>,
 }
 
 /// A file to send, as a multipart form.
@@ -194,6 +212,11 @@ impl From<SendError> for ApiError {
             SendError::Media(MediaError::Mismatch { .. }) => unprocessable("media_type_mismatch"),
             SendError::Media(MediaError::Unrecognised) => unprocessable("unsupported_media_type"),
             SendError::Media(MediaError::Empty) => unprocessable("empty_media"),
+            SendError::Fetch(FetchError::Forbidden(_)) => unprocessable("media_url_forbidden"),
+            SendError::Fetch(FetchError::TooLarge(_)) => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "media_too_large", detail)
+            }
+            SendError::Fetch(_) => Self::new(StatusCode::BAD_GATEWAY, "media_fetch_failed", detail),
             SendError::IdempotencyKeyReused => unprocessable("idempotency_key_reused"),
             SendError::IdempotencyKeyInFlight => {
                 Self::new(StatusCode::CONFLICT, "idempotency_key_in_flight", detail)
@@ -258,6 +281,46 @@ impl MessagesApi {
         Ok(Json(sent.into()))
     }
 
+    async fn url(
+        &self,
+        sender: String,
+        body: SendUrl,
+        key: Option<String>,
+    ) -> Result<Json<SendResult>, ApiError> {
+        let (declared, voice) = match body.kind.map(Kind::split) {
+            Some((k, v)) => (Some(k), v),
+            None => (None, false),
+        };
+        let caption = body.caption.clone().unwrap_or_default();
+        let name = body.file_name.clone().unwrap_or_default();
+        let kind = declared.map(|k| k.as_str()).unwrap_or("");
+        let idem = idempotency(
+            key,
+            &[
+                b"url",
+                sender.as_bytes(),
+                body.to.as_bytes(),
+                body.url.as_bytes(),
+                caption.as_bytes(),
+                name.as_bytes(),
+                kind.as_bytes(),
+            ],
+        )?;
+        let content = Content::Media {
+            source: MediaSource::Url(body.url),
+            declared,
+            file_name: body.file_name,
+            caption: body.caption,
+            voice,
+        };
+        let sent = self
+            .state
+            .messenger
+            .send(&sender, &body.to, content, idem)
+            .await?;
+        Ok(Json(sent.into()))
+    }
+
     async fn file(
         &self,
         sender: String,
@@ -304,7 +367,7 @@ impl MessagesApi {
             ],
         )?;
         let content = Content::Media {
-            bytes,
+            source: MediaSource::Bytes(bytes),
             declared,
             file_name,
             caption: form.caption,
@@ -354,6 +417,41 @@ impl MessagesApi {
         body: Json<SendText>,
     ) -> Result<Json<SendResult>, ApiError> {
         self.text(phone_number.0, body.0, key.0).await
+    }
+
+    /// Send a file from a URL
+    ///
+    /// The gateway fetches `url` (public addresses only, unless configured
+    /// otherwise; a few redirects, each checked), sniffs the kind and sends it.
+    #[oai(
+        path = "/send/by-number/:phoneNumber/media-url",
+        method = "post",
+        operation_id = "send_media_url"
+    )]
+    async fn send_media_url(
+        &self,
+        _auth: Auth,
+        #[oai(name = "phoneNumber")] phone_number: Path<String>,
+        #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
+        body: Json<SendUrl>,
+    ) -> Result<Json<SendResult>, ApiError> {
+        self.url(phone_number.0, body.0, key.0).await
+    }
+
+    /// Send a file from a URL (v1)
+    #[oai(
+        path = "/v1/send/by-number/:phoneNumber/media-url",
+        method = "post",
+        operation_id = "send_media_url_v1"
+    )]
+    async fn send_media_url_v1(
+        &self,
+        _auth: Auth,
+        #[oai(name = "phoneNumber")] phone_number: Path<String>,
+        #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
+        body: Json<SendUrl>,
+    ) -> Result<Json<SendResult>, ApiError> {
+        self.url(phone_number.0, body.0, key.0).await
     }
 
     /// Send an uploaded file

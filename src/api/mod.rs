@@ -85,11 +85,9 @@ pub fn spec_json() -> String {
         || {},
     );
     let settings: crate::config::Settings = Default::default();
-    let messenger = crate::messaging::send::Messenger::new(
-        Default::default(),
-        sessions.clone(),
-        &settings.messaging,
-    );
+    let messenger =
+        crate::messaging::send::Messenger::new(Default::default(), sessions.clone(), &settings)
+            .unwrap_or_else(|e| panic!("the default outbound client cannot be built: {e}"));
     let state = AppState {
         db: Default::default(),
         settings: std::sync::Arc::new(settings),

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::fetch::{FetchError, MediaFetcher};
 use super::media::{self, MediaError};
 use super::numbers::NumberCache;
 use super::phone::{self, PhoneError};
@@ -38,6 +39,8 @@ pub enum SendError {
     NoInstanceOnline,
     #[error(transparent)]
     Media(#[from] MediaError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
     #[error("a request with this Idempotency-Key is still being processed")]
@@ -57,12 +60,26 @@ pub enum Content {
         reply_to: Option<String>,
     },
     Media {
-        bytes: Vec<u8>,
+        source: MediaSource,
         declared: Option<MediaKind>,
         file_name: Option<String>,
         caption: Option<String>,
         voice: bool,
     },
+}
+
+pub enum MediaSource {
+    Bytes(Vec<u8>),
+    /// Fetched once the request is accepted (after the idempotency check).
+    Url(String),
+}
+
+enum Outgoing {
+    Text {
+        text: String,
+        reply_to: Option<String>,
+    },
+    Media(OutgoingMedia),
 }
 
 /// The answer to an accepted send; replayed verbatim for a repeated
@@ -103,6 +120,7 @@ pub struct Messenger {
     db: DatabaseConnection,
     sessions: Sessions,
     numbers: NumberCache,
+    fetcher: MediaFetcher,
     default_region: Option<country::Id>,
     max_media_bytes: u64,
     idempotency_ttl: Duration,
@@ -112,16 +130,23 @@ impl Messenger {
     pub fn new(
         db: DatabaseConnection,
         sessions: Sessions,
-        settings: &crate::config::MessagingSettings,
-    ) -> Self {
-        Self {
+        settings: &crate::config::Settings,
+    ) -> Result<Self, crate::outbound::OutboundError> {
+        let fetcher = MediaFetcher::new(
+            settings.allow_private_targets,
+            Duration::from_secs(settings.messaging.media_fetch_timeout_secs),
+            settings.messaging.max_media_bytes,
+        )?;
+        let settings = &settings.messaging;
+        Ok(Self {
             db,
             sessions,
             numbers: NumberCache::new(Duration::from_secs(settings.number_cache_ttl_secs)),
+            fetcher,
             default_region: phone::region(&settings.default_region),
             max_media_bytes: settings.max_media_bytes,
             idempotency_ttl: Duration::from_secs(settings.idempotency_ttl_secs),
-        }
+        })
     }
 
     pub fn max_media_bytes(&self) -> u64 {
@@ -185,15 +210,22 @@ impl Messenger {
         content: Content,
     ) -> Result<Sent, SendError> {
         // Checked before the number, so a bad file costs no lookup.
-        let (kind, media) = match content {
-            Content::Text { text, reply_to } => ("text", Err((text, reply_to))),
+        let (kind, outgoing) = match content {
+            Content::Text { text, reply_to } => ("text", Outgoing::Text { text, reply_to }),
             Content::Media {
-                bytes,
+                source,
                 declared,
                 file_name,
                 caption,
                 voice,
             } => {
+                let (bytes, file_name) = match source {
+                    MediaSource::Bytes(bytes) => (bytes, file_name),
+                    MediaSource::Url(url) => {
+                        let fetched = self.fetcher.fetch(&url).await?;
+                        (fetched.bytes, file_name.or(fetched.file_name))
+                    }
+                };
                 let (kind, mime_type) = media::classify(&bytes, declared, self.max_media_bytes)?;
                 let media = OutgoingMedia {
                     kind,
@@ -203,7 +235,7 @@ impl Messenger {
                     caption,
                     voice: voice && kind == MediaKind::Audio,
                 };
-                (kind.as_str(), Ok(media))
+                (kind.as_str(), Outgoing::Media(media))
             }
         };
         let info = self
@@ -219,9 +251,11 @@ impl Messenger {
             }) => jid,
             _ => return Err(SendError::NotOnWhatsApp(to.to_owned())),
         };
-        let sent = match media {
-            Err((text, reply_to)) => session.send_text(&to_jid, &text, reply_to.as_deref()).await,
-            Ok(media) => session.send_media(&to_jid, media).await,
+        let sent = match outgoing {
+            Outgoing::Text { text, reply_to } => {
+                session.send_text(&to_jid, &text, reply_to.as_deref()).await
+            }
+            Outgoing::Media(media) => session.send_media(&to_jid, media).await,
         };
         match sent {
             Ok(message_id) => {

@@ -3,6 +3,7 @@
 
 mod harness;
 mod instances;
+mod media_url;
 mod messaging;
 mod pairing;
 mod process;
