@@ -26,6 +26,7 @@ pub struct AppState {
     pub admin_key: Arc<str>,
     pub sessions: Sessions,
     pub messenger: Messenger,
+    pub jobs: crate::scheduler::Jobs,
     /// Wakes the webhook dispatcher after a commit that recorded events.
     pub webhooks: Webhooks,
 }
@@ -50,6 +51,8 @@ pub enum AppError {
     Resume(#[from] SessionError),
     #[error("WhatsApp engine: {0}")]
     Engine(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Scheduler(#[from] crate::scheduler::SchedulerError),
     #[error("webhook dispatcher: {0}")]
     Outbound(#[from] OutboundError),
 }
@@ -97,6 +100,7 @@ impl App {
             sessions,
             messenger,
             webhooks,
+            jobs: Default::default(),
         };
         Ok(Self {
             state,
@@ -118,12 +122,16 @@ impl App {
     /// requests finish within the grace period and closes the pool.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
         let grace = Duration::from_secs(self.state.settings.shutdown_grace_secs);
-        let resumed = self
-            .state
-            .sessions
-            .resume_all(self.state.settings.whatsapp.resume_concurrency)
-            .await?;
-        tracing::info!(sessions = resumed, "stored sessions resuming");
+        // Thousands of sessions may be stored: they reconnect in the
+        // background, a bounded number at a time, while the API serves.
+        let sessions = self.state.sessions.clone();
+        let concurrency = self.state.settings.whatsapp.resume_concurrency;
+        tokio::spawn(async move {
+            if let Err(e) = sessions.resume_all(concurrency).await {
+                tracing::error!(error = %e, "resuming stored sessions failed");
+            }
+        });
+        self.state.jobs.start(self.state.clone()).await?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let dispatcher = if self.state.settings.webhooks.dispatcher {
             let dispatcher = Dispatcher::new(
@@ -137,8 +145,10 @@ impl App {
         };
         // One signal stops both the server and the dispatcher; each drains
         // within the grace period.
+        let jobs = self.state.jobs.clone();
         let shutdown = async move {
             shutdown.await;
+            jobs.shutdown().await;
             let _ = stop_tx.send(true);
         };
         tracing::info!(addr = %self.addr, "listening");

@@ -60,6 +60,18 @@ pub struct Settings {
     pub whatsapp: WhatsAppSettings,
     pub messaging: MessagingSettings,
     pub webhooks: WebhookSettings,
+    pub scheduler: SchedulerSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    pub reconnect_cron: String,
+    pub reconnect_after_secs: u64,
+    pub reconnect_backoff_max_secs: u64,
+    pub retention_cron: String,
+    pub message_retention_days: u64,
+    pub not_ready_while_resuming: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -307,6 +319,17 @@ impl Settings {
             return Err(invalid("messaging.max_media_bytes", "must be at least 1"));
         }
         self.webhooks.validate()?;
+        for (setting, cron) in [
+            ("scheduler.reconnect_cron", &self.scheduler.reconnect_cron),
+            ("scheduler.retention_cron", &self.scheduler.retention_cron),
+        ] {
+            if cron.split_whitespace().count() != 6 {
+                return Err(invalid(
+                    setting,
+                    "must be a cron expression with six fields (seconds first)",
+                ));
+            }
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
             return Err(ConfigError::Invalid {
                 setting: "log",

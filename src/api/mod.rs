@@ -1,6 +1,7 @@
 //! The HTTP surface: poem-openapi handlers (one file per tag), the error
 //! type, authentication, the spec and the docs UI.
 
+pub mod admin;
 pub mod auth;
 pub mod body_limit;
 pub mod error;
@@ -32,6 +33,8 @@ pub enum ApiTags {
     GlobalWebhooks,
     /// An instance's events, read by cursor.
     Events,
+    /// Operations: scheduled jobs.
+    Admin,
     /// Probes.
     System,
 }
@@ -44,6 +47,7 @@ type Apis = (
     webhooks::WebhooksApi,
     global_webhooks::GlobalWebhooksApi,
     events::EventsApi,
+    admin::AdminApi,
 );
 
 fn service(state: AppState) -> OpenApiService<Apis, ()> {
@@ -67,7 +71,10 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
             global_webhooks::GlobalWebhooksApi {
                 state: state.clone(),
             },
-            events::EventsApi { state },
+            events::EventsApi {
+                state: state.clone(),
+            },
+            admin::AdminApi { state },
         ),
         "wagate",
         env!("CARGO_PKG_VERSION"),
@@ -95,6 +102,7 @@ pub fn spec_json() -> String {
         sessions,
         messenger,
         webhooks: Default::default(),
+        jobs: Default::default(),
     };
     service(state).spec()
 }

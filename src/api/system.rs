@@ -44,7 +44,19 @@ impl SystemApi {
     /// 200 when the database is reachable and migrated, else 503.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self) -> Readiness {
-        match crate::db::check_ready(&self.state.db).await {
+        let progress = self.state.sessions.resume_progress();
+        let resuming = !progress.finished.load(std::sync::atomic::Ordering::Relaxed);
+        let checked = match crate::db::check_ready(&self.state.db).await {
+            Ok(()) if resuming && self.state.settings.scheduler.not_ready_while_resuming => {
+                Err(format!(
+                    "reconnecting stored sessions: {}/{}",
+                    progress.done.load(std::sync::atomic::Ordering::Relaxed),
+                    progress.total.load(std::sync::atomic::Ordering::Relaxed)
+                ))
+            }
+            other => other,
+        };
+        match checked {
             Ok(()) => Readiness::Ready(Json(Health {
                 status: "ready".into(),
             })),

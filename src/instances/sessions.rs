@@ -61,8 +61,24 @@ struct Live {
     pairing: watch::Sender<Pairing>,
 }
 
+/// How a start-up reconnect is getting on, for logs and `/readyz`.
+#[derive(Debug, Default)]
+pub struct ResumeProgress {
+    pub total: std::sync::atomic::AtomicUsize,
+    pub done: std::sync::atomic::AtomicUsize,
+    pub finished: std::sync::atomic::AtomicBool,
+}
+
+/// Per-instance retry state of the reconnect sweep.
+struct Backoff {
+    failures: u32,
+    next_try: std::time::Instant,
+}
+
 struct Inner {
     db: DatabaseConnection,
+    backoff: Mutex<HashMap<Uuid, Backoff>>,
+    progress: ResumeProgress,
     engine: Arc<dyn Engine>,
     sink: EventSink,
     live: Mutex<HashMap<Uuid, Live>>,
@@ -92,6 +108,8 @@ impl Sessions {
                 engine,
                 sink,
                 live: Mutex::new(HashMap::new()),
+                backoff: Mutex::new(HashMap::new()),
+                progress: ResumeProgress::default(),
                 answer_timeout,
                 on_event: Box::new(on_event),
             }),
@@ -151,10 +169,17 @@ impl Sessions {
                     attempt,
                 });
             }),
-            EngineEvent::Connected { .. } => self.update(id, |p| {
-                p.qr = None;
-                p.online = true;
-            }),
+            EngineEvent::Connected { .. } => {
+                self.inner
+                    .backoff
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                self.update(id, |p| {
+                    p.qr = None;
+                    p.online = true;
+                })
+            }
             EngineEvent::QrExhausted => {
                 self.update(id, |p| {
                     p.qr = None;
@@ -331,22 +356,18 @@ impl Sessions {
     }
 
     /// Reconnects every paired instance after a start, `concurrency` at a
-    /// time, and finishes wiping logged-out instances a crash interrupted.
+    /// time with a little jitter, and finishes wiping logged-out instances a
+    /// crash interrupted. Progress is logged and kept for `/readyz`.
     pub async fn resume_all(&self, concurrency: usize) -> Result<usize, SessionError> {
+        use std::sync::atomic::Ordering;
         lifecycle::reset_connections(&self.inner.db).await?;
-        let ids = |status: Status| {
-            Entity::find()
-                .select_only()
-                .column(Column::Id)
-                .filter(Column::Status.eq(status))
-                .into_tuple::<Uuid>()
-                .all(&self.inner.db)
-        };
-        for id in ids(Status::LoggedOut).await? {
+        for id in self.ids_in(Status::LoggedOut).await? {
             self.inner.engine.wipe(id).await?;
         }
-        let paired = ids(Status::Disconnected).await?;
+        let paired = self.ids_in(Status::Disconnected).await?;
         let total = paired.len();
+        let progress = &self.inner.progress;
+        progress.total.store(total, Ordering::Relaxed);
         let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         for id in paired {
@@ -354,13 +375,93 @@ impl Sessions {
             let permit = semaphore.clone().acquire_owned().await;
             tasks.spawn(async move {
                 let _permit = permit;
+                // Spreads the sockets of one batch over a moment.
+                let jitter = Duration::from_millis(u64::from(id.as_bytes()[15]) % 250);
+                tokio::time::sleep(jitter).await;
                 if let Err(e) = this.ensure_started(id).await {
                     tracing::warn!(instance_id = %id, error = %e, "could not resume a session");
+                }
+                let done = this.inner.progress.done.fetch_add(1, Ordering::Relaxed) + 1;
+                if done == total || done.is_multiple_of(100) {
+                    tracing::info!("reconnected {done}/{total}");
                 }
             });
         }
         while tasks.join_next().await.is_some() {}
+        progress.finished.store(true, Ordering::Relaxed);
         Ok(total)
+    }
+
+    pub fn resume_progress(&self) -> &ResumeProgress {
+        &self.inner.progress
+    }
+
+    async fn ids_in(&self, status: Status) -> Result<Vec<Uuid>, DbErr> {
+        Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(Column::Status.eq(status))
+            .into_tuple::<Uuid>()
+            .all(&self.inner.db)
+            .await
+    }
+
+    /// Starts a client for every paired instance that has been disconnected
+    /// for `after` with no client running (a running client retries by
+    /// itself). An instance whose start fails waits 30 s, doubling per
+    /// failure up to `max_backoff`, with its last error recorded.
+    pub async fn reconnect_stale(
+        &self,
+        after: Duration,
+        max_backoff: Duration,
+    ) -> Result<usize, SessionError> {
+        let cutoff = Utc::now() - chrono::Duration::from_std(after).unwrap_or_default();
+        let stale: Vec<Uuid> = Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(Column::Status.eq(Status::Disconnected))
+            .filter(Column::UpdatedAt.lte(cutoff))
+            .into_tuple::<Uuid>()
+            .all(&self.inner.db)
+            .await?;
+        let now = std::time::Instant::now();
+        let mut started = 0;
+        for id in stale {
+            let waiting = self
+                .inner
+                .backoff
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&id)
+                .is_some_and(|b| b.next_try > now);
+            if waiting || self.live().contains_key(&id) {
+                continue;
+            }
+            match self.ensure_started(id).await {
+                Ok(_) => started += 1,
+                Err(e) => {
+                    let wait = {
+                        let mut backoff =
+                            self.inner.backoff.lock().unwrap_or_else(|p| p.into_inner());
+                        let entry = backoff.entry(id).or_insert(Backoff {
+                            failures: 0,
+                            next_try: now,
+                        });
+                        // 30 s, 60 s, 120 s, ... up to the cap.
+                        let wait = Duration::from_secs(30)
+                            .saturating_mul(1 << (entry.failures.min(16)))
+                            .min(max_backoff);
+                        entry.failures += 1;
+                        entry.next_try = now + wait;
+                        wait
+                    };
+                    tracing::warn!(instance_id = %id, error = %e, ?wait, "reconnect failed");
+                    store::record_error(&self.inner.db, id, &format!("reconnect failed: {e}"))
+                        .await?;
+                }
+            }
+        }
+        Ok(started)
     }
 
     /// Disconnects every live session without unlinking it, so each resumes

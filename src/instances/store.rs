@@ -109,3 +109,13 @@ pub async fn delete(db: &DatabaseConnection, id: Uuid) -> Result<(), InstanceErr
         None => Err(InstanceError::NotFound(id)),
     }
 }
+
+/// Notes why something failed, without touching the status.
+pub async fn record_error(db: &DatabaseConnection, id: Uuid, error: &str) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::LastError, Expr::value(error))
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}

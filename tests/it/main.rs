@@ -8,6 +8,7 @@ mod messaging;
 mod pairing;
 mod process;
 mod receiver;
+mod scheduler;
 mod system;
 mod webhook_crash;
 mod webhooks;
