@@ -61,7 +61,7 @@ fn run(command: &str) -> ExitCode {
             tracing::info!("migrations applied");
             return Ok(());
         }
-        let engine = real_engine(&settings)?;
+        let engine = real_engine(&settings).await?;
         App::build(settings, engine)
             .await?
             .run(shutdown_signal())
@@ -77,9 +77,11 @@ fn run(command: &str) -> ExitCode {
     }
 }
 
-fn real_engine(settings: &Settings) -> Result<Arc<dyn Engine>, AppError> {
+async fn real_engine(settings: &Settings) -> Result<Arc<dyn Engine>, AppError> {
     let ws_url = Some(settings.whatsapp.ws_url.clone()).filter(|u| !u.is_empty());
-    let backends = Arc::new(wagate::whatsapp::memory::MemoryBackends::default());
+    // The engine's own pool: key-store traffic never waits behind API requests.
+    let db = db::connect(settings).await?;
+    let backends = Arc::new(wagate::whatsapp::store::SeaBackends::new(db));
     let engine = WhatsAppEngine::new(
         backends,
         ws_url,

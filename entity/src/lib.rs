@@ -3,6 +3,8 @@
 pub mod idempotency_keys;
 pub mod instances;
 pub mod messages;
+pub mod wa_devices;
+pub mod wa_kv;
 pub mod webhook_attempts;
 pub mod webhook_deliveries;
 pub mod webhook_events;

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_create_instances;
 mod m20261124_000002_create_webhook_events;
+mod m20261124_000003_create_wa_store;
 mod m20261124_000004_create_webhooks;
 mod m20261124_000005_create_messages;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_create_instances::Migration),
             Box::new(m20261124_000002_create_webhook_events::Migration),
+            Box::new(m20261124_000003_create_wa_store::Migration),
             Box::new(m20261124_000004_create_webhooks::Migration),
             Box::new(m20261124_000005_create_messages::Migration),
         ]

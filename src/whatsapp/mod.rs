@@ -2,7 +2,7 @@
 
 pub mod engine;
 pub mod http;
-pub mod memory;
+pub mod store;
 pub mod translate;
 
 pub use engine::{BackendSource, WhatsAppEngine};

@@ -11,7 +11,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use serde_json::json;
 use uuid::Uuid;
 use wagate::engine::scripted::ScriptedEngine;
-use wagate::whatsapp::memory::MemoryBackends;
+use wagate::whatsapp::store::SeaBackends;
 use wagate::whatsapp::{BackendSource, WhatsAppEngine};
 use whatsapp_rust::wacore_binary::builder::NodeBuilder;
 
@@ -25,17 +25,19 @@ fn unreachable_url() -> String {
     format!("ws://127.0.0.1:{port}/ws/chat")
 }
 
-async fn real_app(db: TestDb, backends: Arc<MemoryBackends>) -> (TestApp, Arc<WhatsAppEngine>) {
+async fn real_app(db: TestDb) -> (TestApp, Arc<WhatsAppEngine>, Arc<SeaBackends>) {
     let url = unreachable_url();
+    let backends = Arc::new(SeaBackends::new(db.connect().await));
     let settings = settings_with(&db, |f| {
         f.merge(("whatsapp.ws_url", url.as_str()))
             .merge(("whatsapp.answer_timeout_secs", 10))
     });
     let engine = Arc::new(
-        WhatsAppEngine::new(backends, Some(url.clone()), Duration::from_secs(1)).expect("engine"),
+        WhatsAppEngine::new(backends.clone(), Some(url.clone()), Duration::from_secs(1))
+            .expect("engine"),
     );
     let app = TestApp::spawn_with_engine(db, settings, engine.clone(), ScriptedEngine::new()).await;
-    (app, engine)
+    (app, engine, backends)
 }
 
 /// The server's pair-device IQ with six refs, as the crate's handler expects.
@@ -59,8 +61,7 @@ fn pair_device_iq() -> whatsapp_rust::wacore_binary::Node {
 
 #[tokio::test]
 async fn the_crates_pairing_handler_yields_real_qr_codes_through_our_api() {
-    let backends = Arc::new(MemoryBackends::default());
-    let (app, engine) = real_app(TestDb::new().await, backends.clone()).await;
+    let (app, engine, backends) = real_app(TestDb::new().await).await;
     let created = send(app.req(Method::POST, "/v1/instances").json(&json!({}))).await;
     let id: Uuid = created.body["id"]
         .as_str()
@@ -85,7 +86,7 @@ async fn the_crates_pairing_handler_yields_real_qr_codes_through_our_api() {
     assert_eq!(parts[0], "2@gateway-ref-0");
     assert_eq!(login.body["qr"]["attempt"], 1);
 
-    // The identity key in the QR is the one the store holds.
+    // The identity key in the QR is the one our database store holds.
     let device = backends
         .backend(id)
         .load()
@@ -122,7 +123,7 @@ async fn no_network_means_disconnected_with_a_reason() {
         conn.close().await.ok();
         instance.id
     };
-    let (app, engine) = real_app(db, Arc::new(MemoryBackends::default())).await;
+    let (app, engine, _) = real_app(db).await;
     let instance = eventually("the failed connection to be reported", || async {
         let i = send(app.req(Method::GET, &format!("/v1/instances/{id}")))
             .await

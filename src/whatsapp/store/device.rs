@@ -1,0 +1,64 @@
+//! `DeviceStore`: the device itself, one serialised row per instance.
+
+use async_trait::async_trait;
+use entity::wa_devices::{ActiveModel, Column, Entity};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, EntityTrait};
+use whatsapp_rust::wacore::store::Device;
+use whatsapp_rust::wacore::store::error::Result;
+use whatsapp_rust::wacore::store::traits::DeviceStore;
+
+use super::{SeaStore, db_error, from_json, open, seal, to_json};
+
+#[async_trait]
+impl DeviceStore for SeaStore {
+    async fn save(&self, device: &Device) -> Result<()> {
+        let row = ActiveModel {
+            instance_id: Set(self.kv.instance_id),
+            data: Set(seal(&to_json(device)?)),
+        };
+        Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(Column::InstanceId)
+                    .update_column(Column::Data)
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.kv.db)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn load(&self) -> Result<Option<Device>> {
+        match Entity::find_by_id(self.kv.instance_id)
+            .one(&self.kv.db)
+            .await
+            .map_err(db_error)?
+        {
+            Some(row) => Ok(Some(from_json(&open(row.data))?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn exists(&self) -> Result<bool> {
+        Ok(self.load_row_exists().await?)
+    }
+
+    async fn create(&self) -> Result<i32> {
+        if !self.load_row_exists().await? {
+            self.save(&Device::new()).await?;
+        }
+        // One device per instance; the number is not used to address it.
+        Ok(1)
+    }
+}
+
+impl SeaStore {
+    async fn load_row_exists(&self) -> Result<bool> {
+        Ok(Entity::find_by_id(self.kv.instance_id)
+            .one(&self.kv.db)
+            .await
+            .map_err(db_error)?
+            .is_some())
+    }
+}

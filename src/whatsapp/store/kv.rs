@@ -1,0 +1,288 @@
+//! The keyed table under every trait: put, get, delete and scans of one
+//! instance's rows in one space.
+
+use entity::wa_kv::{ActiveModel, Column, Entity, Model};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+use whatsapp_rust::wacore::store::error::StoreError;
+
+use super::{db_error, open, seal};
+
+/// A row to write.
+pub struct Row<'a> {
+    pub key: &'a str,
+    pub value: &'a [u8],
+    pub n1: Option<i64>,
+    pub n2: Option<i64>,
+    pub flag: bool,
+}
+
+impl<'a> Row<'a> {
+    pub fn new(key: &'a str, value: &'a [u8]) -> Self {
+        Self {
+            key,
+            value,
+            n1: None,
+            n2: None,
+            flag: false,
+        }
+    }
+}
+
+/// A row read back, value opened.
+pub struct Entry {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub n1: Option<i64>,
+    pub n2: Option<i64>,
+    pub flag: bool,
+}
+
+impl From<Model> for Entry {
+    fn from(m: Model) -> Self {
+        Self {
+            key: m.key,
+            value: open(m.value),
+            n1: m.n1,
+            n2: m.n2,
+            flag: m.flag,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Kv {
+    pub db: DatabaseConnection,
+    pub instance_id: Uuid,
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+impl Kv {
+    pub fn new(db: DatabaseConnection, instance_id: Uuid) -> Self {
+        Self { db, instance_id }
+    }
+
+    fn mine(&self, space: &str) -> Condition {
+        Condition::all()
+            .add(Column::InstanceId.eq(self.instance_id))
+            .add(Column::Space.eq(space))
+    }
+
+    fn active(&self, space: &str, row: &Row<'_>) -> ActiveModel {
+        ActiveModel {
+            instance_id: Set(self.instance_id),
+            space: Set(space.to_owned()),
+            key: Set(row.key.to_owned()),
+            value: Set(seal(row.value)),
+            n1: Set(row.n1),
+            n2: Set(row.n2),
+            flag: Set(row.flag),
+        }
+    }
+
+    /// Inserts or replaces rows, on `conn` (a transaction, or the pool).
+    pub async fn put_on<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        space: &str,
+        rows: &[Row<'_>],
+    ) -> Result<()> {
+        // Bounded batches keep each statement under the backends' parameter limits.
+        for chunk in rows.chunks(200) {
+            let models = chunk.iter().map(|r| self.active(space, r));
+            Entity::insert_many(models)
+                .on_conflict(
+                    OnConflict::columns([Column::InstanceId, Column::Space, Column::Key])
+                        .update_columns([Column::Value, Column::N1, Column::N2, Column::Flag])
+                        .to_owned(),
+                )
+                .exec_without_returning(conn)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
+    pub async fn put(&self, space: &str, rows: &[Row<'_>]) -> Result<()> {
+        self.put_on(&self.db, space, rows).await
+    }
+
+    pub async fn put_one(&self, space: &str, key: &str, value: &[u8]) -> Result<()> {
+        self.put(space, &[Row::new(key, value)]).await
+    }
+
+    pub async fn get_on<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        space: &str,
+        key: &str,
+    ) -> Result<Option<Entry>> {
+        Ok(Entity::find()
+            .filter(self.mine(space).add(Column::Key.eq(key)))
+            .one(conn)
+            .await
+            .map_err(db_error)?
+            .map(Into::into))
+    }
+
+    pub async fn get(&self, space: &str, key: &str) -> Result<Option<Entry>> {
+        self.get_on(&self.db, space, key).await
+    }
+
+    pub async fn value(&self, space: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.get(space, key).await?.map(|e| e.value))
+    }
+
+    pub async fn get_many(&self, space: &str, keys: &[String]) -> Result<Vec<Entry>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(200) {
+            let rows = Entity::find()
+                .filter(
+                    self.mine(space)
+                        .add(Column::Key.is_in(chunk.iter().cloned())),
+                )
+                .all(&self.db)
+                .await
+                .map_err(db_error)?;
+            out.extend(rows.into_iter().map(Entry::from));
+        }
+        Ok(out)
+    }
+
+    pub async fn exists(&self, space: &str, key: &str) -> Result<bool> {
+        let found = Entity::find()
+            .select_only()
+            .column(Column::Key)
+            .filter(self.mine(space).add(Column::Key.eq(key)))
+            .into_tuple::<String>()
+            .one(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(found.is_some())
+    }
+
+    /// Every row of a space, by `n1` then key.
+    pub async fn list(&self, space: &str) -> Result<Vec<Entry>> {
+        Ok(Entity::find()
+            .filter(self.mine(space))
+            .order_by_asc(Column::N1)
+            .order_by_asc(Column::Key)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Up to `limit` rows of a space that `extra` selects.
+    pub async fn list_where(
+        &self,
+        space: &str,
+        extra: Condition,
+        limit: u64,
+    ) -> Result<Vec<Entry>> {
+        Ok(Entity::find()
+            .filter(self.mine(space).add(extra))
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    pub async fn delete_on<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        space: &str,
+        keys: &[String],
+    ) -> Result<u64> {
+        let mut deleted = 0;
+        for chunk in keys.chunks(200) {
+            deleted += Entity::delete_many()
+                .filter(
+                    self.mine(space)
+                        .add(Column::Key.is_in(chunk.iter().cloned())),
+                )
+                .exec(conn)
+                .await
+                .map_err(db_error)?
+                .rows_affected;
+        }
+        Ok(deleted)
+    }
+
+    pub async fn delete(&self, space: &str, key: &str) -> Result<()> {
+        self.delete_on(&self.db, space, &[key.to_owned()]).await?;
+        Ok(())
+    }
+
+    /// Deletes the rows of a space that `extra` selects; all of them for
+    /// an empty condition.
+    pub async fn delete_where(&self, space: &str, extra: Condition) -> Result<u64> {
+        Ok(Entity::delete_many()
+            .filter(self.mine(space).add(extra))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?
+            .rows_affected)
+    }
+
+    /// Removes a row and returns its value, once: of concurrent callers
+    /// only the one whose delete matched the stored bytes gets it.
+    pub async fn take(&self, space: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let Some(row) = Entity::find()
+            .filter(self.mine(space).add(Column::Key.eq(key)))
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+        else {
+            return Ok(None);
+        };
+        let deleted = Entity::delete_many()
+            .filter(
+                self.mine(space)
+                    .add(Column::Key.eq(key))
+                    .add(Column::Value.eq(row.value.clone())),
+            )
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok((deleted.rows_affected == 1).then(|| open(row.value)))
+    }
+
+    pub async fn max_n1(&self, space: &str) -> Result<Option<i64>> {
+        let max: Option<Option<i64>> = Entity::find()
+            .select_only()
+            .expr(sea_orm::sea_query::Func::max(Expr::col(Column::N1)))
+            .filter(self.mine(space))
+            .into_tuple()
+            .one(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(max.flatten())
+    }
+
+    /// Sets the flag on the given keys (never creating rows).
+    pub async fn set_flag(&self, space: &str, keys: &[String], flag: bool) -> Result<()> {
+        for chunk in keys.chunks(200) {
+            Entity::update_many()
+                .col_expr(Column::Flag, Expr::value(flag))
+                .filter(
+                    self.mine(space)
+                        .add(Column::Key.is_in(chunk.iter().cloned())),
+                )
+                .exec(&self.db)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+}
