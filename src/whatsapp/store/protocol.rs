@@ -138,7 +138,7 @@ impl ProtocolStore for SeaStore {
                 let old: LidPnMappingEntry = from_json(&old.value)?;
                 if old.phone_number != entry.phone_number {
                     self.kv
-                        .delete_on(&txn, PN, &[old.phone_number.clone()])
+                        .delete_on(&txn, PN, std::slice::from_ref(&old.phone_number))
                         .await?;
                 }
             }
