@@ -78,8 +78,11 @@ impl TestDb {
         }
     }
 
+    /// A small pool of the test's own, beside the server's.
     pub async fn connect(&self) -> DatabaseConnection {
-        Database::connect(&self.url).await.expect("connect test db")
+        let mut opts = sea_orm::ConnectOptions::new(self.url.clone());
+        opts.max_connections(3).sqlx_logging(false);
+        Database::connect(opts).await.expect("connect test db")
     }
 
     /// Takes the database away from under a running server: PostgreSQL drops

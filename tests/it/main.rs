@@ -10,6 +10,7 @@ mod process;
 mod receiver;
 mod scheduler;
 mod system;
+mod wa_store;
 mod webhook_crash;
 mod webhooks;
 mod whatsapp_offline;

@@ -185,7 +185,7 @@ impl Kv {
         &self,
         space: &str,
         extra: Condition,
-        limit: u64,
+        limit: Option<u64>,
     ) -> Result<Vec<Entry>> {
         Ok(Entity::find()
             .filter(self.mine(space).add(extra))

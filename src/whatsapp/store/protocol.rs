@@ -46,7 +46,7 @@ impl ProtocolStore for SeaStore {
             .list_where(
                 SENDER_KEY_DEVICE,
                 Condition::all().add(Column::Key.starts_with(prefix)),
-                u64::MAX,
+                None,
             )
             .await?;
         Ok(rows

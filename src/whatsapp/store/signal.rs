@@ -68,7 +68,7 @@ impl SignalStore for SeaStore {
             .add(Column::Key.starts_with(format!("{user}@")))
             .add(Column::Key.starts_with(format!("{user}:")));
         for space in [SESSION, IDENTITY] {
-            let rows = self.kv.list_where(space, of_user.clone(), 1).await?;
+            let rows = self.kv.list_where(space, of_user.clone(), Some(1)).await?;
             if !rows.is_empty() {
                 return Ok(true);
             }
