@@ -159,23 +159,32 @@ async fn main() -> Result<(), BoxError> {
 
     // Latency: one event per transaction at a fixed rate, as the engine does.
     *receiver.latencies.lock().map_err(|_| "poisoned")? = Some(Vec::new());
-    let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let until = Instant::now() + Duration::from_secs(latency_secs);
+    // Paced by the clock, not by timer ticks (whose granularity would cap
+    // the rate); each event is its own transaction on its own task, as
+    // concurrent sessions of the engine would record them.
+    let began = Instant::now();
+    let until = began + Duration::from_secs(latency_secs);
     let mut sent = 0u64;
     while Instant::now() < until {
-        tick.tick().await;
-        let txn = db.begin().await?;
-        record(
-            &txn,
-            instance.id,
-            EventType::MessageReceived,
-            json!({"n": sent}),
-        )
-        .await?;
-        txn.commit().await?;
-        wake.wake();
+        let due = (began.elapsed().as_secs_f64() * rate as f64) as u64;
+        if sent >= due {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        }
+        let (db, wake) = (db.clone(), wake.clone());
+        let id = instance.id;
+        let n = sent;
+        tokio::spawn(async move {
+            let recorded = async {
+                let txn = db.begin().await?;
+                record(&txn, id, EventType::MessageReceived, json!({ "n": n })).await?;
+                txn.commit().await
+            };
+            match recorded.await {
+                Ok(()) => wake.wake(),
+                Err(e) => eprintln!("recording an event: {e}"),
+            }
+        });
         sent += 1;
     }
     drain(&db).await?;

@@ -17,7 +17,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::attempt::Job;
-use super::registry::signing_secrets;
+use super::registry::live_secrets;
 
 /// A claimed row, before its event and webhook are loaded.
 #[derive(Debug, Clone)]
@@ -45,6 +45,110 @@ pub async fn claim<C: ConnectionTrait>(
     saturated: &[Uuid],
 ) -> Result<Vec<ClaimedRow>, DbErr> {
     let backend = db.get_database_backend();
+    let (sql, values) = claim_statement(backend, token, now, lease_until, limit, saturated);
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            placeholders(backend, &sql),
+            values,
+        ))
+        .await?;
+    let mut out = rows
+        .into_iter()
+        .map(|row| {
+            Ok(ClaimedRow {
+                delivery_id: row.try_get("", "id")?,
+                event_id: row.try_get("", "event_id")?,
+                webhook_id: row.try_get("", "webhook_id")?,
+                attempts: row.try_get("", "attempts")?,
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    // RETURNING order is unspecified; keep event order within the batch.
+    out.sort_by_key(|r| r.delivery_id);
+    Ok(out)
+}
+
+/// Claims due deliveries and loads what their attempts need. On PostgreSQL
+/// that is one round trip (the claiming UPDATE in a CTE, joined to events
+/// and webhooks); elsewhere the claim, then [`load_jobs`]. Returns how many
+/// rows were claimed and the jobs.
+pub async fn claim_jobs<C: ConnectionTrait>(
+    db: &C,
+    token: Uuid,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: usize,
+    saturated: &[Uuid],
+) -> Result<(usize, Vec<Job>), DbErr> {
+    let backend = db.get_database_backend();
+    if backend != DatabaseBackend::Postgres {
+        let rows = claim(db, token, now, lease_until, limit, saturated).await?;
+        let jobs = if rows.is_empty() {
+            Vec::new()
+        } else {
+            load_jobs(db, &rows).await?
+        };
+        return Ok((rows.len(), jobs));
+    }
+    let (update, values) = claim_statement(backend, token, now, lease_until, limit, saturated);
+    let sql = format!(
+        "WITH claimed AS ({update}) \
+         SELECT c.id, c.event_id, c.webhook_id, c.attempts, \
+           e.instance_id, e.type AS event_type, e.data, e.created_at, \
+           w.url, w.secret, w.previous_secret, w.previous_secret_expires_at \
+         FROM claimed c \
+         JOIN webhook_events e ON e.id = c.event_id \
+         JOIN webhooks w ON w.id = c.webhook_id \
+         ORDER BY c.id"
+    );
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            placeholders(backend, &sql),
+            values,
+        ))
+        .await?;
+    let claimed = rows.len();
+    let jobs = rows
+        .into_iter()
+        .map(|row| {
+            let event = webhook_events::Model {
+                id: row.try_get("", "event_id")?,
+                instance_id: row.try_get("", "instance_id")?,
+                event_type: row.try_get("", "event_type")?,
+                data: row.try_get("", "data")?,
+                created_at: row.try_get("", "created_at")?,
+            };
+            let attempts: i32 = row.try_get("", "attempts")?;
+            Ok(Job {
+                delivery_id: row.try_get("", "id")?,
+                webhook_id: row.try_get("", "webhook_id")?,
+                instance_id: event.instance_id,
+                attempt: attempts + 1,
+                url: row.try_get("", "url")?,
+                secrets: live_secrets(
+                    row.try_get("", "secret")?,
+                    row.try_get("", "previous_secret")?,
+                    row.try_get("", "previous_secret_expires_at")?,
+                ),
+                body: super::payload::body(&event),
+                event_id: event.id,
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    Ok((claimed, jobs))
+}
+
+/// The claiming UPDATE (with `?` placeholders) and its values.
+fn claim_statement(
+    backend: DatabaseBackend,
+    token: Uuid,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: usize,
+    saturated: &[Uuid],
+) -> (String, Vec<Value>) {
     let mut values: Vec<Value> = vec![
         lease_until.into(),
         token.into(),
@@ -83,27 +187,7 @@ pub async fn claim<C: ConnectionTrait>(
            LIMIT ?{lock}) \
          RETURNING id, event_id, webhook_id, attempts"
     );
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            placeholders(backend, &sql),
-            values,
-        ))
-        .await?;
-    let mut out = rows
-        .into_iter()
-        .map(|row| {
-            Ok(ClaimedRow {
-                delivery_id: row.try_get("", "id")?,
-                event_id: row.try_get("", "event_id")?,
-                webhook_id: row.try_get("", "webhook_id")?,
-                attempts: row.try_get("", "attempts")?,
-            })
-        })
-        .collect::<Result<Vec<_>, DbErr>>()?;
-    // RETURNING order is unspecified; keep event order within the batch.
-    out.sort_by_key(|r| r.delivery_id);
-    Ok(out)
+    (sql, values)
 }
 
 /// `?` placeholders in PostgreSQL's `$n` spelling where needed.
@@ -185,10 +269,11 @@ pub async fn load_jobs<C: ConnectionTrait>(db: &C, rows: &[ClaimedRow]) -> Resul
                 event_id: event.id.clone(),
                 attempt: r.attempts + 1,
                 url: hook.url.clone(),
-                secrets: signing_secrets(hook)
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect(),
+                secrets: live_secrets(
+                    hook.secret.clone(),
+                    hook.previous_secret.clone(),
+                    hook.previous_secret_expires_at,
+                ),
                 body: super::payload::body(event),
             })
         })

@@ -155,12 +155,8 @@ impl Dispatcher {
         let now = Utc::now();
         let lease = chrono::Duration::from_std(self.settings.webhooks.lease())
             .unwrap_or(chrono::Duration::seconds(60));
-        let rows = claim::claim(&self.db, self.token, now, now + lease, want, &saturated).await?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let claimed = rows.len();
-        let jobs = claim::load_jobs(&self.db, &rows).await?;
+        let (claimed, jobs) =
+            claim::claim_jobs(&self.db, self.token, now, now + lease, want, &saturated).await?;
         let mut give_back = Vec::new();
         for job in jobs {
             let n = per_webhook.entry(job.webhook_id).or_default();

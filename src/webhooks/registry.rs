@@ -1,6 +1,6 @@
 //! Webhook registrations: create, read, change, delete, secrets.
 
-use chrono::{Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::webhooks::{ActiveModel, Column, Entity, Model};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -253,12 +253,16 @@ pub async fn rotate_secret(
 
 /// The secrets that sign a delivery now: the current one, then the previous
 /// one while its overlap lasts.
-pub fn signing_secrets(w: &Webhook) -> Vec<&str> {
-    let mut out = vec![w.secret.as_str()];
-    if let (Some(prev), Some(until)) = (&w.previous_secret, w.previous_secret_expires_at)
+pub fn live_secrets(
+    secret: String,
+    previous: Option<String>,
+    previous_until: Option<DateTime<Utc>>,
+) -> Vec<String> {
+    let mut out = vec![secret];
+    if let (Some(prev), Some(until)) = (previous, previous_until)
         && until > Utc::now()
     {
-        out.push(prev.as_str());
+        out.push(prev);
     }
     out
 }
