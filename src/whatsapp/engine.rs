@@ -87,8 +87,10 @@ impl Engine for WhatsAppEngine {
         }
         let qr_attempts = Arc::new(AtomicU32::new(0));
         let events = sink.clone();
+        let backend = self.backends.backend(instance_id);
+        let lookups = backend.clone();
         let bot = Bot::builder()
-            .with_backend_arc(self.backends.backend(instance_id))
+            .with_backend_arc(backend)
             .with_transport_factory(transport)
             .with_http_client(ReqwestHttpShared(self.http.clone()))
             .with_runtime(TokioRuntime)
@@ -102,9 +104,10 @@ impl Engine for WhatsAppEngine {
                     _ => 0,
                 };
                 let translated = translate_all(&event, client.pn().as_ref(), attempt);
-                let events = events.clone();
+                let (events, lookups) = (events.clone(), lookups.clone());
                 async move {
-                    for e in translated {
+                    for mut e in translated {
+                        complete_parties(&*lookups, &mut e).await;
                         let _ = events.send((instance_id, e)).await;
                     }
                 }
@@ -141,6 +144,24 @@ impl Engine for WhatsAppEngine {
 
     async fn wipe(&self, instance_id: Uuid) -> Result<(), EngineError> {
         self.backends.wipe(instance_id).await
+    }
+}
+
+/// Fills in the phone number of a person WhatsApp named only by LID, from
+/// the LID<->phone mapping the client keeps in our store.
+pub async fn complete_parties(store: &dyn Backend, event: &mut EngineEvent) {
+    let party = match event {
+        EngineEvent::Receipt { from, .. } => from,
+        EngineEvent::Message(inbound) => &mut inbound.from,
+        _ => return,
+    };
+    if party.phone_number.is_some() {
+        return;
+    }
+    let Some(lid) = &party.lid else { return };
+    let user = lid.split(['@', ':']).next().unwrap_or(lid);
+    if let Ok(Some(mapping)) = store.get_lid_mapping(user).await {
+        party.phone_number = Some(mapping.phone_number);
     }
 }
 

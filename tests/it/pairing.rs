@@ -435,3 +435,50 @@ async fn stored_sessions_resume_after_a_restart() {
     );
     assert_eq!(instance(&second, never).await["status"], "created");
 }
+
+#[tokio::test]
+async fn bans_and_replaced_streams_are_recorded_with_their_reason() {
+    let app = TestApp::spawn().await;
+    let id = new_instance(&app).await;
+    pair_and_connect(&app, id, "6281234567895").await;
+    app.engine
+        .emit(
+            id,
+            EngineEvent::TemporaryBan {
+                reason: "sent to too many people".into(),
+                expires_in: Duration::from_secs(3600),
+            },
+        )
+        .await;
+    let banned = wait_status(&app, id, "disconnected").await;
+    assert!(
+        banned["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("temporarily banned") && e.contains("3600")),
+        "{banned}"
+    );
+    app.engine
+        .emit(
+            id,
+            EngineEvent::Connected {
+                jid: None,
+                phone_number: None,
+            },
+        )
+        .await;
+    wait_status(&app, id, "online").await;
+    app.engine.emit(id, EngineEvent::StreamReplaced).await;
+    let replaced = wait_status(&app, id, "disconnected").await;
+    assert!(
+        replaced["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("stream_replaced"))
+    );
+    let reasons: Vec<String> = events(&app, id)
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "instance.disconnected")
+        .map(|(_, d)| d["reason"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(reasons, ["temporary_ban", "stream_replaced"]);
+}

@@ -656,3 +656,32 @@ async fn deleting_an_instance_deletes_its_keys_and_devices_survive_restarts() {
     assert_eq!(left, 0);
     assert!(!store.exists().await.expect("exists"));
 }
+
+#[tokio::test]
+async fn a_person_named_by_lid_gets_their_number_from_the_store() {
+    use wagate::engine::{EngineEvent, Party, ReceiptKind};
+    use whatsapp_rust::wacore::store::traits::ProtocolStore;
+    let test_db = TestDb::new().await;
+    let db = test_db.connect().await;
+    let store = SeaStore::new(db.clone(), instance(&db).await);
+    store
+        .put_lid_mapping(&mapping("98765432101234", "6281299990000"))
+        .await
+        .expect("map");
+    let mut event = EngineEvent::Receipt {
+        message_ids: vec!["3EB0".into()],
+        kind: ReceiptKind::Read,
+        from: Party {
+            jid: "98765432101234@lid".into(),
+            phone_number: None,
+            lid: Some("98765432101234@lid".into()),
+        },
+    };
+    wagate::whatsapp::engine::complete_parties(&store, &mut event).await;
+    match event {
+        EngineEvent::Receipt { from, .. } => {
+            assert_eq!(from.phone_number.as_deref(), Some("6281299990000"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
