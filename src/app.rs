@@ -122,6 +122,7 @@ impl App {
     /// requests finish within the grace period and closes the pool.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
         let grace = Duration::from_secs(self.state.settings.shutdown_grace_secs);
+        self.state.sessions.settle_after_start().await?;
         // Thousands of sessions may be stored: they reconnect in the
         // background, a bounded number at a time, while the API serves.
         let sessions = self.state.sessions.clone();

@@ -355,15 +355,20 @@ impl Sessions {
         Ok(store::get(&self.inner.db, id).await?)
     }
 
-    /// Reconnects every paired instance after a start, `concurrency` at a
-    /// time with a little jitter, and finishes wiping logged-out instances a
-    /// crash interrupted. Progress is logged and kept for `/readyz`.
-    pub async fn resume_all(&self, concurrency: usize) -> Result<usize, SessionError> {
-        use std::sync::atomic::Ordering;
+    /// Before serving: no instance is connected yet, whatever the rows say
+    /// after a crash, and a logout a crash interrupted is finished.
+    pub async fn settle_after_start(&self) -> Result<(), SessionError> {
         lifecycle::reset_connections(&self.inner.db).await?;
         for id in self.ids_in(Status::LoggedOut).await? {
             self.inner.engine.wipe(id).await?;
         }
+        Ok(())
+    }
+
+    /// Reconnects every paired instance after a start, `concurrency` at a
+    /// time with a little jitter. Progress is logged and kept for `/readyz`.
+    pub async fn resume_all(&self, concurrency: usize) -> Result<usize, SessionError> {
+        use std::sync::atomic::Ordering;
         let paired = self.ids_in(Status::Disconnected).await?;
         let total = paired.len();
         let progress = &self.inner.progress;

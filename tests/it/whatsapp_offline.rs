@@ -140,3 +140,35 @@ async fn no_network_means_disconnected_with_a_reason() {
     // Still serving.
     assert_eq!(send(app.http.get(app.url("/healthz"))).await.status, 200);
 }
+
+#[tokio::test]
+async fn the_http_adapter_returns_error_statuses_as_answers() {
+    use poem::listener::{Acceptor, Listener, TcpListener};
+    use whatsapp_rust::http::{HttpClient, HttpRequest};
+
+    let acceptor = TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .expect("bind");
+    let addr = acceptor.local_addr()[0]
+        .as_socket_addr()
+        .copied()
+        .expect("addr");
+    let app = poem::Route::new().at(
+        "/missing",
+        poem::endpoint::make_sync(|_| {
+            poem::Response::builder()
+                .status(poem::http::StatusCode::NOT_FOUND)
+                .body("nope")
+        }),
+    );
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+
+    let http = wagate::whatsapp::http::ReqwestHttp::new().expect("client");
+    let answer = http
+        .execute(HttpRequest::get(format!("http://{addr}/missing")))
+        .await
+        .expect("a 404 is an answer, not an error");
+    assert_eq!(answer.status_code, 404);
+    assert_eq!(answer.body, b"nope");
+}
