@@ -97,6 +97,16 @@ impl Jobs {
             },
         );
 
+        // Scheduled ticks only send the job's name; a task of the app runs it.
+        // Capturing the state in the scheduler's closures would make a cycle
+        // (state -> jobs -> scheduler -> closure -> state) that outlives the app.
+        let (ticks, mut due) = tokio::sync::mpsc::channel::<&'static str>(16);
+        let runner = self.clone();
+        tokio::spawn(async move {
+            while let Some(name) = due.recv().await {
+                let _ = runner.run(name, state.clone()).await;
+            }
+        });
         let scheduler = JobScheduler::new().await?;
         let defined: Vec<(&'static str, &'static str, String)> = self
             .entries()
@@ -104,11 +114,12 @@ impl Jobs {
             .map(|e| (e.record.name, e.setting, e.record.schedule.clone()))
             .collect();
         for (name, setting, schedule) in defined {
-            let (jobs, state) = (self.clone(), state.clone());
+            let ticks = ticks.clone();
             let job = Job::new_async(schedule.as_str(), move |_, _| {
-                let (jobs, state) = (jobs.clone(), state.clone());
+                let ticks = ticks.clone();
                 Box::pin(async move {
-                    let _ = jobs.run(name, state).await;
+                    // A full queue means runs are already waiting: skip this tick.
+                    let _ = ticks.try_send(name);
                 })
             })
             .map_err(|source| SchedulerError::Job {
