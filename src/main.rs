@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wagate::app::{App, AppError, shutdown_signal};
+use wagate::app::{App, AppError, Signals};
 use wagate::config::Settings;
 use wagate::engine::Engine;
 use wagate::whatsapp::WhatsAppEngine;
@@ -61,10 +61,19 @@ fn run(command: &str) -> ExitCode {
             tracing::info!("migrations applied");
             return Ok(());
         }
+        let mut signals = Signals::install().map_err(AppError::Serve)?;
         let engine = real_engine(&settings).await?;
         App::build(settings, engine)
             .await?
-            .run(shutdown_signal())
+            .run(async move {
+                signals.next().await;
+                // The first signal drains gracefully; a second one means now.
+                tokio::spawn(async move {
+                    signals.next().await;
+                    eprintln!("wagate: second signal, exiting without draining");
+                    std::process::exit(130);
+                });
+            })
             .await
     });
     match result {

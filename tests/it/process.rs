@@ -238,3 +238,49 @@ async fn migrate_command_prepares_a_database() {
     );
     assert!(dir.path().join("nested/wagate.db").is_file());
 }
+
+#[tokio::test]
+async fn a_second_signal_exits_at_once() {
+    let db = TestDb::new().await;
+    // A long grace period: only the second signal can end the process soon.
+    let mut cmd = wagate(&db.url);
+    cmd.env("WAGATE_SHUTDOWN_GRACE_SECS", "600");
+    let mut running = start(cmd);
+    // A request whose body never comes keeps the graceful drain waiting.
+    // `Expect: 100-continue` makes the server say when the handler is
+    // reading it, so the signal surely finds it in flight.
+    let mut slow = std::net::TcpStream::connect(running.addr).expect("connect");
+    std::io::Write::write_all(
+        &mut slow,
+        b"POST /v1/instances HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-admin-key\r\n\
+          Content-Type: application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .expect("write");
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut buf = [0u8; 64];
+    let n = std::io::Read::read(&mut slow, &mut buf).expect("100 Continue");
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).contains("100"),
+        "the handler reads the body"
+    );
+    let pid = running.child.id().to_string();
+    for _ in 0..2 {
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = running.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "exits on the second signal"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(slow);
+    assert_eq!(status.code(), Some(130));
+}
