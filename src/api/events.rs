@@ -65,14 +65,7 @@ impl EventsApi {
         after: Query<Option<String>>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<u64>>,
     ) -> Result<Json<EventPage>, ApiError> {
-        let api = &self.state.settings.api;
-        let limit = limit.0.unwrap_or(api.default_page_size);
-        if limit > api.max_page_size {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
-                format!("limit must be at most {}", api.max_page_size),
-            ));
-        }
+        let limit = super::page_limit(&self.state.settings.api, limit.0)?;
         let items = ops::list_events(&self.state.db, id.0, after.0, limit).await?;
         let next_after = if items.len() as u64 == limit {
             items.last().map(|e| e.id.clone())

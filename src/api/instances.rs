@@ -155,14 +155,7 @@ impl InstancesApi {
         /// Start after this instance id (a previous page's `next_after`).
         after: Query<Option<Uuid>>,
     ) -> Result<Json<InstancePage>, ApiError> {
-        let api = &self.state.settings.api;
-        let limit = limit.0.unwrap_or(api.default_page_size);
-        if limit > api.max_page_size {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
-                format!("limit must be at most {}", api.max_page_size),
-            ));
-        }
+        let limit = super::page_limit(&self.state.settings.api, limit.0)?;
         let page = store::list(&self.state.db, status.0.map(Into::into), after.0, limit).await?;
         Ok(Json(InstancePage {
             items: page.items.into_iter().map(Into::into).collect(),

@@ -570,14 +570,7 @@ impl MessagesApi {
         after: Query<Option<Uuid>>,
     ) -> Result<Json<MessagePage>, ApiError> {
         crate::instances::store::get(&self.state.db, id.0).await?;
-        let api = &self.state.settings.api;
-        let limit = limit.0.unwrap_or(api.default_page_size);
-        if limit > api.max_page_size {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
-                format!("limit must be at most {}", api.max_page_size),
-            ));
-        }
+        let limit = super::page_limit(&self.state.settings.api, limit.0)?;
         let status = status.0.map(|s| match s {
             MessageStatus::Sent => "sent",
             MessageStatus::ServerAck => "server_ack",

@@ -82,6 +82,22 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
     .description("Self-hosted WhatsApp Web multi-device gateway.")
 }
 
+/// The page size a list request asked for, or the default; over the
+/// configured maximum is a 400.
+pub fn page_limit(
+    api: &crate::config::ApiSettings,
+    requested: Option<u64>,
+) -> Result<u64, error::ApiError> {
+    let limit = requested.unwrap_or(api.default_page_size);
+    if limit > api.max_page_size {
+        return Err(error::ApiError::bad_request(
+            "invalid_parameter",
+            format!("limit must be at most {}", api.max_page_size),
+        ));
+    }
+    Ok(limit)
+}
+
 /// The OpenAPI document as JSON. It does not depend on settings or data, so
 /// it is built without a database.
 pub fn spec_json() -> String {

@@ -410,14 +410,7 @@ impl Handlers<'_> {
         limit: Option<u64>,
         after: Option<Uuid>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
-        let api = &self.state.settings.api;
-        let limit = limit.unwrap_or(api.default_page_size);
-        if limit > api.max_page_size {
-            return Err(ApiError::bad_request(
-                "invalid_parameter",
-                format!("limit must be at most {}", api.max_page_size),
-            ));
-        }
+        let limit = super::page_limit(&self.state.settings.api, limit)?;
         let (items, next_after) = ops::list_deliveries(
             &self.state.db,
             self.scope,
