@@ -46,13 +46,16 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn split(self) -> (MediaKind, bool) {
-        match self {
-            Kind::Image => (MediaKind::Image, false),
-            Kind::Video => (MediaKind::Video, false),
-            Kind::Audio => (MediaKind::Audio, false),
-            Kind::Voice => (MediaKind::Audio, true),
-            Kind::Document => (MediaKind::Document, false),
+    /// The media kind a request declared, if any, and whether it asked for
+    /// a voice note.
+    fn declared(kind: Option<Kind>) -> (Option<MediaKind>, bool) {
+        match kind {
+            None => (None, false),
+            Some(Kind::Image) => (Some(MediaKind::Image), false),
+            Some(Kind::Video) => (Some(MediaKind::Video), false),
+            Some(Kind::Audio) => (Some(MediaKind::Audio), false),
+            Some(Kind::Voice) => (Some(MediaKind::Audio), true),
+            Some(Kind::Document) => (Some(MediaKind::Document), false),
         }
     }
 }
@@ -287,13 +290,14 @@ impl MessagesApi {
         body: SendUrl,
         key: Option<String>,
     ) -> Result<Json<SendResult>, ApiError> {
-        let (declared, voice) = match body.kind.map(Kind::split) {
-            Some((k, v)) => (Some(k), v),
-            None => (None, false),
-        };
+        let (declared, voice) = Kind::declared(body.kind);
         let caption = body.caption.clone().unwrap_or_default();
         let name = body.file_name.clone().unwrap_or_default();
-        let kind = declared.map(|k| k.as_str()).unwrap_or("");
+        let kind = match (declared, voice) {
+            (_, true) => "voice",
+            (Some(k), false) => k.as_str(),
+            (None, false) => "",
+        };
         let idem = idempotency(
             key,
             &[
@@ -349,12 +353,13 @@ impl MessagesApi {
                 format!("media files may be at most {limit} bytes"),
             ));
         }
-        let (declared, voice) = match form.kind.map(Kind::split) {
-            Some((k, v)) => (Some(k), v),
-            None => (None, false),
-        };
+        let (declared, voice) = Kind::declared(form.kind);
         let caption = form.caption.clone().unwrap_or_default();
-        let kind = declared.map(|k| k.as_str()).unwrap_or("");
+        let kind = match (declared, voice) {
+            (_, true) => "voice",
+            (Some(k), false) => k.as_str(),
+            (None, false) => "",
+        };
         let idem = idempotency(
             key,
             &[
