@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 use wagate::whatsapp::store::{SeaStore, wipe_device};
 use whatsapp_rust::store::traits::Backend;
@@ -684,4 +684,31 @@ async fn a_person_named_by_lid_gets_their_number_from_the_store() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn prekeys_remember_whether_they_were_uploaded() {
+    use whatsapp_rust::wacore::store::traits::SignalStore;
+    let test_db = TestDb::new().await;
+    let db = test_db.connect().await;
+    let id = instance(&db).await;
+    let store = SeaStore::new(db.clone(), id);
+    store.store_prekey(1, b"a", false).await.expect("store");
+    store.store_prekey(2, b"b", false).await.expect("store");
+    store.mark_prekeys_uploaded(&[2, 3]).await.expect("mark");
+    let flags: Vec<(String, bool)> = entity::wa_kv::Entity::find()
+        .filter(entity::wa_kv::Column::InstanceId.eq(id))
+        .filter(entity::wa_kv::Column::Space.eq("prekey"))
+        .order_by_asc(entity::wa_kv::Column::Key)
+        .all(&db)
+        .await
+        .expect("rows")
+        .into_iter()
+        .map(|r| (r.key, r.flag))
+        .collect();
+    assert_eq!(
+        flags,
+        [("1".to_owned(), false), ("2".to_owned(), true)],
+        "no row for 3 appears"
+    );
 }
