@@ -47,6 +47,10 @@ struct State {
     calls: Vec<Call>,
     refuse_start: bool,
     silent: bool,
+    /// How long a resuming session takes to come online.
+    connect_delay: Duration,
+    connecting: usize,
+    max_connecting: usize,
     /// WhatsApp's directory: number -> the JID it is registered under.
     directory: HashMap<String, String>,
     sent: u64,
@@ -121,6 +125,17 @@ impl ScriptedEngine {
             .insert(phone_number.to_owned(), jid.to_owned());
     }
 
+    /// Makes stored sessions take `delay` to come online, and counts how
+    /// many are connecting at once.
+    pub fn connect_delay(&self, delay: Duration) {
+        self.lock().connect_delay = delay;
+    }
+
+    /// The most sessions that were connecting at the same time.
+    pub fn max_connecting(&self) -> usize {
+        self.lock().max_connecting
+    }
+
     /// Makes every later send fail, as WhatsApp refusing it.
     pub fn fail_sends(&self, fail: bool) {
         self.lock().fail_sends = fail;
@@ -145,7 +160,7 @@ impl Engine for ScriptedEngine {
         instance_id: Uuid,
         sink: EventSink,
     ) -> Result<Arc<dyn Session>, EngineError> {
-        let first = {
+        let (first, delay) = {
             let mut state = self.lock();
             state.calls.push(Call::Start(instance_id));
             if state.refuse_start {
@@ -153,23 +168,34 @@ impl Engine for ScriptedEngine {
             }
             state.sinks.insert(instance_id, sink.clone());
             if state.silent {
-                None
+                (None, Duration::ZERO)
             } else if state.stored.contains(&instance_id) {
-                Some(EngineEvent::Connected {
+                state.connecting += 1;
+                state.max_connecting = state.max_connecting.max(state.connecting);
+                let connected = EngineEvent::Connected {
                     jid: None,
                     phone_number: None,
-                })
+                };
+                (Some(connected), state.connect_delay)
             } else {
-                Some(EngineEvent::Qr {
+                let qr = EngineEvent::Qr {
                     code: Self::qr_code(instance_id, 1),
                     valid_for: Duration::from_secs(60),
                     attempt: 1,
-                })
+                };
+                (Some(qr), Duration::ZERO)
             }
         };
         // Like a real client, the first event arrives after start returns.
         if let Some(first) = first {
+            let engine = self.clone();
             tokio::spawn(async move {
+                // Stands in for the handshake's time on the wire.
+                tokio::time::sleep(delay).await;
+                if matches!(first, EngineEvent::Connected { .. }) {
+                    let mut state = engine.lock();
+                    state.connecting = state.connecting.saturating_sub(1);
+                }
                 let _ = sink.send((instance_id, first)).await;
             });
         }

@@ -383,8 +383,21 @@ impl Sessions {
                 // Spreads the sockets of one batch over a moment.
                 let jitter = Duration::from_millis(u64::from(id.as_bytes()[15]) % 250);
                 tokio::time::sleep(jitter).await;
-                if let Err(e) = this.ensure_started(id).await {
-                    tracing::warn!(instance_id = %id, error = %e, "could not resume a session");
+                // The permit is held until the client is online (or gives up
+                // for now), so the bound counts handshakes, not just starts.
+                match this.ensure_started(id).await {
+                    Ok(mut rx) => {
+                        let settled = rx.wait_for(|p| p.online || p.failure.is_some());
+                        if tokio::time::timeout(this.inner.answer_timeout, settled)
+                            .await
+                            .is_err()
+                        {
+                            tracing::info!(instance_id = %id, "still connecting; moving on");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(instance_id = %id, error = %e, "could not resume a session");
+                    }
                 }
                 let done = this.inner.progress.done.fetch_add(1, Ordering::Relaxed) + 1;
                 if done == total || done.is_multiple_of(100) {

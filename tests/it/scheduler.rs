@@ -145,3 +145,59 @@ async fn retention_deletes_only_old_rows() {
     assert_eq!(left, 2, "rows older than 30 days are gone, the rest stay");
     conn.close().await.ok();
 }
+
+#[tokio::test]
+async fn a_restart_reconnects_everyone_within_the_concurrency_bound() {
+    const N: usize = 12;
+    let db = TestDb::new().await;
+    let conn = db.connect().await;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        let inst = wagate::instances::store::create(&conn, None)
+            .await
+            .expect("create");
+        ActiveModel {
+            id: Set(inst.id),
+            // As a crash leaves them: still marked online.
+            status: Set(Status::Online),
+            is_connected: Set(true),
+            phone_number: Set(Some(format!("62812000000{i:02}"))),
+            ..Default::default()
+        }
+        .update(&conn)
+        .await
+        .expect("update");
+        ids.push(inst.id);
+    }
+    conn.close().await.ok();
+    let engine = ScriptedEngine::new();
+    for id in &ids {
+        engine.store_session(*id);
+    }
+    engine.connect_delay(std::time::Duration::from_millis(150));
+    let settings = settings_with(&db, |f| f.merge(("whatsapp.resume_concurrency", 3)));
+    let app = TestApp::spawn_scripted(db, settings, engine).await;
+    for id in &ids {
+        eventually("every instance back online", || async {
+            let i = send(app.req(Method::GET, &format!("/v1/instances/{id}")))
+                .await
+                .body;
+            (i["status"] == "online").then_some(())
+        })
+        .await;
+    }
+    let max = app.engine.max_connecting();
+    assert!(
+        (1..=3).contains(&max),
+        "at most 3 handshakes at once, saw {max}"
+    );
+    for id in &ids {
+        let events = crate::pairing::events(&app, *id).await;
+        let connected: Vec<_> = events
+            .iter()
+            .filter(|(t, _)| t == "instance.connected")
+            .collect();
+        assert_eq!(connected.len(), 1);
+        assert_eq!(connected[0].1["previous_status"], "disconnected");
+    }
+}
