@@ -90,6 +90,7 @@ pub struct WebhookSettings {
     pub claim_batch: usize,
     pub lease_secs: f64,
     pub event_retention_days: u64,
+    pub dead_retention_days: u64,
     pub sweep_interval_secs: f64,
 }
 

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod instances;
 pub mod messaging;
 pub mod outbound;
+pub mod retention;
 pub mod scheduler;
 pub mod telemetry;
 pub mod webhooks;

@@ -89,7 +89,7 @@ impl Jobs {
             &settings.retention_cron,
             |s| {
                 Box::pin(async move {
-                    crate::messaging::retention::purge(&s)
+                    crate::retention::purge(&s)
                         .await
                         .map(|n| format!("deleted {n} row(s)"))
                         .map_err(|e| e.to_string())

@@ -6,6 +6,5 @@ pub mod history;
 pub mod media;
 pub mod numbers;
 pub mod phone;
-pub mod retention;
 pub mod send;
 pub mod tracking;

@@ -70,11 +70,6 @@ impl Dispatcher {
             results_rx,
             self.notify.clone(),
         ));
-        let purger = tokio::spawn(purge_periodically(
-            self.db.clone(),
-            hooks.event_retention_days,
-            shutdown.clone(),
-        ));
         let mut tasks: JoinSet<Uuid> = JoinSet::new();
         let mut per_webhook: HashMap<Uuid, usize> = HashMap::new();
         tracing::info!(token = %self.token, "webhook dispatcher started");
@@ -125,7 +120,6 @@ impl Dispatcher {
             tasks.abort_all();
         }
         drop(results_tx);
-        purger.abort();
         if writer.await.is_err() {
             tracing::warn!("webhook result writer failed");
         }
@@ -214,33 +208,5 @@ async fn writer(
         }
         batch.clear();
         notify.notify_one();
-    }
-}
-
-/// Deletes events past the retention period, hourly (0 days keeps all).
-async fn purge_periodically(
-    db: DatabaseConnection,
-    retention_days: u64,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    if retention_days == 0 {
-        return;
-    }
-    // Validated to at most 100 years, so this cannot overflow.
-    let days = i64::try_from(retention_days.min(36_500)).unwrap_or(36_500);
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        let Some(cutoff) = Utc::now().checked_sub_signed(chrono::Duration::days(days)) else {
-            continue;
-        };
-        match super::ops::purge_events(&db, cutoff).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(events = n, "purged events past retention"),
-            Err(e) => tracing::warn!(error = %e, "purging old events"),
-        }
     }
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use entity::webhook_deliveries::{self, Status};
 use entity::{webhook_attempts, webhook_events};
+use sea_orm::QueryTrait;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -222,11 +223,47 @@ pub async fn list_events(
 }
 
 /// Deletes events recorded before `cutoff`, with their deliveries and
-/// attempts (by cascade). Returns how many events went.
-pub async fn purge_events(db: &DatabaseConnection, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
-    let res = webhook_events::Entity::delete_many()
-        .filter(webhook_events::Column::CreatedAt.lt(cutoff))
-        .exec(db)
-        .await?;
-    Ok(res.rows_affected)
+/// attempts (by cascade), except events with a dead delivery, which stay
+/// until `dead_cutoff` so they can still be inspected and replayed. Works in
+/// batches so no single statement holds locks for long. Returns how many
+/// events went.
+pub async fn purge_events(
+    db: &DatabaseConnection,
+    cutoff: DateTime<Utc>,
+    dead_cutoff: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    const BATCH: u64 = 1000;
+    let mut purged = 0;
+    loop {
+        let with_dead = webhook_deliveries::Entity::find()
+            .select_only()
+            .column(webhook_deliveries::Column::EventId)
+            .filter(webhook_deliveries::Column::Status.eq(Status::Dead))
+            .into_query();
+        let query = webhook_events::Entity::find()
+            .select_only()
+            .column(webhook_events::Column::Id)
+            .filter(
+                sea_orm::Condition::any()
+                    .add(webhook_events::Column::CreatedAt.lt(dead_cutoff))
+                    .add(
+                        sea_orm::Condition::all()
+                            .add(webhook_events::Column::CreatedAt.lt(cutoff))
+                            .add(webhook_events::Column::Id.not_in_subquery(with_dead)),
+                    ),
+            );
+        let ids: Vec<String> = query.limit(BATCH).into_tuple().all(db).await?;
+        if ids.is_empty() {
+            return Ok(purged);
+        }
+        let n = ids.len() as u64;
+        purged += webhook_events::Entity::delete_many()
+            .filter(webhook_events::Column::Id.is_in(ids))
+            .exec(db)
+            .await?
+            .rows_affected;
+        if n < BATCH {
+            return Ok(purged);
+        }
+    }
 }

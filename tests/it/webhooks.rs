@@ -803,10 +803,13 @@ async fn retention_purges_old_events_with_their_deliveries() {
     emit(&app, inst, 3).await;
     wait_status(&app, inst, hook, "succeeded", 3).await;
     let db = app.db.connect().await;
-    let purged =
-        wagate::webhooks::ops::purge_events(&db, chrono::Utc::now() + chrono::Duration::seconds(1))
-            .await
-            .expect("purge");
+    let purged = wagate::webhooks::ops::purge_events(
+        &db,
+        chrono::Utc::now() + chrono::Duration::seconds(1),
+        chrono::Utc::now() + chrono::Duration::seconds(1),
+    )
+    .await
+    .expect("purge");
     assert_eq!(purged, 3);
     db.close().await.ok();
     let events = send(app.req(Method::GET, &format!("/v1/instances/{inst}/events"))).await;
@@ -817,6 +820,37 @@ async fn retention_purges_old_events_with_their_deliveries() {
     ))
     .await;
     assert_eq!(left.body["items"], json!([]));
+}
+
+#[tokio::test]
+async fn events_with_a_dead_delivery_are_kept_longer() {
+    let app = TestApp::spawn().await;
+    let good = Receiver::start().await;
+    let bad = Receiver::start().await;
+    bad.set_default(Answer::Status(500));
+    let (a, b) = (instance(&app).await, instance(&app).await);
+    register(&app, a, json!({ "url": good.url("/") })).await;
+    let (hook_b, _) = register(&app, b, json!({ "url": bad.url("/") })).await;
+    emit(&app, a, 2).await;
+    emit(&app, b, 1).await;
+    wait_status(&app, b, hook_b, "dead", 1).await;
+    good.wait_for(2, WITHIN).await;
+
+    let db = app.db.connect().await;
+    let now = chrono::Utc::now();
+    let soon = now + chrono::Duration::seconds(1);
+    let long_ago = now - chrono::Duration::days(60);
+    let purged = wagate::webhooks::ops::purge_events(&db, soon, long_ago)
+        .await
+        .expect("purge");
+    assert_eq!(purged, 2, "only the delivered events go");
+    let kept = send(app.req(Method::GET, &format!("/v1/instances/{b}/events"))).await;
+    assert_eq!(kept.body["items"].as_array().map(Vec::len), Some(1));
+    let purged = wagate::webhooks::ops::purge_events(&db, soon, soon)
+        .await
+        .expect("purge");
+    assert_eq!(purged, 1, "past its own cutoff the dead one goes too");
+    db.close().await.ok();
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
-//! Deleting what is past its keeping time: sent-message rows and expired
-//! idempotency keys. (Webhook events have their own retention in the
-//! dispatcher.)
+//! Deleting what is past its keeping time: webhook events (with their
+//! deliveries and attempts; those with a dead delivery are kept longer),
+//! sent-message rows and expired idempotency keys. Run by the `retention` job.
 
 use chrono::Utc;
 use entity::{idempotency_keys, messages};
@@ -20,6 +20,14 @@ pub async fn purge(state: &AppState) -> Result<u64, DbErr> {
             .exec(&state.db)
             .await?
             .rows_affected;
+    }
+    let hooks = &settings.webhooks;
+    if hooks.event_retention_days > 0 {
+        let days = |d: u64| chrono::Duration::days(d.min(36_500) as i64);
+        let cutoff = Utc::now() - days(hooks.event_retention_days);
+        let dead_cutoff =
+            Utc::now() - days(hooks.dead_retention_days.max(hooks.event_retention_days));
+        deleted += crate::webhooks::ops::purge_events(&state.db, cutoff, dead_cutoff).await?;
     }
     let ttl = settings.messaging.idempotency_ttl_secs;
     let before = Utc::now() - chrono::Duration::seconds(ttl as i64);
