@@ -49,6 +49,8 @@ struct State {
     silent: bool,
     /// How long a resuming session takes to come online.
     connect_delay: Duration,
+    resume_everyone: bool,
+    send_delay: Duration,
     connecting: usize,
     max_connecting: usize,
     /// WhatsApp's directory: number -> the JID it is registered under.
@@ -131,6 +133,18 @@ impl ScriptedEngine {
         self.lock().connect_delay = delay;
     }
 
+    /// Treats every instance it starts as paired and every number as on
+    /// WhatsApp, as a process restarted on a database of paired instances
+    /// needs.
+    pub fn resume_everyone(&self) {
+        self.lock().resume_everyone = true;
+    }
+
+    /// Makes every send take `delay`, like a slow network.
+    pub fn send_delay(&self, delay: Duration) {
+        self.lock().send_delay = delay;
+    }
+
     /// The most sessions that were connecting at the same time.
     pub fn max_connecting(&self) -> usize {
         self.lock().max_connecting
@@ -169,9 +183,14 @@ impl Engine for ScriptedEngine {
             state.sinks.insert(instance_id, sink.clone());
             if state.silent {
                 (None, Duration::ZERO)
-            } else if state.stored.contains(&instance_id) {
+            } else if state.resume_everyone || state.stored.contains(&instance_id) {
                 state.connecting += 1;
                 state.max_connecting = state.max_connecting.max(state.connecting);
+                tracing::info!(
+                    %instance_id,
+                    connecting = state.connecting,
+                    "scripted session connecting"
+                );
                 let connected = EngineEvent::Connected {
                     jid: None,
                     phone_number: None,
@@ -260,14 +279,19 @@ impl Session for ScriptedSession {
         text: &str,
         reply_to: Option<&str>,
     ) -> Result<String, EngineError> {
-        let mut state = self.engine.lock();
-        state.calls.push(Call::SendText {
-            instance: self.instance_id,
-            to: to_jid.to_owned(),
-            text: text.to_owned(),
-            reply_to: reply_to.map(str::to_owned),
-        });
-        next_message_id(&mut state)
+        let (sent, delay) = {
+            let mut state = self.engine.lock();
+            state.calls.push(Call::SendText {
+                instance: self.instance_id,
+                to: to_jid.to_owned(),
+                text: text.to_owned(),
+                reply_to: reply_to.map(str::to_owned),
+            });
+            (next_message_id(&mut state), state.send_delay)
+        };
+        tracing::info!(to = to_jid, "scripted send started");
+        tokio::time::sleep(delay).await;
+        sent
     }
 
     async fn send_media(&self, to_jid: &str, media: OutgoingMedia) -> Result<String, EngineError> {
@@ -293,7 +317,11 @@ impl Session for ScriptedSession {
         Ok(numbers
             .iter()
             .map(|n| {
-                let jid = state.directory.get(n).cloned();
+                let jid = state
+                    .directory
+                    .get(n)
+                    .cloned()
+                    .or_else(|| state.resume_everyone.then(|| format!("{n}@s.whatsapp.net")));
                 NumberInfo {
                     phone_number: n.clone(),
                     registered: jid.is_some(),

@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use reqwest::Method;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use crate::harness::{ADMIN_KEY, TestDb, send};
@@ -29,6 +30,8 @@ pub(crate) fn wagate(db_url: &str) -> Command {
 pub(crate) struct Running {
     child: Child,
     pub(crate) addr: SocketAddr,
+    /// Every line the process has printed on stdout so far.
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Starts the server and waits (up to a deadline) for the log line that
@@ -41,8 +44,13 @@ pub(crate) fn start(mut cmd: Command) -> Running {
         .expect("spawn wagate");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = lines.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(mut kept) = kept.lock() {
+                kept.push(line.clone());
+            }
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
@@ -59,7 +67,7 @@ pub(crate) fn start(mut cmd: Command) -> Running {
         .expect("the server reports its address")
         .parse()
         .expect("socket address");
-    Running { child, addr }
+    Running { child, addr, lines }
 }
 
 impl Running {
@@ -189,6 +197,7 @@ async fn no_admin_key_on_loopback_prints_a_generated_one() {
     let running = Running {
         child,
         addr: addr.expect("addr").parse().expect("addr"),
+        lines: Default::default(),
     };
     let key = key.expect("the generated key is printed");
     let http = crate::harness::http_client();
@@ -283,4 +292,229 @@ async fn a_second_signal_exits_at_once() {
     };
     drop(slow);
     assert_eq!(status.code(), Some(130));
+}
+
+/// The gateway binary with the scripted engine.
+fn wagate_scripted(db_url: &str) -> Command {
+    let cmd = wagate(db_url);
+    let mut scripted = Command::new(env!("CARGO_BIN_EXE_wagate-scripted"));
+    scripted.env_clear();
+    for (key, value) in cmd.get_envs() {
+        if let Some(value) = value {
+            scripted.env(key, value);
+        }
+    }
+    scripted
+}
+
+fn max_connecting(running: &Running) -> u64 {
+    let lines = running.lines.lock().map(|l| l.clone()).unwrap_or_default();
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "scripted session connecting")
+        .filter_map(|v| v["fields"]["connecting"].as_u64())
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn restarts_reconnect_every_stored_session_within_the_bound() {
+    use entity::instances::{ActiveModel, Status};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    const N: usize = 10;
+    let db = TestDb::new().await;
+    let conn = db.connect().await;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        let inst = wagate::instances::store::create(&conn, None)
+            .await
+            .expect("create");
+        ActiveModel {
+            id: Set(inst.id),
+            status: Set(Status::Online),
+            phone_number: Set(Some(format!("62813000000{i:02}"))),
+            ..Default::default()
+        }
+        .update(&conn)
+        .await
+        .expect("update");
+        ids.push(inst.id);
+    }
+    let http = crate::harness::http_client();
+    for round in 1..=2 {
+        let mut cmd = wagate_scripted(&db.url);
+        cmd.env("WAGATE_WHATSAPP__RESUME_CONCURRENCY", "3")
+            .env("SCRIPTED_CONNECT_DELAY_MS", "100");
+        let running = start(cmd);
+        for id in &ids {
+            crate::harness::eventually("online", || async {
+                let i = send(
+                    http.request(Method::GET, running.url(&format!("/v1/instances/{id}")))
+                        .bearer_auth(ADMIN_KEY),
+                )
+                .await
+                .body;
+                (i["status"] == "online").then_some(())
+            })
+            .await;
+        }
+        let max = max_connecting(&running);
+        assert!(
+            (1..=3).contains(&max),
+            "round {round}: at most 3 at once, saw {max}"
+        );
+        assert!(running.terminate().success(), "round {round}: clean exit");
+    }
+    // One `instance.connected` per instance per start, each from `disconnected`.
+    for id in &ids {
+        let events = entity::webhook_events::Entity::find()
+            .filter(entity::webhook_events::Column::InstanceId.eq(*id))
+            .filter(entity::webhook_events::Column::EventType.eq("instance.connected"))
+            .all(&conn)
+            .await
+            .expect("events");
+        assert_eq!(events.len(), 2);
+        assert!(
+            events
+                .iter()
+                .all(|e| e.data["previous_status"] == "disconnected")
+        );
+    }
+    conn.close().await.ok();
+}
+
+#[tokio::test]
+async fn sigterm_mid_send_and_mid_delivery_loses_neither() {
+    use crate::receiver::{Answer, Receiver};
+    use entity::instances::{ActiveModel, Status};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    const SENDER: &str = "6281400000001";
+    let receiver = Receiver::start().await;
+    receiver.set_default(Answer::Slow(200, 1500));
+    let db = TestDb::new().await;
+    let conn = db.connect().await;
+    let inst = wagate::instances::store::create(&conn, None)
+        .await
+        .expect("create");
+    ActiveModel {
+        id: Set(inst.id),
+        status: Set(Status::Online),
+        phone_number: Set(Some(SENDER.into())),
+        ..Default::default()
+    }
+    .update(&conn)
+    .await
+    .expect("update");
+    let scripted = |db_url: &str| {
+        let mut cmd = wagate_scripted(db_url);
+        cmd.env("WAGATE_ALLOW_PRIVATE_TARGETS", "true")
+            .env("WAGATE_SHUTDOWN_GRACE_SECS", "20")
+            .env("SCRIPTED_SEND_DELAY_MS", "1500");
+        cmd
+    };
+    let http = crate::harness::http_client();
+    let running = start(scripted(&db.url));
+    let instance_url = running.url(&format!("/v1/instances/{}", inst.id));
+    crate::harness::eventually("online", || async {
+        let i = send(http.get(&instance_url).bearer_auth(ADMIN_KEY))
+            .await
+            .body;
+        (i["status"] == "online").then_some(())
+    })
+    .await;
+    let hook = send(
+        http.post(running.url(&format!("/v1/instances/{}/webhooks", inst.id)))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({"url": receiver.url("/hook")})),
+    )
+    .await;
+    assert_eq!(hook.status, 201, "{:?}", hook.body);
+    let hook_id = hook.body["id"].as_str().expect("id").to_owned();
+
+    // A delivery in flight: the receiver has it and answers slowly.
+    let test = send(
+        http.post(running.url(&format!(
+            "/v1/instances/{}/webhooks/{hook_id}/test",
+            inst.id
+        )))
+        .bearer_auth(ADMIN_KEY),
+    )
+    .await;
+    assert!(test.status < 300, "{:?}", test.body);
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+
+    // A send in flight: the engine has it and takes its time.
+    let sending = tokio::spawn({
+        let req = http
+            .post(running.url(&format!("/send/by-number/{SENDER}")))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({"to": "6281400000002", "text": "across a restart"}));
+        async move { send(req).await }
+    });
+    crate::harness::eventually("the send in the engine", || async {
+        let lines = running.lines.lock().map(|l| l.clone()).unwrap_or_default();
+        lines
+            .iter()
+            .any(|l| l.contains("scripted send started"))
+            .then_some(())
+    })
+    .await;
+
+    // Blocking waits go to another thread: this one serves the receiver.
+    let stopped = tokio::task::spawn_blocking(move || running.terminate())
+        .await
+        .expect("terminate");
+    assert!(stopped.success(), "drains and exits 0");
+    let sent = sending.await.expect("send task");
+    assert_eq!(
+        sent.status, 200,
+        "the in-flight send was answered: {:?}",
+        sent.body
+    );
+    let message_id = sent.body["message_id"].as_str().expect("id").to_owned();
+    let row = entity::messages::Entity::find()
+        .filter(entity::messages::Column::WaMessageId.eq(&message_id))
+        .one(&conn)
+        .await
+        .expect("query");
+    assert_eq!(
+        row.map(|m| m.status).as_deref(),
+        Some("sent"),
+        "the send is recorded"
+    );
+    let delivered = entity::webhook_deliveries::Entity::find()
+        .all(&conn)
+        .await
+        .expect("deliveries");
+    assert!(
+        delivered
+            .iter()
+            .any(|d| d.status == entity::webhook_deliveries::Status::Succeeded),
+        "the in-flight attempt finished and was recorded: {:?}",
+        delivered
+            .iter()
+            .map(|d| (&d.status, d.attempts, &d.last_error))
+            .collect::<Vec<_>>()
+    );
+
+    // The next process delivers what the stop left pending.
+    receiver.set_default(Answer::Status(200));
+    let again = start(scripted(&db.url));
+    crate::harness::eventually("message.sent delivered", || async {
+        receiver
+            .requests()
+            .iter()
+            .any(|r| {
+                r.json()["type"] == "message.sent"
+                    && r.json()["data"]["message_id"] == message_id.as_str()
+            })
+            .then_some(())
+    })
+    .await;
+    let stopped = tokio::task::spawn_blocking(move || again.terminate())
+        .await
+        .expect("terminate");
+    assert!(stopped.success());
+    conn.close().await.ok();
 }
