@@ -70,6 +70,7 @@ pub struct SchedulerSettings {
     pub reconnect_after_secs: u64,
     pub reconnect_backoff_max_secs: u64,
     pub retention_cron: String,
+    pub webhook_sweep_cron: String,
     pub message_retention_days: u64,
     pub not_ready_while_resuming: bool,
 }
@@ -323,6 +324,10 @@ impl Settings {
         for (setting, cron) in [
             ("scheduler.reconnect_cron", &self.scheduler.reconnect_cron),
             ("scheduler.retention_cron", &self.scheduler.retention_cron),
+            (
+                "scheduler.webhook_sweep_cron",
+                &self.scheduler.webhook_sweep_cron,
+            ),
         ] {
             if cron.split_whitespace().count() != 6 {
                 return Err(invalid(

@@ -107,6 +107,23 @@ impl Jobs {
                 let _ = runner.run(name, state.clone()).await;
             }
         });
+        self.define(
+            "webhook_sweep",
+            "scheduler.webhook_sweep_cron",
+            &settings.webhook_sweep_cron,
+            |s| {
+                Box::pin(async move {
+                    // The dispatcher's claim takes due rows and expired leases
+                    // alike; this makes sure it looks, and says how many.
+                    let due = crate::webhooks::ops::count_due(&s.db)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    s.webhooks.wake();
+                    Ok(format!("{due} delivery(ies) due"))
+                })
+            },
+        );
+
         let scheduler = JobScheduler::new().await?;
         let defined: Vec<(&'static str, &'static str, String)> = self
             .entries()

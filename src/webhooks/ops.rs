@@ -267,3 +267,26 @@ pub async fn purge_events(
         }
     }
 }
+
+/// How many deliveries are due now: pending and due, or claimed by a
+/// process whose lease ran out (a crashed one).
+pub async fn count_due(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    use sea_orm::{Condition, PaginatorTrait};
+    let now = Utc::now();
+    webhook_deliveries::Entity::find()
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(webhook_deliveries::Column::Status.eq(Status::Pending))
+                        .add(webhook_deliveries::Column::NextAttemptAt.lte(now)),
+                )
+                .add(
+                    Condition::all()
+                        .add(webhook_deliveries::Column::Status.eq(Status::Delivering))
+                        .add(webhook_deliveries::Column::LockedUntil.lt(now)),
+                ),
+        )
+        .count(db)
+        .await
+}

@@ -29,11 +29,13 @@ async fn jobs_are_listed_with_their_schedule() {
         .iter()
         .filter_map(|j| j["name"].as_str())
         .collect();
-    assert_eq!(names, ["reconnect", "retention"]);
+    assert_eq!(names, ["reconnect", "retention", "webhook_sweep"]);
     for job in jobs.body.as_array().expect("list") {
         assert!(job["next_run_at"].is_string(), "{job}");
         assert_eq!(job["runs"], 0);
     }
+    let swept = run_job(&app, "webhook_sweep").await;
+    assert_eq!(swept["runs"], 1);
     let ran = run_job(&app, "retention").await;
     assert_eq!(ran["runs"], 1);
     assert!(ran["last_run_at"].is_string());
