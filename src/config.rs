@@ -200,6 +200,8 @@ pub struct MessagingSettings {
 pub struct ApiSettings {
     pub default_page_size: u64,
     pub max_page_size: u64,
+    pub rate_limit_per_sec: f64,
+    pub rate_limit_burst: u32,
 }
 
 // The admin key and the database URL (which may carry a password) stay out
@@ -289,6 +291,12 @@ impl Settings {
             return Err(invalid(
                 "api.default_page_size",
                 "must be between 1 and api.max_page_size",
+            ));
+        }
+        if !self.api.rate_limit_per_sec.is_finite() || self.api.rate_limit_per_sec < 0.0 {
+            return Err(invalid(
+                "api.rate_limit_per_sec",
+                "must be 0 (off) or positive",
             ));
         }
         let ws = &self.whatsapp.ws_url;

@@ -186,6 +186,7 @@ const DOCUMENTED: &[(u16, &str)] = &[
     (413, "The request body or media file is too large."),
     (415, "The request body has the wrong content type."),
     (422, "The request body is malformed or fails validation."),
+    (429, "Too many requests with this key; see Retry-After."),
     (500, "The server failed; details are in its log."),
     (502, "WhatsApp could not be reached or refused."),
     (503, "A dependency (the database) is unavailable."),

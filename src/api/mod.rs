@@ -11,6 +11,7 @@ pub mod instances;
 pub mod messages;
 pub mod pairing;
 pub mod qr_image;
+pub mod rate_limit;
 pub mod system;
 pub mod webhooks;
 
@@ -127,6 +128,10 @@ pub fn spec_json() -> String {
 pub fn routes(state: AppState) -> impl Endpoint {
     let keys = auth::Keys::new(&state.admin_key);
     let media_limit = body_limit::MediaLimit(state.messenger.max_media_bytes());
+    let limiter = rate_limit::RateLimiter::new(
+        state.settings.api.rate_limit_per_sec,
+        state.settings.api.rate_limit_burst,
+    );
     let api = service(state);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
@@ -137,6 +142,8 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .data(keys)
         .around(body_limit::limit_body)
         .data(media_limit)
+        .around(rate_limit::limit_rate)
+        .data(limiter)
         .around(error::problem_middleware)
         .around(crate::telemetry::request_span)
 }

@@ -235,6 +235,8 @@ pub fn base_figment(db: &TestDb) -> Figment {
         .merge(("database.url", db.url.as_str()))
         .merge(("database.max_connections", 5))
         .merge(("allow_private_targets", true))
+        // Tests poll fast; the one test of the limit turns it on.
+        .merge(("api.rate_limit_per_sec", 0.0))
         .merge(("webhooks.retry_schedule_secs", vec![0.0, 0.05, 0.1, 0.1]))
         .merge(("webhooks.request_timeout_secs", 5.0))
         .merge(("webhooks.lease_secs", 10.0))

@@ -251,3 +251,36 @@ async fn keys_are_required() {
     .await;
     assert_eq!(listed.status, 200);
 }
+
+#[tokio::test]
+async fn each_key_is_rate_limited() {
+    let app = TestApp::spawn_with(|f| {
+        f.merge(("api.rate_limit_per_sec", 0.5))
+            .merge(("api.rate_limit_burst", 3))
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            send(app.req(Method::GET, "/v1/instances")).await.status,
+            200
+        );
+    }
+    let limited = send(app.req(Method::GET, "/v1/instances")).await;
+    limited.assert_problem(429, "rate_limited");
+    let wait: u64 = limited
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=2).contains(&wait), "{wait}");
+    // Another key has its own bucket; probes need none.
+    let other = send(
+        app.http
+            .get(app.url("/v1/instances"))
+            .bearer_auth("someone-else"),
+    )
+    .await;
+    other.assert_problem(401, "unauthorized");
+    assert_eq!(send(app.http.get(app.url("/healthz"))).await.status, 200);
+}

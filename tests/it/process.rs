@@ -23,7 +23,9 @@ pub(crate) fn wagate(db_url: &str) -> Command {
         .env("WAGATE_LISTEN", "127.0.0.1:0")
         .env("WAGATE_ADMIN_KEY", ADMIN_KEY)
         .env("WAGATE_LOG", "info")
-        .env("WAGATE_LOG_FORMAT", "json");
+        .env("WAGATE_LOG_FORMAT", "json")
+        // Tests poll fast; the limit has its own test.
+        .env("WAGATE_API__RATE_LIMIT_PER_SEC", "0");
     cmd
 }
 
