@@ -193,6 +193,7 @@ pub struct MessagingSettings {
     pub max_media_bytes: u64,
     pub idempotency_ttl_secs: u64,
     pub media_fetch_timeout_secs: u64,
+    pub pacing: crate::messaging::pacing::PacingSettings,
 }
 
 #[derive(Clone, Deserialize)]

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::ApiTags;
 use super::auth::Auth;
 use super::error::ApiError;
+use crate::access;
 use crate::app::AppState;
 use crate::webhooks::ops::{self, Attempt, DeliveryView};
 use crate::webhooks::registry::{self, Changes, Scope, Webhook};
@@ -482,10 +483,11 @@ impl WebhooksApi {
     )]
     async fn create(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         body: Json<CreateWebhook>,
     ) -> Result<CreatedResp, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).create(body.0).await
     }
 
@@ -493,7 +495,8 @@ impl WebhooksApi {
     ///
     /// The instance's own webhooks; global webhooks are listed at `/v1/webhooks`.
     #[oai(path = "/:id/webhooks", method = "get", operation_id = "list_webhooks")]
-    async fn list(&self, _auth: Auth, id: Path<Uuid>) -> Result<Json<WebhookList>, ApiError> {
+    async fn list(&self, auth: Auth, id: Path<Uuid>) -> Result<Json<WebhookList>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).list().await
     }
 
@@ -505,10 +508,11 @@ impl WebhooksApi {
     )]
     async fn get(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
     ) -> Result<Json<WebhookView>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).get(webhook_id.0).await
     }
 
@@ -520,11 +524,12 @@ impl WebhooksApi {
     )]
     async fn update(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
         body: Json<UpdateWebhook>,
     ) -> Result<Json<WebhookView>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).update(webhook_id.0, body.0).await
     }
 
@@ -536,10 +541,11 @@ impl WebhooksApi {
     )]
     async fn delete(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
     ) -> Result<Deleted, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).delete(webhook_id.0).await
     }
 
@@ -551,10 +557,11 @@ impl WebhooksApi {
     )]
     async fn secret(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
     ) -> Result<Json<WebhookSecret>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).secret(webhook_id.0).await
     }
 
@@ -570,13 +577,14 @@ impl WebhooksApi {
     )]
     async fn rotate(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
         /// Seconds the old secret keeps signing; 0 retires it at once.
         #[oai(validator(maximum(value = "2592000")))]
         overlap_secs: Query<Option<u64>>,
     ) -> Result<Json<WebhookSecret>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).rotate(webhook_id.0, overlap_secs.0).await
     }
 
@@ -590,10 +598,11 @@ impl WebhooksApi {
     )]
     async fn test(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
     ) -> Result<Accepted<TestSent>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         let event_id = ops::send_test(&self.state.db, id.0, webhook_id.0).await?;
         self.state.webhooks.wake();
         Ok(Accepted::Accepted(Json(TestSent { event_id })))
@@ -610,12 +619,13 @@ impl WebhooksApi {
     )]
     async fn recover(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
         /// RFC 3339 time.
         since: Query<DateTime<Utc>>,
     ) -> Result<Accepted<Recovered>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).recover(webhook_id.0, since.0).await
     }
 
@@ -629,7 +639,7 @@ impl WebhooksApi {
     )]
     async fn deliveries(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
         /// Only deliveries in this status.
@@ -637,6 +647,7 @@ impl WebhooksApi {
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<u64>>,
         after: Query<Option<Uuid>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0)
             .deliveries(webhook_id.0, status.0, limit.0, after.0)
             .await
@@ -650,11 +661,12 @@ impl WebhooksApi {
     )]
     async fn delivery(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
         delivery_id: Path<Uuid>,
     ) -> Result<Json<DeliveryOut>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).delivery(webhook_id.0, delivery_id.0).await
     }
 
@@ -666,11 +678,12 @@ impl WebhooksApi {
     )]
     async fn attempts(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
         delivery_id: Path<Uuid>,
     ) -> Result<Json<AttemptList>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).attempts(webhook_id.0, delivery_id.0).await
     }
 
@@ -685,11 +698,12 @@ impl WebhooksApi {
     )]
     async fn replay(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
         delivery_id: Path<Uuid>,
     ) -> Result<Accepted<DeliveryOut>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).replay(webhook_id.0, delivery_id.0).await
     }
 }
