@@ -55,6 +55,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub shutdown_grace_secs: u64,
     pub allow_private_targets: bool,
+    pub allowed_targets: Vec<ipnet::IpNet>,
     pub database: DatabaseSettings,
     pub api: ApiSettings,
     pub whatsapp: WhatsAppSettings,

@@ -14,6 +14,7 @@ use super::auth::Auth;
 use super::error::ApiError;
 use crate::access;
 use crate::app::AppState;
+use crate::outbound::Targets;
 use crate::webhooks::ops::{self, Attempt, DeliveryView};
 use crate::webhooks::registry::{self, Changes, Scope, Webhook};
 
@@ -305,8 +306,8 @@ pub(super) struct Handlers<'a> {
 }
 
 impl Handlers<'_> {
-    fn allow_private(&self) -> bool {
-        self.state.settings.allow_private_targets
+    fn targets(&self) -> Targets {
+        Targets::from_settings(&self.state.settings)
     }
 
     pub async fn create(&self, b: CreateWebhook) -> Result<CreatedResp, ApiError> {
@@ -317,7 +318,7 @@ impl Handlers<'_> {
             enabled: b.enabled,
             ordered: b.ordered,
         };
-        let w = registry::create(&self.state.db, self.scope, changes, self.allow_private()).await?;
+        let w = registry::create(&self.state.db, self.scope, changes, &self.targets()).await?;
         tracing::info!(scope = ?self.scope, webhook_id = %w.id, "webhook registered");
         let secret = w.secret.clone();
         Ok(CreatedResp::Created(Json(CreatedWebhook {
@@ -363,7 +364,7 @@ impl Handlers<'_> {
             self.scope,
             webhook_id,
             changes,
-            self.allow_private(),
+            &self.targets(),
         )
         .await?;
         Ok(Json(w.into()))

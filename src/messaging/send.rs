@@ -137,7 +137,7 @@ impl Messenger {
         settings: &crate::config::Settings,
     ) -> Result<Self, crate::outbound::OutboundError> {
         let fetcher = MediaFetcher::new(
-            settings.allow_private_targets,
+            crate::outbound::Targets::from_settings(settings),
             Duration::from_secs(settings.messaging.media_fetch_timeout_secs),
             settings.messaging.max_media_bytes,
         )?;

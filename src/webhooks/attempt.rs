@@ -66,7 +66,7 @@ pub struct AttemptResult {
 
 pub struct Attempter {
     pub client: reqwest::Client,
-    pub allow_private: bool,
+    pub targets: outbound::Targets,
     pub max_body: usize,
 }
 
@@ -95,7 +95,7 @@ impl Attempter {
 
     async fn send(&self, r: &mut AttemptResult) -> Result<(), (&'static str, String)> {
         let url = Url::parse(&r.job.url).map_err(|e| ("invalid_url", e.to_string()))?;
-        outbound::check_url(&url, self.allow_private).map_err(|e| ("blocked", e.to_string()))?;
+        outbound::check_url(&url, &self.targets).map_err(|e| ("blocked", e.to_string()))?;
         let timestamp = Utc::now().timestamp();
         let signature = signing::signature_header(
             r.job.secrets.iter().map(String::as_str),
