@@ -154,12 +154,6 @@ impl Pacer {
             gap: self.gap(),
         })
     }
-
-    /// Forgets an instance's lane (after it is deleted).
-    pub fn forget(&self, instance: Uuid) {
-        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
-        lanes.remove(&instance);
-    }
 }
 
 #[cfg(test)]
