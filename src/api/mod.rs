@@ -120,6 +120,7 @@ pub fn spec_json() -> String {
         messenger,
         webhooks: Default::default(),
         jobs: Default::default(),
+        keyring: Default::default(),
     };
     service(state).spec()
 }
