@@ -233,7 +233,8 @@ pub struct AttemptOut {
     /// The response body, truncated.
     pub response_body: Option<String>,
     /// `timeout`, `connect`, `blocked`, `redirect`, `status`, `request`,
-    /// `invalid_url` or `signing`; absent on success.
+    /// `invalid_url`, `signing` or `secret_unavailable` (no configured key
+    /// opens the stored secret); absent on success.
     pub error_kind: Option<String>,
     pub error: Option<String>,
 }

@@ -9,6 +9,7 @@ mod pairing;
 mod process;
 mod receiver;
 mod scheduler;
+mod secrets_at_rest;
 mod system;
 mod wa_store;
 mod webhook_crash;
