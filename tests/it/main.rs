@@ -8,6 +8,7 @@ mod messaging;
 mod pairing;
 mod process;
 mod receiver;
+mod reencrypt;
 mod scheduler;
 mod secrets_at_rest;
 mod system;
