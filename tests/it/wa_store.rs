@@ -563,6 +563,17 @@ async fn our_store_answers_like_the_reference() {
     assert_eq!(ours.len(), oracle.len());
 }
 
+/// The same answers with every value sealed at rest.
+#[tokio::test]
+async fn our_sealed_store_answers_like_the_reference() {
+    let oracle = scenarios(&InMemoryBackend::new()).await;
+    let test_db = TestDb::new().await;
+    let db = test_db.connect().await;
+    let keyring = Keyring::new(Some(&[7; 32]), &[]).expect("keyring");
+    let ours = scenarios(&SeaStore::new(db.clone(), instance(&db).await, keyring)).await;
+    assert_eq!(ours, oracle);
+}
+
 #[tokio::test]
 async fn instances_never_see_each_others_rows() {
     let test_db = TestDb::new().await;
