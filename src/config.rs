@@ -55,6 +55,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub shutdown_grace_secs: u64,
     pub allow_private_targets: bool,
+    pub allowed_targets: Vec<ipnet::IpNet>,
     /// Base64 of the 32-byte key that seals secrets at rest; empty for none.
     pub encryption_key: String,
     /// Keys that only open values (after a rotation), in the same form.
@@ -197,6 +198,7 @@ pub struct MessagingSettings {
     pub max_media_bytes: u64,
     pub idempotency_ttl_secs: u64,
     pub media_fetch_timeout_secs: u64,
+    pub pacing: crate::messaging::pacing::PacingSettings,
 }
 
 #[derive(Clone, Deserialize)]

@@ -1,5 +1,6 @@
 //! wagate: a self-hosted WhatsApp Web multi-device gateway.
 
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod cli;

@@ -2,7 +2,8 @@
 //!
 //! Every client it builds refuses to follow redirects and resolves names
 //! through [`GuardedResolver`], which drops private, loopback, link-local,
-//! multicast and unspecified addresses unless `allow_private_targets` is set:
+//! multicast and unspecified addresses unless `allow_private_targets` is set
+//! or the address is in `allowed_targets`:
 //! the address checked is the address connected to, so DNS rebinding cannot
 //! slip past. reqwest does not consult the resolver for IP-literal hosts,
 //! so callers check those with [`check_url`] before sending.
@@ -36,10 +37,45 @@ pub fn install_crypto_provider() {
     }
 }
 
+/// Which addresses outbound requests may reach: public ones, plus every
+/// address when private targets are allowed, plus the allowed networks.
+#[derive(Debug, Clone, Default)]
+pub struct Targets {
+    allow_private: bool,
+    allowed: Arc<[ipnet::IpNet]>,
+}
+
+impl Targets {
+    pub fn new(allow_private: bool, allowed: &[ipnet::IpNet]) -> Self {
+        Self {
+            allow_private,
+            allowed: allowed.into(),
+        }
+    }
+
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self::new(settings.allow_private_targets, &settings.allowed_targets)
+    }
+
+    /// Public addresses only.
+    pub fn public_only() -> Self {
+        Self::default()
+    }
+
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        // An IPv4-mapped address is the IPv4 address for every rule.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.allow_private || is_public(ip) || self.allowed.iter().any(|net| net.contains(&ip))
+    }
+}
+
 /// Options of a client.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    pub allow_private_targets: bool,
+    pub targets: Targets,
     /// Whole-request timeout.
     pub timeout: Duration,
     pub user_agent: String,
@@ -50,7 +86,7 @@ pub struct ClientOptions {
 pub fn client(opts: &ClientOptions) -> Result<reqwest::Client, OutboundError> {
     install_crypto_provider();
     let resolver = GuardedResolver {
-        allow_private: opts.allow_private_targets,
+        targets: opts.targets.clone(),
     };
     Ok(reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -65,7 +101,7 @@ pub fn client(opts: &ClientOptions) -> Result<reqwest::Client, OutboundError> {
 
 /// Checks the scheme and, for IP-literal hosts (which never reach the
 /// resolver), the address.
-pub fn check_url(url: &Url, allow_private: bool) -> Result<(), OutboundError> {
+pub fn check_url(url: &Url, targets: &Targets) -> Result<(), OutboundError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(OutboundError::Scheme);
     }
@@ -75,7 +111,7 @@ pub fn check_url(url: &Url, allow_private: bool) -> Result<(), OutboundError> {
         Some(Host::Ipv4(ip)) => IpAddr::V4(ip),
         Some(Host::Ipv6(ip)) => IpAddr::V6(ip),
     };
-    if allow_private || is_public(ip) {
+    if targets.permits(ip) {
         Ok(())
     } else {
         Err(OutboundError::Blocked(ip))
@@ -126,12 +162,12 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 /// when nothing is left.
 #[derive(Debug, Clone)]
 pub struct GuardedResolver {
-    allow_private: bool,
+    targets: Targets,
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let allow_private = self.allow_private;
+        let targets = self.targets.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
             let found: Vec<SocketAddr> =
@@ -139,7 +175,7 @@ impl Resolve for GuardedResolver {
             let allowed: Vec<SocketAddr> = found
                 .iter()
                 .copied()
-                .filter(|a| allow_private || is_public(a.ip()))
+                .filter(|a| targets.permits(a.ip()))
                 .collect();
             if allowed.is_empty() {
                 let err: Box<dyn std::error::Error + Send + Sync> = match found.first() {
@@ -212,23 +248,36 @@ mod tests {
     #[test]
     fn literal_hosts_are_checked() {
         let url = |s: &str| Url::parse(s).expect("url");
-        assert!(check_url(&url("http://127.0.0.1:9/x"), false).is_err());
-        assert!(check_url(&url("http://[::1]/x"), false).is_err());
-        assert!(check_url(&url("http://[::ffff:7f00:1]/x"), false).is_err());
-        assert!(check_url(&url("http://127.0.0.1:9/x"), true).is_ok());
-        assert!(check_url(&url("https://example.com/x"), false).is_ok());
-        assert!(check_url(&url("ftp://example.com/x"), true).is_err());
+        let guarded = Targets::public_only();
+        let open = Targets::new(true, &[]);
+        assert!(check_url(&url("http://127.0.0.1:9/x"), &guarded).is_err());
+        assert!(check_url(&url("http://[::1]/x"), &guarded).is_err());
+        assert!(check_url(&url("http://[::ffff:7f00:1]/x"), &guarded).is_err());
+        assert!(check_url(&url("http://127.0.0.1:9/x"), &open).is_ok());
+        assert!(check_url(&url("https://example.com/x"), &guarded).is_ok());
+        assert!(check_url(&url("ftp://example.com/x"), &open).is_err());
+    }
+
+    #[test]
+    fn allowed_networks_open_only_themselves() {
+        let net: ipnet::IpNet = "10.1.0.0/16".parse().expect("net");
+        let targets = Targets::new(false, &[net]);
+        assert!(targets.permits(ip("10.1.2.3")));
+        assert!(targets.permits(ip("::ffff:10.1.2.3")));
+        assert!(!targets.permits(ip("10.2.0.1")));
+        assert!(!targets.permits(ip("127.0.0.1")));
+        assert!(targets.permits(ip("8.8.8.8")));
     }
 
     #[tokio::test]
     async fn resolver_refuses_loopback_names() {
         let guarded = GuardedResolver {
-            allow_private: false,
+            targets: Targets::public_only(),
         };
         let name: Name = "localhost".parse().expect("name");
         assert!(guarded.resolve(name).await.is_err());
         let open = GuardedResolver {
-            allow_private: true,
+            targets: Targets::new(true, &[]),
         };
         let name: Name = "localhost".parse().expect("name");
         assert!(open.resolve(name).await.is_ok());

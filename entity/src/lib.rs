@@ -1,5 +1,6 @@
 //! SeaORM entities: one file per table, nothing else.
 
+pub mod api_keys;
 pub mod idempotency_keys;
 pub mod instances;
 pub mod messages;

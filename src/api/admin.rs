@@ -48,8 +48,9 @@ pub struct AdminApi {
 impl AdminApi {
     /// List jobs
     #[oai(path = "/jobs", method = "get", operation_id = "list_jobs")]
-    async fn list(&self, _auth: Auth) -> Json<Vec<JobView>> {
-        Json(
+    async fn list(&self, auth: Auth) -> Result<Json<Vec<JobView>>, ApiError> {
+        auth.admin()?;
+        Ok(Json(
             self.state
                 .jobs
                 .list()
@@ -57,14 +58,15 @@ impl AdminApi {
                 .into_iter()
                 .map(Into::into)
                 .collect(),
-        )
+        ))
     }
 
     /// Run a job now
     ///
     /// Runs it once, outside its schedule, and returns its record.
     #[oai(path = "/jobs/:name/run", method = "post", operation_id = "run_job")]
-    async fn run(&self, _auth: Auth, name: Path<String>) -> Result<Json<JobView>, ApiError> {
+    async fn run(&self, auth: Auth, name: Path<String>) -> Result<Json<JobView>, ApiError> {
+        auth.admin()?;
         match self.state.jobs.run(&name.0, self.state.clone()).await {
             Ok(record) => Ok(Json(record.into())),
             Err(e @ SchedulerError::UnknownJob(_)) => Err(ApiError::new(

@@ -1,42 +1,51 @@
-//! API keys. Today one admin key from the configuration; the key is compared
-//! as a SHA-256 digest in constant time, so neither its length nor its
-//! content leaks through timing.
+//! API keys at the edge: the admin key from the configuration (compared as a
+//! SHA-256 digest in constant time, so neither its length nor its content
+//! leaks through timing) and scoped keys from the database.
 
 use poem::Request;
+use poem::http::StatusCode;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::{ApiKey, Bearer};
+use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use uuid::Uuid;
 
 use super::error::ApiError;
-
-/// Who a request acts as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Principal {
-    Admin,
-}
+use crate::access::{Denied, Principal, Scope, keys};
+use crate::instances::InstanceError;
 
 /// The keys the server accepts; installed as request data.
 #[derive(Clone)]
 pub struct Keys {
     admin_digest: [u8; 32],
+    db: DatabaseConnection,
 }
 
 impl Keys {
-    pub fn new(admin_key: &str) -> Self {
+    pub fn new(admin_key: &str, db: DatabaseConnection) -> Self {
         Self {
             admin_digest: Sha256::digest(admin_key.as_bytes()).into(),
+            db,
         }
     }
 
-    fn check(&self, presented: &str) -> Option<Principal> {
+    async fn check(&self, presented: &str) -> Result<Option<Principal>, ApiError> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        bool::from(digest.ct_eq(&self.admin_digest)).then_some(Principal::Admin)
+        if bool::from(digest.ct_eq(&self.admin_digest)) {
+            return Ok(Some(Principal::Admin));
+        }
+        Ok(keys::find(&self.db, presented)
+            .await?
+            .map(Principal::Scoped))
     }
 }
 
-fn authenticate(req: &Request, presented: &str) -> poem::Result<Principal> {
-    let principal = req.data::<Keys>().and_then(|keys| keys.check(presented));
+async fn authenticate(req: &Request, presented: &str) -> poem::Result<Principal> {
+    let principal = match req.data::<Keys>() {
+        Some(keys) => keys.check(presented).await?,
+        None => None,
+    };
     principal.ok_or_else(|| {
         // The presented key is never logged.
         tracing::warn!(path = %req.uri().path(), "rejected API key");
@@ -45,11 +54,11 @@ fn authenticate(req: &Request, presented: &str) -> poem::Result<Principal> {
 }
 
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
-    authenticate(req, &bearer.token)
+    authenticate(req, &bearer.token).await
 }
 
 async fn check_header(req: &Request, key: ApiKey) -> poem::Result<Principal> {
-    authenticate(req, &key.key)
+    authenticate(req, &key.key).await
 }
 
 /// `Authorization: Bearer <key>`.
@@ -75,9 +84,43 @@ pub enum Auth {
 }
 
 impl Auth {
-    pub fn principal(&self) -> Principal {
+    pub fn principal(&self) -> &Principal {
         match self {
-            Auth::Bearer(BearerKey(p)) | Auth::Header(HeaderKey(p)) => *p,
+            Auth::Bearer(BearerKey(p)) | Auth::Header(HeaderKey(p)) => p,
+        }
+    }
+
+    /// Admin-only routes.
+    pub fn admin(&self) -> Result<(), ApiError> {
+        Ok(self.principal().require_admin()?)
+    }
+
+    /// Routes on one instance.
+    pub fn instance(&self, id: Uuid, scope: Scope) -> Result<(), ApiError> {
+        Ok(self.principal().require(id, scope)?)
+    }
+
+    /// The instances a listing may show; `None` means all.
+    pub fn visible(&self, scope: Scope) -> Option<Vec<Uuid>> {
+        self.principal().visible(scope)
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            // Exactly what a missing instance answers.
+            Denied::Hidden(id) => InstanceError::NotFound(id).into(),
+            Denied::MissingScope(_) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                denied.to_string(),
+            ),
+            Denied::AdminOnly => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "admin_key_required",
+                denied.to_string(),
+            ),
         }
     }
 }

@@ -39,6 +39,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     detail: String,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -47,7 +48,14 @@ impl ApiError {
             status,
             code,
             detail: detail.into(),
+            retry_after: None,
         }
+    }
+
+    /// Adds `Retry-After` (whole seconds, at least 1).
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+        self
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
@@ -161,6 +169,10 @@ impl IntoResponse for ApiError {
             .status(self.status)
             .content_type(PROBLEM_JSON)
             .body(body);
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -181,6 +193,7 @@ impl From<ApiError> for poem::Error {
 const DOCUMENTED: &[(u16, &str)] = &[
     (400, "Malformed path or query parameter."),
     (401, "Missing or invalid API key."),
+    (403, "The API key may not do this (scope, or admin only)."),
     (404, "The resource does not exist."),
     (409, "The resource is in a state that forbids the request."),
     (410, "The instance is logged out for good."),

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::ApiTags;
 use super::auth::Auth;
 use super::error::ApiError;
+use crate::access::Scope;
 use crate::app::AppState;
 use crate::webhooks::ops::{self, Event};
 
@@ -58,13 +59,14 @@ impl EventsApi {
     #[oai(path = "/:id/events", method = "get", operation_id = "list_events")]
     async fn list(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         /// An event id; only later events are returned.
         #[oai(validator(max_length = 40))]
         after: Query<Option<String>>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<u64>>,
     ) -> Result<Json<EventPage>, ApiError> {
+        auth.instance(id.0, Scope::Read)?;
         let limit = super::page_limit(&self.state.settings.api, limit.0)?;
         let items = ops::list_events(&self.state.db, id.0, after.0, limit).await?;
         let next_after = if items.len() as u64 == limit {

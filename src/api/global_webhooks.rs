@@ -37,17 +37,15 @@ impl GlobalWebhooksApi {
     /// It receives the events of every instance. The response carries the
     /// signing secret.
     #[oai(path = "/", method = "post", operation_id = "create_global_webhook")]
-    async fn create(
-        &self,
-        _auth: Auth,
-        body: Json<CreateWebhook>,
-    ) -> Result<CreatedResp, ApiError> {
+    async fn create(&self, auth: Auth, body: Json<CreateWebhook>) -> Result<CreatedResp, ApiError> {
+        auth.admin()?;
         self.global().create(body.0).await
     }
 
     /// List global webhooks
     #[oai(path = "/", method = "get", operation_id = "list_global_webhooks")]
-    async fn list(&self, _auth: Auth) -> Result<Json<WebhookList>, ApiError> {
+    async fn list(&self, auth: Auth) -> Result<Json<WebhookList>, ApiError> {
+        auth.admin()?;
         self.global().list().await
     }
 
@@ -57,11 +55,8 @@ impl GlobalWebhooksApi {
         method = "get",
         operation_id = "get_global_webhook"
     )]
-    async fn get(
-        &self,
-        _auth: Auth,
-        webhook_id: Path<Uuid>,
-    ) -> Result<Json<WebhookView>, ApiError> {
+    async fn get(&self, auth: Auth, webhook_id: Path<Uuid>) -> Result<Json<WebhookView>, ApiError> {
+        auth.admin()?;
         self.global().get(webhook_id.0).await
     }
 
@@ -73,10 +68,11 @@ impl GlobalWebhooksApi {
     )]
     async fn update(
         &self,
-        _auth: Auth,
+        auth: Auth,
         webhook_id: Path<Uuid>,
         body: Json<UpdateWebhook>,
     ) -> Result<Json<WebhookView>, ApiError> {
+        auth.admin()?;
         self.global().update(webhook_id.0, body.0).await
     }
 
@@ -86,7 +82,8 @@ impl GlobalWebhooksApi {
         method = "delete",
         operation_id = "delete_global_webhook"
     )]
-    async fn delete(&self, _auth: Auth, webhook_id: Path<Uuid>) -> Result<Deleted, ApiError> {
+    async fn delete(&self, auth: Auth, webhook_id: Path<Uuid>) -> Result<Deleted, ApiError> {
+        auth.admin()?;
         self.global().delete(webhook_id.0).await
     }
 
@@ -98,9 +95,10 @@ impl GlobalWebhooksApi {
     )]
     async fn secret(
         &self,
-        _auth: Auth,
+        auth: Auth,
         webhook_id: Path<Uuid>,
     ) -> Result<Json<WebhookSecret>, ApiError> {
+        auth.admin()?;
         self.global().secret(webhook_id.0).await
     }
 
@@ -112,12 +110,13 @@ impl GlobalWebhooksApi {
     )]
     async fn rotate(
         &self,
-        _auth: Auth,
+        auth: Auth,
         webhook_id: Path<Uuid>,
         /// Seconds the old secret keeps signing; 0 retires it at once.
         #[oai(validator(maximum(value = "2592000")))]
         overlap_secs: Query<Option<u64>>,
     ) -> Result<Json<WebhookSecret>, ApiError> {
+        auth.admin()?;
         self.global().rotate(webhook_id.0, overlap_secs.0).await
     }
 
@@ -129,11 +128,12 @@ impl GlobalWebhooksApi {
     )]
     async fn recover(
         &self,
-        _auth: Auth,
+        auth: Auth,
         webhook_id: Path<Uuid>,
         /// RFC 3339 time.
         since: Query<DateTime<Utc>>,
     ) -> Result<Accepted<Recovered>, ApiError> {
+        auth.admin()?;
         self.global().recover(webhook_id.0, since.0).await
     }
 
@@ -145,13 +145,14 @@ impl GlobalWebhooksApi {
     )]
     async fn deliveries(
         &self,
-        _auth: Auth,
+        auth: Auth,
         webhook_id: Path<Uuid>,
         /// Only deliveries in this status.
         status: Query<Option<DeliveryStatus>>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<u64>>,
         after: Query<Option<Uuid>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
+        auth.admin()?;
         self.global()
             .deliveries(webhook_id.0, status.0, limit.0, after.0)
             .await
@@ -165,10 +166,11 @@ impl GlobalWebhooksApi {
     )]
     async fn delivery(
         &self,
-        _auth: Auth,
+        auth: Auth,
         webhook_id: Path<Uuid>,
         delivery_id: Path<Uuid>,
     ) -> Result<Json<DeliveryOut>, ApiError> {
+        auth.admin()?;
         self.global().delivery(webhook_id.0, delivery_id.0).await
     }
 
@@ -180,10 +182,11 @@ impl GlobalWebhooksApi {
     )]
     async fn attempts(
         &self,
-        _auth: Auth,
+        auth: Auth,
         webhook_id: Path<Uuid>,
         delivery_id: Path<Uuid>,
     ) -> Result<Json<AttemptList>, ApiError> {
+        auth.admin()?;
         self.global().attempts(webhook_id.0, delivery_id.0).await
     }
 
@@ -195,10 +198,11 @@ impl GlobalWebhooksApi {
     )]
     async fn replay(
         &self,
-        _auth: Auth,
+        auth: Auth,
         webhook_id: Path<Uuid>,
         delivery_id: Path<Uuid>,
     ) -> Result<Accepted<DeliveryOut>, ApiError> {
+        auth.admin()?;
         self.global().replay(webhook_id.0, delivery_id.0).await
     }
 }

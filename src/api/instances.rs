@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::ApiTags;
 use super::auth::Auth;
 use super::error::ApiError;
+use crate::access::Scope;
 use crate::app::AppState;
 use crate::instances::{Instance, Status, store};
 
@@ -134,7 +135,8 @@ impl InstancesApi {
     ///
     /// A new instance starts in status `created`; pair it to a phone next.
     #[oai(path = "/", method = "post", operation_id = "create_instance")]
-    async fn create(&self, _auth: Auth, body: Json<CreateInstance>) -> Result<Created, ApiError> {
+    async fn create(&self, auth: Auth, body: Json<CreateInstance>) -> Result<Created, ApiError> {
+        auth.admin()?;
         let instance = store::create(&self.state.db, body.0.name).await?;
         tracing::info!(instance_id = %instance.id, "instance created");
         Ok(Created::Created(Json(instance.into())))
@@ -146,7 +148,7 @@ impl InstancesApi {
     #[oai(path = "/", method = "get", operation_id = "list_instances")]
     async fn list(
         &self,
-        _auth: Auth,
+        auth: Auth,
         /// Only instances in this status.
         status: Query<Option<InstanceStatus>>,
         /// Page size.
@@ -156,7 +158,14 @@ impl InstancesApi {
         after: Query<Option<Uuid>>,
     ) -> Result<Json<InstancePage>, ApiError> {
         let limit = super::page_limit(&self.state.settings.api, limit.0)?;
-        let page = store::list(&self.state.db, status.0.map(Into::into), after.0, limit).await?;
+        let page = store::list(
+            &self.state.db,
+            status.0.map(Into::into),
+            auth.visible(Scope::Read),
+            after.0,
+            limit,
+        )
+        .await?;
         Ok(Json(InstancePage {
             items: page.items.into_iter().map(Into::into).collect(),
             next_after: page.next_after,
@@ -165,7 +174,8 @@ impl InstancesApi {
 
     /// Get an instance
     #[oai(path = "/:id", method = "get", operation_id = "get_instance")]
-    async fn get(&self, _auth: Auth, id: Path<Uuid>) -> Result<Json<InstanceView>, ApiError> {
+    async fn get(&self, auth: Auth, id: Path<Uuid>) -> Result<Json<InstanceView>, ApiError> {
+        auth.instance(id.0, Scope::Read)?;
         Ok(Json(store::get(&self.state.db, id.0).await?.into()))
     }
 
@@ -173,10 +183,11 @@ impl InstancesApi {
     #[oai(path = "/:id", method = "patch", operation_id = "update_instance")]
     async fn update(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         body: Json<UpdateInstance>,
     ) -> Result<Json<InstanceView>, ApiError> {
+        auth.instance(id.0, Scope::Manage)?;
         let instance = match body.0.name {
             MaybeUndefined::Undefined => store::get(&self.state.db, id.0).await?,
             MaybeUndefined::Null => store::rename(&self.state.db, id.0, None).await?,
@@ -189,7 +200,8 @@ impl InstancesApi {
     ///
     /// Refused with 409 while the instance is online: log it out first.
     #[oai(path = "/:id", method = "delete", operation_id = "delete_instance")]
-    async fn delete(&self, _auth: Auth, id: Path<Uuid>) -> Result<Deleted, ApiError> {
+    async fn delete(&self, auth: Auth, id: Path<Uuid>) -> Result<Deleted, ApiError> {
+        auth.instance(id.0, Scope::Manage)?;
         store::delete(&self.state.db, id.0).await?;
         tracing::info!(instance_id = %id.0, "instance deleted");
         Ok(Deleted::Deleted)

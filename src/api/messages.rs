@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::ApiTags;
 use super::auth::Auth;
 use super::error::ApiError;
+use crate::access::Scope;
 use crate::app::AppState;
 use crate::engine::{EngineError, MediaKind};
 use crate::messaging::fetch::FetchError;
@@ -221,6 +222,11 @@ impl From<SendError> for ApiError {
             }
             SendError::Fetch(_) => Self::new(StatusCode::BAD_GATEWAY, "media_fetch_failed", detail),
             SendError::IdempotencyKeyReused => unprocessable("idempotency_key_reused"),
+            SendError::QueueFull(ref full) => {
+                let wait = full.retry_after;
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "send_queue_full", detail)
+                    .retry_after(wait)
+            }
             SendError::IdempotencyKeyInFlight => {
                 Self::new(StatusCode::CONFLICT, "idempotency_key_in_flight", detail)
             }
@@ -260,6 +266,7 @@ impl MessagesApi {
         sender: String,
         body: SendText,
         key: Option<String>,
+        visible: Option<Vec<Uuid>>,
     ) -> Result<Json<SendResult>, ApiError> {
         let reply = body.reply_to.clone().unwrap_or_default();
         let idem = idempotency(
@@ -279,7 +286,7 @@ impl MessagesApi {
         let sent = self
             .state
             .messenger
-            .send(&sender, &body.to, content, idem)
+            .send(&sender, &body.to, content, idem, visible.as_deref())
             .await?;
         Ok(Json(sent.into()))
     }
@@ -289,6 +296,7 @@ impl MessagesApi {
         sender: String,
         body: SendUrl,
         key: Option<String>,
+        visible: Option<Vec<Uuid>>,
     ) -> Result<Json<SendResult>, ApiError> {
         let (declared, voice) = Kind::declared(body.kind);
         let caption = body.caption.clone().unwrap_or_default();
@@ -320,7 +328,7 @@ impl MessagesApi {
         let sent = self
             .state
             .messenger
-            .send(&sender, &body.to, content, idem)
+            .send(&sender, &body.to, content, idem, visible.as_deref())
             .await?;
         Ok(Json(sent.into()))
     }
@@ -330,6 +338,7 @@ impl MessagesApi {
         sender: String,
         form: SendFile,
         key: Option<String>,
+        visible: Option<Vec<Uuid>>,
     ) -> Result<Json<SendResult>, ApiError> {
         let limit = self.state.messenger.max_media_bytes();
         let file_name = form.file.file_name().map(str::to_owned);
@@ -381,7 +390,7 @@ impl MessagesApi {
         let sent = self
             .state
             .messenger
-            .send(&sender, &form.to, content, idem)
+            .send(&sender, &form.to, content, idem, visible.as_deref())
             .await?;
         Ok(Json(sent.into()))
     }
@@ -400,12 +409,13 @@ impl MessagesApi {
     )]
     async fn send_text(
         &self,
-        _auth: Auth,
+        auth: Auth,
         #[oai(name = "phoneNumber")] phone_number: Path<String>,
         #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
         body: Json<SendText>,
     ) -> Result<Json<SendResult>, ApiError> {
-        self.text(phone_number.0, body.0, key.0).await
+        self.text(phone_number.0, body.0, key.0, auth.visible(Scope::Send))
+            .await
     }
 
     /// Send text (v1)
@@ -416,12 +426,13 @@ impl MessagesApi {
     )]
     async fn send_text_v1(
         &self,
-        _auth: Auth,
+        auth: Auth,
         #[oai(name = "phoneNumber")] phone_number: Path<String>,
         #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
         body: Json<SendText>,
     ) -> Result<Json<SendResult>, ApiError> {
-        self.text(phone_number.0, body.0, key.0).await
+        self.text(phone_number.0, body.0, key.0, auth.visible(Scope::Send))
+            .await
     }
 
     /// Send a file from a URL
@@ -435,12 +446,13 @@ impl MessagesApi {
     )]
     async fn send_media_url(
         &self,
-        _auth: Auth,
+        auth: Auth,
         #[oai(name = "phoneNumber")] phone_number: Path<String>,
         #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
         body: Json<SendUrl>,
     ) -> Result<Json<SendResult>, ApiError> {
-        self.url(phone_number.0, body.0, key.0).await
+        self.url(phone_number.0, body.0, key.0, auth.visible(Scope::Send))
+            .await
     }
 
     /// Send a file from a URL (v1)
@@ -451,12 +463,13 @@ impl MessagesApi {
     )]
     async fn send_media_url_v1(
         &self,
-        _auth: Auth,
+        auth: Auth,
         #[oai(name = "phoneNumber")] phone_number: Path<String>,
         #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
         body: Json<SendUrl>,
     ) -> Result<Json<SendResult>, ApiError> {
-        self.url(phone_number.0, body.0, key.0).await
+        self.url(phone_number.0, body.0, key.0, auth.visible(Scope::Send))
+            .await
     }
 
     /// Send an uploaded file
@@ -470,12 +483,13 @@ impl MessagesApi {
     )]
     async fn send_media_file(
         &self,
-        _auth: Auth,
+        auth: Auth,
         #[oai(name = "phoneNumber")] phone_number: Path<String>,
         #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
         form: SendFile,
     ) -> Result<Json<SendResult>, ApiError> {
-        self.file(phone_number.0, form, key.0).await
+        self.file(phone_number.0, form, key.0, auth.visible(Scope::Send))
+            .await
     }
 
     /// Send an uploaded file (v1)
@@ -486,12 +500,13 @@ impl MessagesApi {
     )]
     async fn send_media_file_v1(
         &self,
-        _auth: Auth,
+        auth: Auth,
         #[oai(name = "phoneNumber")] phone_number: Path<String>,
         #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
         form: SendFile,
     ) -> Result<Json<SendResult>, ApiError> {
-        self.file(phone_number.0, form, key.0).await
+        self.file(phone_number.0, form, key.0, auth.visible(Scope::Send))
+            .await
     }
 
     /// Check numbers
@@ -504,7 +519,7 @@ impl MessagesApi {
     )]
     async fn check_numbers(
         &self,
-        _auth: Auth,
+        auth: Auth,
         body: Json<CheckNumbers>,
     ) -> Result<Json<NumberResults>, ApiError> {
         let messenger = &self.state.messenger;
@@ -515,7 +530,11 @@ impl MessagesApi {
             .map(|n| messenger.normalize("numbers", n))
             .collect::<Result<Vec<_>, _>>()?;
         let infos = messenger
-            .check_numbers(&normalized, body.0.instance_id)
+            .check_numbers(
+                &normalized,
+                body.0.instance_id,
+                auth.visible(Scope::Send).as_deref(),
+            )
             .await?;
         let results = body
             .0
@@ -541,10 +560,11 @@ impl MessagesApi {
     )]
     async fn get_message(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         message_id: Path<String>,
     ) -> Result<Json<MessageView>, ApiError> {
+        auth.instance(id.0, Scope::Read)?;
         crate::instances::store::get(&self.state.db, id.0).await?;
         history::get(&self.state.db, id.0, &message_id.0)
             .await?
@@ -568,12 +588,13 @@ impl MessagesApi {
     )]
     async fn list_messages(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         status: Query<Option<MessageStatus>>,
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<u64>>,
         after: Query<Option<Uuid>>,
     ) -> Result<Json<MessagePage>, ApiError> {
+        auth.instance(id.0, Scope::Read)?;
         crate::instances::store::get(&self.state.db, id.0).await?;
         let limit = super::page_limit(&self.state.settings.api, limit.0)?;
         let status = status.0.map(|s| match s {

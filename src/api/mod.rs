@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod global_webhooks;
 pub mod instances;
+pub mod keys;
 pub mod messages;
 pub mod pairing;
 pub mod qr_image;
@@ -34,6 +35,8 @@ pub enum ApiTags {
     GlobalWebhooks,
     /// An instance's events, read by cursor.
     Events,
+    /// API keys scoped to instances (admin only).
+    Keys,
     /// Operations: scheduled jobs.
     Admin,
     /// Probes.
@@ -48,6 +51,7 @@ type Apis = (
     webhooks::WebhooksApi,
     global_webhooks::GlobalWebhooksApi,
     events::EventsApi,
+    keys::KeysApi,
     admin::AdminApi,
 );
 
@@ -73,6 +77,9 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             events::EventsApi {
+                state: state.clone(),
+            },
+            keys::KeysApi {
                 state: state.clone(),
             },
             admin::AdminApi { state },
@@ -127,7 +134,7 @@ pub fn spec_json() -> String {
 
 /// Every route of the server, with request logging and problem+json errors.
 pub fn routes(state: AppState) -> impl Endpoint {
-    let keys = auth::Keys::new(&state.admin_key);
+    let keys = auth::Keys::new(&state.admin_key, state.db.clone());
     let media_limit = body_limit::MediaLimit(state.messenger.max_media_bytes());
     let limiter = rate_limit::RateLimiter::new(
         state.settings.api.rate_limit_per_sec,

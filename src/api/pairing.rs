@@ -16,6 +16,7 @@ use super::auth::Auth;
 use super::error::ApiError;
 use super::instances::{InstanceStatus, InstanceView};
 use super::qr_image;
+use crate::access::Scope;
 use crate::app::AppState;
 use crate::instances::sessions::{Qr, SessionError};
 use crate::messaging::phone;
@@ -164,7 +165,8 @@ impl PairingApi {
     /// stored session instead, without a QR code. 409 when online, 410 when
     /// logged out.
     #[oai(path = "/:id/login", method = "post", operation_id = "login")]
-    async fn login(&self, _auth: Auth, id: Path<Uuid>) -> Result<Json<LoginView>, ApiError> {
+    async fn login(&self, auth: Auth, id: Path<Uuid>) -> Result<Json<LoginView>, ApiError> {
+        auth.instance(id.0, Scope::Manage)?;
         let (instance, pairing) = self.state.sessions.login(id.0).await?;
         let qr = pairing.qr.map(QrView::new).transpose()?;
         Ok(Json(LoginView {
@@ -181,11 +183,12 @@ impl PairingApi {
     #[oai(path = "/:id/qr", method = "get", operation_id = "get_qr")]
     async fn qr(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         format: Query<Option<QrFormat>>,
         accept: Header<Option<String>>,
     ) -> Result<QrResponse, ApiError> {
+        auth.instance(id.0, Scope::Manage)?;
         let qr = self.state.sessions.qr(id.0).await?;
         let wants_png = match format.0 {
             Some(f) => f == QrFormat::Png,
@@ -205,10 +208,11 @@ impl PairingApi {
     #[oai(path = "/:id/pair-code", method = "post", operation_id = "pair_code")]
     async fn pair_code(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         body: Json<PairCodeRequest>,
     ) -> Result<Json<PairCodeView>, ApiError> {
+        auth.instance(id.0, Scope::Manage)?;
         let number = phone::normalize(&body.0.phone_number, None).map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -229,7 +233,8 @@ impl PairingApi {
     /// instance `logged_out`, which is final: create a new instance to pair
     /// again.
     #[oai(path = "/:id/logout", method = "post", operation_id = "logout")]
-    async fn logout(&self, _auth: Auth, id: Path<Uuid>) -> Result<Json<InstanceView>, ApiError> {
+    async fn logout(&self, auth: Auth, id: Path<Uuid>) -> Result<Json<InstanceView>, ApiError> {
+        auth.instance(id.0, Scope::Manage)?;
         let instance = self.state.sessions.logout(id.0).await?;
         Ok(Json(instance.into()))
     }

@@ -12,7 +12,9 @@ use uuid::Uuid;
 use super::ApiTags;
 use super::auth::Auth;
 use super::error::ApiError;
+use crate::access;
 use crate::app::AppState;
+use crate::outbound::Targets;
 use crate::webhooks::ops::{self, Attempt, DeliveryView};
 use crate::webhooks::registry::{self, Changes, Scope, Webhook};
 
@@ -304,8 +306,8 @@ pub(super) struct Handlers<'a> {
 }
 
 impl Handlers<'_> {
-    fn allow_private(&self) -> bool {
-        self.state.settings.allow_private_targets
+    fn targets(&self) -> Targets {
+        Targets::from_settings(&self.state.settings)
     }
 
     pub async fn create(&self, b: CreateWebhook) -> Result<CreatedResp, ApiError> {
@@ -321,7 +323,7 @@ impl Handlers<'_> {
             &self.state.keyring,
             self.scope,
             changes,
-            self.allow_private(),
+            &self.targets(),
         )
         .await?;
         tracing::info!(scope = ?self.scope, webhook_id = %w.id, "webhook registered");
@@ -368,7 +370,7 @@ impl Handlers<'_> {
             self.scope,
             webhook_id,
             changes,
-            self.allow_private(),
+            &self.targets(),
         )
         .await?;
         Ok(Json(w.into()))
@@ -492,10 +494,11 @@ impl WebhooksApi {
     )]
     async fn create(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         body: Json<CreateWebhook>,
     ) -> Result<CreatedResp, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).create(body.0).await
     }
 
@@ -503,7 +506,8 @@ impl WebhooksApi {
     ///
     /// The instance's own webhooks; global webhooks are listed at `/v1/webhooks`.
     #[oai(path = "/:id/webhooks", method = "get", operation_id = "list_webhooks")]
-    async fn list(&self, _auth: Auth, id: Path<Uuid>) -> Result<Json<WebhookList>, ApiError> {
+    async fn list(&self, auth: Auth, id: Path<Uuid>) -> Result<Json<WebhookList>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).list().await
     }
 
@@ -515,10 +519,11 @@ impl WebhooksApi {
     )]
     async fn get(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
     ) -> Result<Json<WebhookView>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).get(webhook_id.0).await
     }
 
@@ -530,11 +535,12 @@ impl WebhooksApi {
     )]
     async fn update(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
         body: Json<UpdateWebhook>,
     ) -> Result<Json<WebhookView>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).update(webhook_id.0, body.0).await
     }
 
@@ -546,10 +552,11 @@ impl WebhooksApi {
     )]
     async fn delete(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
     ) -> Result<Deleted, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).delete(webhook_id.0).await
     }
 
@@ -561,10 +568,11 @@ impl WebhooksApi {
     )]
     async fn secret(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
     ) -> Result<Json<WebhookSecret>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).secret(webhook_id.0).await
     }
 
@@ -580,13 +588,14 @@ impl WebhooksApi {
     )]
     async fn rotate(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
         /// Seconds the old secret keeps signing; 0 retires it at once.
         #[oai(validator(maximum(value = "2592000")))]
         overlap_secs: Query<Option<u64>>,
     ) -> Result<Json<WebhookSecret>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).rotate(webhook_id.0, overlap_secs.0).await
     }
 
@@ -600,10 +609,11 @@ impl WebhooksApi {
     )]
     async fn test(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
     ) -> Result<Accepted<TestSent>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         let event_id = ops::send_test(&self.state.db, id.0, webhook_id.0).await?;
         self.state.webhooks.wake();
         Ok(Accepted::Accepted(Json(TestSent { event_id })))
@@ -620,12 +630,13 @@ impl WebhooksApi {
     )]
     async fn recover(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
         /// RFC 3339 time.
         since: Query<DateTime<Utc>>,
     ) -> Result<Accepted<Recovered>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).recover(webhook_id.0, since.0).await
     }
 
@@ -639,7 +650,7 @@ impl WebhooksApi {
     )]
     async fn deliveries(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
         /// Only deliveries in this status.
@@ -647,6 +658,7 @@ impl WebhooksApi {
         #[oai(validator(minimum(value = "1")))] limit: Query<Option<u64>>,
         after: Query<Option<Uuid>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0)
             .deliveries(webhook_id.0, status.0, limit.0, after.0)
             .await
@@ -660,11 +672,12 @@ impl WebhooksApi {
     )]
     async fn delivery(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
         delivery_id: Path<Uuid>,
     ) -> Result<Json<DeliveryOut>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).delivery(webhook_id.0, delivery_id.0).await
     }
 
@@ -676,11 +689,12 @@ impl WebhooksApi {
     )]
     async fn attempts(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
         delivery_id: Path<Uuid>,
     ) -> Result<Json<AttemptList>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).attempts(webhook_id.0, delivery_id.0).await
     }
 
@@ -695,11 +709,12 @@ impl WebhooksApi {
     )]
     async fn replay(
         &self,
-        _auth: Auth,
+        auth: Auth,
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
         delivery_id: Path<Uuid>,
     ) -> Result<Accepted<DeliveryOut>, ApiError> {
+        auth.instance(id.0, access::Scope::Webhooks)?;
         self.on(id.0).replay(webhook_id.0, delivery_id.0).await
     }
 }

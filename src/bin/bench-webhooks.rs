@@ -110,7 +110,7 @@ async fn main() -> Result<(), BoxError> {
                 url: Some(format!("{receiver_url}/{i}")),
                 ..Default::default()
             },
-            true,
+            &wagate::outbound::Targets::new(true, &[]),
         )
         .await?;
     }

@@ -197,6 +197,9 @@ pub trait Session: Send + Sync {
         reply_to: Option<&str>,
     ) -> Result<String, EngineError>;
 
+    /// Shows "typing…" in the chat with `to_jid`; the next message ends it.
+    async fn typing(&self, to_jid: &str) -> Result<(), EngineError>;
+
     /// Uploads media to WhatsApp and sends it; returns the message id.
     async fn send_media(&self, to_jid: &str, media: OutgoingMedia) -> Result<String, EngineError>;
 

@@ -20,6 +20,10 @@ pub enum Call {
     Logout(Uuid),
     Disconnect(Uuid),
     Wipe(Uuid),
+    Typing {
+        instance: Uuid,
+        to: String,
+    },
     SendText {
         instance: Uuid,
         to: String,
@@ -292,6 +296,14 @@ impl Session for ScriptedSession {
         tracing::info!(to = to_jid, "scripted send started");
         tokio::time::sleep(delay).await;
         sent
+    }
+
+    async fn typing(&self, to_jid: &str) -> Result<(), EngineError> {
+        self.engine.lock().calls.push(Call::Typing {
+            instance: self.instance_id,
+            to: to_jid.to_owned(),
+        });
+        Ok(())
     }
 
     async fn send_media(&self, to_jid: &str, media: OutgoingMedia) -> Result<String, EngineError> {

@@ -53,13 +53,18 @@ pub async fn get(db: &DatabaseConnection, id: Uuid) -> Result<Instance, Instance
         .ok_or(InstanceError::NotFound(id))
 }
 
+/// A page of instances; `only`, when given, restricts it to those ids.
 pub async fn list(
     db: &DatabaseConnection,
     status: Option<Status>,
+    only: Option<Vec<Uuid>>,
     after: Option<Uuid>,
     limit: u64,
 ) -> Result<Page, DbErr> {
     let mut query = Entity::find().order_by_asc(Column::Id);
+    if let Some(only) = only {
+        query = query.filter(Column::Id.is_in(only));
+    }
     if let Some(status) = status {
         query = query.filter(Column::Status.eq(status));
     }

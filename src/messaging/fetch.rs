@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, LOCATION};
 use url::Url;
 
-use crate::outbound::{self, ClientOptions, OutboundError};
+use crate::outbound::{self, ClientOptions, OutboundError, Targets};
 
 const MAX_REDIRECTS: usize = 3;
 
@@ -34,25 +34,21 @@ pub struct Fetched {
 #[derive(Clone)]
 pub struct MediaFetcher {
     client: reqwest::Client,
-    allow_private: bool,
+    targets: Targets,
     max_bytes: u64,
     timeout: Duration,
 }
 
 impl MediaFetcher {
-    pub fn new(
-        allow_private: bool,
-        timeout: Duration,
-        max_bytes: u64,
-    ) -> Result<Self, OutboundError> {
+    pub fn new(targets: Targets, timeout: Duration, max_bytes: u64) -> Result<Self, OutboundError> {
         let client = outbound::client(&ClientOptions {
-            allow_private_targets: allow_private,
+            targets: targets.clone(),
             timeout,
             user_agent: concat!("wagate/", env!("CARGO_PKG_VERSION")).to_owned(),
         })?;
         Ok(Self {
             client,
-            allow_private,
+            targets,
             max_bytes,
             timeout,
         })
@@ -62,7 +58,7 @@ impl MediaFetcher {
         let mut url = Url::parse(url).map_err(|e| FetchError::Forbidden(format!("{url}: {e}")))?;
         let mut hops = 0;
         let mut response = loop {
-            outbound::check_url(&url, self.allow_private)
+            outbound::check_url(&url, &self.targets)
                 .map_err(|e| FetchError::Forbidden(e.to_string()))?;
             let response = self.client.get(url.clone()).send().await.map_err(|e| {
                 if outbound::is_blocked(&e) {

@@ -5,6 +5,7 @@ pub mod fetch;
 pub mod history;
 pub mod media;
 pub mod numbers;
+pub mod pacing;
 pub mod phone;
 pub mod send;
 pub mod tracking;

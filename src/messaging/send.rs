@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::fetch::{FetchError, MediaFetcher};
 use super::media::{self, MediaError};
 use super::numbers::NumberCache;
+use super::pacing::{Pacer, QueueFull};
 use super::phone::{self, PhoneError};
 use super::tracking::message_payload;
 use crate::engine::{EngineError, MediaKind, NumberInfo, OutgoingMedia, Session};
@@ -41,6 +42,8 @@ pub enum SendError {
     Media(#[from] MediaError),
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    #[error(transparent)]
+    QueueFull(#[from] QueueFull),
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
     #[error("a request with this Idempotency-Key is still being processed")]
@@ -124,6 +127,7 @@ pub struct Messenger {
     default_region: Option<country::Id>,
     max_media_bytes: u64,
     idempotency_ttl: Duration,
+    pacer: Pacer,
 }
 
 impl Messenger {
@@ -133,7 +137,7 @@ impl Messenger {
         settings: &crate::config::Settings,
     ) -> Result<Self, crate::outbound::OutboundError> {
         let fetcher = MediaFetcher::new(
-            settings.allow_private_targets,
+            crate::outbound::Targets::from_settings(settings),
             Duration::from_secs(settings.messaging.media_fetch_timeout_secs),
             settings.messaging.max_media_bytes,
         )?;
@@ -146,6 +150,7 @@ impl Messenger {
             default_region: phone::region(&settings.default_region),
             max_media_bytes: settings.max_media_bytes,
             idempotency_ttl: Duration::from_secs(settings.idempotency_ttl_secs),
+            pacer: Pacer::new(settings.pacing.clone()),
         })
     }
 
@@ -159,11 +164,16 @@ impl Messenger {
     }
 
     /// The online instance paired with `sender`, and its live client.
-    async fn sender(&self, sender: &str) -> Result<(Uuid, std::sync::Arc<dyn Session>), SendError> {
+    async fn sender(
+        &self,
+        sender: &str,
+        visible: Option<&[Uuid]>,
+    ) -> Result<(Uuid, std::sync::Arc<dyn Session>), SendError> {
         let instance = instances::Entity::find()
             .filter(instances::Column::PhoneNumber.eq(sender))
             .one(&self.db)
             .await?
+            .filter(|i| visible.is_none_or(|ids| ids.contains(&i.id)))
             .ok_or_else(|| SendError::SenderNotFound(sender.to_owned()))?;
         if instance.status != Status::Online {
             return Err(SendError::SenderNotConnected(sender.to_owned()));
@@ -176,16 +186,19 @@ impl Messenger {
     }
 
     /// Sends `content` from the instance paired with `sender` to `to`.
+    /// `visible`, when given, lists the instances the caller may send from;
+    /// any other sender is "not found".
     pub async fn send(
         &self,
         sender: &str,
         to: &str,
         content: Content,
         idempotency: Option<Idempotency>,
+        visible: Option<&[Uuid]>,
     ) -> Result<Sent, SendError> {
         let sender = self.normalize("phoneNumber", sender)?;
         let to = self.normalize("to", to)?;
-        let (instance_id, session) = self.sender(&sender).await?;
+        let (instance_id, session) = self.sender(&sender, visible).await?;
         if let Some(idem) = &idempotency
             && let Some(replay) = self.claim_key(instance_id, idem).await?
         {
@@ -251,12 +264,21 @@ impl Messenger {
             }) => jid,
             _ => return Err(SendError::NotOnWhatsApp(to.to_owned())),
         };
+        let turn = self.pacer.turn(instance_id).await?;
         let sent = match outgoing {
             Outgoing::Text { text, reply_to } => {
+                if let Some(typing) = self.pacer.settings().typing_for(text.chars().count()) {
+                    // Only a courtesy: a failure to show it does not stop the send.
+                    if let Err(e) = session.typing(&to_jid).await {
+                        tracing::debug!(error = %e, "typing indicator not sent");
+                    }
+                    tokio::time::sleep(typing).await;
+                }
                 session.send_text(&to_jid, &text, reply_to.as_deref()).await
             }
             Outgoing::Media(media) => session.send_media(&to_jid, media).await,
         };
+        drop(turn);
         match sent {
             Ok(message_id) => {
                 self.record(instance_id, &message_id, to, &to_jid, kind, None)
@@ -391,8 +413,9 @@ impl Messenger {
         &self,
         numbers: &[String],
         via: Option<Uuid>,
+        visible: Option<&[Uuid]>,
     ) -> Result<Vec<NumberInfo>, SendError> {
-        let candidates: Vec<Uuid> = match via {
+        let mut candidates: Vec<Uuid> = match via {
             Some(id) => vec![id],
             None => instances::Entity::find()
                 .filter(instances::Column::Status.eq(Status::Online))
@@ -402,6 +425,10 @@ impl Messenger {
                 .map(|i| i.id)
                 .collect(),
         };
+        // A hidden instance answers as a missing one does.
+        if let Some(ids) = visible {
+            candidates.retain(|id| ids.contains(id));
+        }
         let session = candidates
             .into_iter()
             .find_map(|id| self.sessions.session(id))

@@ -67,7 +67,7 @@ pub struct AttemptResult {
 
 pub struct Attempter {
     pub client: reqwest::Client,
-    pub allow_private: bool,
+    pub targets: outbound::Targets,
     pub max_body: usize,
 }
 
@@ -96,7 +96,7 @@ impl Attempter {
 
     async fn send(&self, r: &mut AttemptResult) -> Result<(), (&'static str, String)> {
         let url = Url::parse(&r.job.url).map_err(|e| ("invalid_url", e.to_string()))?;
-        outbound::check_url(&url, self.allow_private).map_err(|e| ("blocked", e.to_string()))?;
+        outbound::check_url(&url, &self.targets).map_err(|e| ("blocked", e.to_string()))?;
         let secrets = match &r.job.secrets {
             Ok(secrets) => secrets,
             Err(e) => {

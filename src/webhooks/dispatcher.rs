@@ -43,13 +43,13 @@ impl Dispatcher {
     ) -> Result<Self, OutboundError> {
         let hooks = &settings.webhooks;
         let client = outbound::client(&ClientOptions {
-            allow_private_targets: settings.allow_private_targets,
+            targets: outbound::Targets::from_settings(&settings),
             timeout: hooks.request_timeout(),
             user_agent: format!("wagate/{} (webhooks)", env!("CARGO_PKG_VERSION")),
         })?;
         let attempter = Arc::new(Attempter {
             client,
-            allow_private: settings.allow_private_targets,
+            targets: outbound::Targets::from_settings(&settings),
             max_body: hooks.max_response_body_bytes,
         });
         Ok(Self {

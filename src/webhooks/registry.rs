@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::EventType;
 use super::signing::{self, SigningError};
-use crate::outbound::{self, OutboundError};
+use crate::outbound::{self, OutboundError, Targets};
 use crate::sealing::context::WebhookSecret;
 use crate::sealing::{Context, Keyring, SealError};
 
@@ -81,14 +81,14 @@ pub struct Changes {
 
 /// Parses and checks a target URL: absolute http(s), a host, and (unless
 /// private targets are allowed) not an IP literal of a private network.
-pub fn validate_url(raw: &str, allow_private: bool) -> Result<Url, WebhookError> {
+pub fn validate_url(raw: &str, targets: &Targets) -> Result<Url, WebhookError> {
     if raw.len() > MAX_URL_LEN {
         return Err(WebhookError::InvalidUrl(format!(
             "longer than {MAX_URL_LEN} bytes"
         )));
     }
     let url = Url::parse(raw).map_err(|e| WebhookError::InvalidUrl(e.to_string()))?;
-    match outbound::check_url(&url, allow_private) {
+    match outbound::check_url(&url, targets) {
         Ok(()) => Ok(url),
         Err(e @ OutboundError::Blocked(_)) => Err(WebhookError::UrlNotAllowed(e.to_string())),
         Err(e) => Err(WebhookError::InvalidUrl(e.to_string())),
@@ -127,10 +127,10 @@ pub async fn create(
     keyring: &Keyring,
     scope: Scope,
     changes: Changes,
-    allow_private: bool,
+    targets: &Targets,
 ) -> Result<(Webhook, String), WebhookError> {
     instance_exists(db, scope).await?;
-    let url = validate_url(changes.url.as_deref().unwrap_or(""), allow_private)?;
+    let url = validate_url(changes.url.as_deref().unwrap_or(""), targets)?;
     let events = validate_events(changes.events.as_deref().unwrap_or(&[]))?;
     let now = Utc::now();
     let id = Uuid::now_v7();
@@ -188,12 +188,12 @@ pub async fn update(
     scope: Scope,
     webhook_id: Uuid,
     changes: Changes,
-    allow_private: bool,
+    targets: &Targets,
 ) -> Result<Webhook, WebhookError> {
     let current = get(db, scope, webhook_id).await?;
     let mut row: ActiveModel = current.clone().into();
     if let Some(url) = changes.url {
-        row.url = Set(validate_url(&url, allow_private)?.to_string());
+        row.url = Set(validate_url(&url, targets)?.to_string());
     }
     if let Some(events) = changes.events {
         row.events = Set(validate_events(&events)?);

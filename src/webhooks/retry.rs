@@ -23,7 +23,7 @@ pub fn next_delay(
 }
 
 /// A uniform number in [0, 1].
-fn unit_random() -> f64 {
+pub(crate) fn unit_random() -> f64 {
     let mut bytes = [0u8; 4];
     match SystemRandom::new().fill(&mut bytes) {
         Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),

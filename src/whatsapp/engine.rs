@@ -263,6 +263,16 @@ impl Session for WhatsAppSession {
         self.send(to_jid, message).await
     }
 
+    async fn typing(&self, to_jid: &str) -> Result<(), EngineError> {
+        self.connected()?;
+        let to = parse_jid(to_jid)?;
+        self.client
+            .chatstate()
+            .send_composing(&to)
+            .await
+            .map_err(|e| EngineError::Refused(e.to_string()))
+    }
+
     async fn send_media(&self, to_jid: &str, media: OutgoingMedia) -> Result<String, EngineError> {
         self.connected()?;
         let media_type = match media.kind {

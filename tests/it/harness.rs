@@ -237,6 +237,9 @@ pub fn base_figment(db: &TestDb) -> Figment {
         .merge(("allow_private_targets", true))
         // Tests poll fast; the one test of the limit turns it on.
         .merge(("api.rate_limit_per_sec", 0.0))
+        // Tests send in bursts; the pacing tests set their own interval.
+        .merge(("messaging.pacing.min_interval_ms", 0))
+        .merge(("messaging.pacing.jitter_ms", 0))
         .merge(("webhooks.retry_schedule_secs", vec![0.0, 0.05, 0.1, 0.1]))
         .merge(("webhooks.request_timeout_secs", 5.0))
         .merge(("webhooks.lease_secs", 10.0))

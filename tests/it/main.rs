@@ -1,6 +1,7 @@
 //! Integration tests: the real server over real HTTP on a real database.
 //! SQLite by default; PostgreSQL when `TEST_DATABASE_URL` names a server.
 
+mod access;
 mod harness;
 mod instances;
 mod media_url;

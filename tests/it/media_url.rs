@@ -49,12 +49,23 @@ fn hop() -> Redirect {
 }
 
 #[handler]
+fn redirect(
+    poem::web::Query(to): poem::web::Query<std::collections::HashMap<String, String>>,
+) -> Redirect {
+    Redirect::temporary(to.get("to").cloned().unwrap_or_default())
+}
+
+#[handler]
 fn forever() -> Redirect {
     Redirect::temporary("/files/forever")
 }
 
 async fn file_server() -> SocketAddr {
-    let acceptor = TcpListener::bind("127.0.0.1:0")
+    file_server_on("127.0.0.1").await
+}
+
+async fn file_server_on(ip: &str) -> SocketAddr {
+    let acceptor = TcpListener::bind(format!("{ip}:0"))
         .into_acceptor()
         .await
         .expect("bind");
@@ -69,6 +80,7 @@ async fn file_server() -> SocketAddr {
         .at("/files/missing", get(missing))
         .at("/files/hop", get(hop))
         .at("/files/forever", get(forever))
+        .at("/files/redirect", get(redirect))
         .map_to_response();
     tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
     addr
@@ -167,20 +179,54 @@ async fn each_failure_has_its_code() {
 #[tokio::test]
 async fn the_guard_refuses_private_targets() {
     let files = file_server().await;
-    let app = online(|f| f.merge(("allow_private_targets", false))).await;
-    for url in [
-        format!("http://{files}/files/pic.png"),
-        format!("http://localhost:{}/files/pic.png", files.port()),
-        "http://[::1]/x.png".to_owned(),
+    let port = files.port();
+    // 127.0.0.2 is loopback too, but allowed by name: it stands in for a
+    // public host, from which the redirects below try to reach loopback.
+    let allowed = file_server_on("127.0.0.2").await;
+    let app = online(|f| {
+        f.merge(("allow_private_targets", false))
+            .merge(("allowed_targets", vec!["127.0.0.2/32"]))
+    })
+    .await;
+    let table = [
+        format!("http://127.0.0.1:{port}/files/pic.png"),
+        format!("http://[::1]:{port}/files/pic.png"),
+        "http://10.0.0.1/x.png".to_owned(),
+        "http://172.16.0.1/x.png".to_owned(),
+        "http://172.31.255.254/x.png".to_owned(),
+        "http://192.168.1.1/x.png".to_owned(),
         "http://169.254.169.254/latest/meta-data".to_owned(),
-    ] {
-        send_url(&app, url.clone())
-            .await
-            .assert_problem(422, "media_url_forbidden");
+        format!("http://[::ffff:127.0.0.1]:{port}/files/pic.png"),
+        format!("http://0.0.0.0:{port}/files/pic.png"),
+        // A name that resolves to loopback.
+        format!("http://localhost:{port}/files/pic.png"),
+        // An allowed host that redirects to loopback, by address and by name.
+        format!("http://{allowed}/files/redirect?to=http://127.0.0.1:{port}/files/pic.png"),
+        format!("http://{allowed}/files/redirect?to=http://localhost:{port}/files/pic.png"),
+    ];
+    for url in table {
+        let r = send_url(&app, url.clone()).await;
+        assert_eq!(r.status, 422, "{url}: {:?}", r.body);
+        r.assert_problem(422, "media_url_forbidden");
     }
-    let allowed = online(|f| f).await;
+    assert!(
+        !app.engine
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::SendMedia { .. })),
+        "nothing was sent"
+    );
+    // The allowed host itself, and a redirect within it, pass.
+    for url in [
+        format!("http://{allowed}/files/pic.png"),
+        format!("http://{allowed}/files/redirect?to=/files/pic.png"),
+    ] {
+        let r = send_url(&app, url.clone()).await;
+        assert_eq!(r.status, 200, "{url}: {:?}", r.body);
+    }
+    let open = online(|f| f).await;
     assert_eq!(
-        send_url(&allowed, format!("http://{files}/files/pic.png"))
+        send_url(&open, format!("http://{files}/files/pic.png"))
             .await
             .status,
         200,

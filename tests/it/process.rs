@@ -25,7 +25,9 @@ pub(crate) fn wagate(db_url: &str) -> Command {
         .env("WAGATE_LOG", "info")
         .env("WAGATE_LOG_FORMAT", "json")
         // Tests poll fast; the limit has its own test.
-        .env("WAGATE_API__RATE_LIMIT_PER_SEC", "0");
+        .env("WAGATE_API__RATE_LIMIT_PER_SEC", "0")
+        .env("WAGATE_MESSAGING__PACING__MIN_INTERVAL_MS", "0")
+        .env("WAGATE_MESSAGING__PACING__JITTER_MS", "0");
     cmd
 }
 

@@ -85,7 +85,7 @@ async fn webhook(db: &DatabaseConnection, keys: &Keyring, scope: Scope) -> Uuid 
             url: Some("http://127.0.0.1:9/".into()),
             ..Default::default()
         },
-        true,
+        &wagate::outbound::Targets::new(true, &[]),
     )
     .await
     .expect("create webhook");

@@ -178,7 +178,7 @@ async fn a_secret_no_configured_key_opens_is_retried_not_sent_unsigned() {
             url: Some(receiver.url("/")),
             ..Default::default()
         },
-        true,
+        &wagate::outbound::Targets::new(true, &[]),
     )
     .await
     .expect("create");

@@ -55,6 +55,7 @@ async fn openapi_document_is_valid_and_complete() {
     let expected = [
         "DELETE /v1/instances/{id}",
         "DELETE /v1/instances/{id}/webhooks/{webhook_id}",
+        "DELETE /v1/keys/{key_id}",
         "DELETE /v1/webhooks/{webhook_id}",
         "GET /healthz",
         "GET /readyz",
@@ -71,6 +72,7 @@ async fn openapi_document_is_valid_and_complete() {
         "GET /v1/instances/{id}/webhooks/{webhook_id}/deliveries/{delivery_id}",
         "GET /v1/instances/{id}/webhooks/{webhook_id}/deliveries/{delivery_id}/attempts",
         "GET /v1/instances/{id}/webhooks/{webhook_id}/secret",
+        "GET /v1/keys",
         "GET /v1/webhooks",
         "GET /v1/webhooks/{webhook_id}",
         "GET /v1/webhooks/{webhook_id}/deliveries",
@@ -93,6 +95,7 @@ async fn openapi_document_is_valid_and_complete() {
         "POST /v1/instances/{id}/webhooks/{webhook_id}/recover",
         "POST /v1/instances/{id}/webhooks/{webhook_id}/rotate-secret",
         "POST /v1/instances/{id}/webhooks/{webhook_id}/test",
+        "POST /v1/keys",
         "POST /v1/numbers/check",
         "POST /v1/send/by-number/{phoneNumber}",
         "POST /v1/send/by-number/{phoneNumber}/media-file",

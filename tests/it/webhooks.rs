@@ -230,29 +230,65 @@ async fn registrations_and_validation() {
 
 #[tokio::test]
 async fn private_targets_are_refused_unless_allowed() {
-    let app = TestApp::spawn_with(|f| f.merge(("allow_private_targets", false))).await;
+    let app = TestApp::spawn_with(|f| {
+        f.merge(("allow_private_targets", false))
+            .merge(("allowed_targets", vec!["127.0.0.2/32"]))
+    })
+    .await;
     let receiver = Receiver::start().await;
+    let port = receiver.addr.port();
     let inst = instance(&app).await;
     let base = format!("/v1/instances/{inst}/webhooks");
     for url in [
         receiver.url("/"),
-        "http://[::1]/x".to_owned(),
+        format!("http://[::1]:{port}/"),
+        "http://10.0.0.1/x".to_owned(),
+        "http://172.16.0.1/x".to_owned(),
+        "http://192.168.1.1/x".to_owned(),
         "http://169.254.169.254/latest".to_owned(),
+        format!("http://[::ffff:127.0.0.1]:{port}/"),
         "http://[::ffff:10.0.0.1]/".to_owned(),
+        format!("http://0.0.0.0:{port}/"),
     ] {
-        send(app.req(Method::POST, &base).json(&json!({ "url": url })))
-            .await
-            .assert_problem(422, "url_not_allowed");
+        let r = send(app.req(Method::POST, &base).json(&json!({ "url": url }))).await;
+        assert_eq!(r.status, 422, "{url}: {:?}", r.body);
+        r.assert_problem(422, "url_not_allowed");
     }
     // A name that resolves to loopback passes registration but never
     // reaches it: the resolver refuses the address.
-    let url = format!("http://localhost:{}/", receiver.addr.port());
-    let (hook, _) = register(&app, inst, json!({ "url": url })).await;
+    let url = format!("http://localhost:{port}/");
+    let (by_name, _) = register(&app, inst, json!({ "url": url })).await;
+    // An allowed host that redirects to loopback: redirects are never
+    // followed, so the receiver behind it hears nothing.
+    let bouncer = redirector("127.0.0.2", receiver.url("/")).await;
+    let (bounced, _) = register(&app, inst, json!({ "url": format!("http://{bouncer}/") })).await;
     emit(&app, inst, 1).await;
-    let failed = wait_status(&app, inst, hook, "failed", 1).await;
-    let tried = attempts(&app, inst, hook, failed[0]["id"].as_str().expect("id")).await;
-    assert_eq!(tried[0]["error_kind"], "blocked", "{tried:?}");
+    // Blocked is final; a redirect is retried until the schedule runs out.
+    for (hook, end, kind) in [
+        (by_name, "failed", "blocked"),
+        (bounced, "dead", "redirect"),
+    ] {
+        let failed = wait_status(&app, inst, hook, end, 1).await;
+        let tried = attempts(&app, inst, hook, failed[0]["id"].as_str().expect("id")).await;
+        assert_eq!(tried[0]["error_kind"], kind, "{tried:?}");
+    }
     assert!(receiver.requests().is_empty());
+}
+
+/// A server on `ip` that answers every request with a redirect to `to`.
+async fn redirector(ip: &str, to: String) -> std::net::SocketAddr {
+    use poem::listener::{Acceptor, Listener, TcpListener};
+    let acceptor = TcpListener::bind(format!("{ip}:0"))
+        .into_acceptor()
+        .await
+        .expect("bind");
+    let addr = acceptor.local_addr()[0]
+        .as_socket_addr()
+        .copied()
+        .expect("addr");
+    let app = poem::endpoint::make_sync(move |_| poem::web::Redirect::temporary(to.clone()));
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(app));
+    addr
 }
 
 #[tokio::test]
