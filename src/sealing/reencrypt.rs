@@ -77,11 +77,16 @@ const BATCH: u64 = 500;
 /// The `wagate reencrypt` command: migrates, re-seals, prints the counts.
 pub async fn command(settings: &crate::config::Settings) -> Result<(), crate::app::AppError> {
     let keyring = Keyring::from_settings(settings)?;
+    let refuse = |e| crate::app::AppError::Reencrypt(Box::new(e));
+    // Before touching the database: nothing to do without a key.
+    if !keyring.seals() {
+        return Err(refuse(ReencryptError::NoKey));
+    }
     let db = crate::db::connect(settings).await?;
     crate::db::migrate(&db).await?;
     let counts = reencrypt(&db, &keyring, BATCH).await;
     db.close().await.ok();
-    let counts = counts.map_err(|e| crate::app::AppError::Reencrypt(Box::new(e)))?;
+    let counts = counts.map_err(refuse)?;
     println!(
         "re-encrypted with key {}",
         keyring.current_key_id().unwrap_or_default()
