@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::scheduler::{JobRecord, SchedulerError};
 
 #[derive(Debug, Object)]
-#[oai(rename = "Job")]
+#[oai(skip_serializing_if_is_none, rename = "Job")]
 pub struct JobView {
     pub name: String,
     /// Cron expression (six fields, seconds first, UTC).

@@ -20,6 +20,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// RFC 9457 problem details, with a machine-readable `code`.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Problem {
     /// A URI naming the kind of problem: `urn:wagate:problem:<code>`.
     #[oai(rename = "type")]
@@ -235,9 +236,21 @@ impl ApiResponse for ApiError {
 /// routes, failed authentication) into problem documents; errors that already
 /// are problems pass through untouched.
 pub async fn problem_middleware<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    // RFC 9110: a 405 names the methods the route does accept.
+    let allow = req
+        .data::<super::spec::Methods>()
+        .and_then(|m| m.allow(req.uri().path()));
     match next.call(req).await {
         Ok(resp) => Ok(resp.into_response()),
-        Err(err) => Ok(problem_from(err)),
+        Err(err) => {
+            let mut resp = problem_from(err);
+            if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+                && let Some(value) = allow.and_then(|a| header::HeaderValue::from_str(&a).ok())
+            {
+                resp.headers_mut().insert(header::ALLOW, value);
+            }
+            Ok(resp)
+        }
     }
 }
 
@@ -245,7 +258,10 @@ fn problem_from(err: poem::Error) -> Response {
     let detail = err.to_string();
     let mapped = if err.is::<ParseParamError>() || err.is::<ParsePathError>() {
         Some(ApiError::bad_request("invalid_parameter", detail))
-    } else if err.is::<ParseRequestPayloadError>() || err.is::<ParseMultipartError>() {
+    } else if err.is::<ParseRequestPayloadError>()
+        || err.is::<ParseMultipartError>()
+        || err.is::<poem::error::ParseMultipartError>()
+    {
         Some(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",

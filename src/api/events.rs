@@ -15,7 +15,7 @@ use crate::webhooks::ops::{self, Event};
 
 /// An event exactly as webhooks receive it, plus its id.
 #[derive(Debug, Object)]
-#[oai(rename = "Event")]
+#[oai(skip_serializing_if_is_none, rename = "Event")]
 pub struct EventOut {
     /// `msg_…`: the `webhook-id` of its deliveries, and the cursor.
     pub id: String,
@@ -39,6 +39,7 @@ impl From<Event> for EventOut {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct EventPage {
     pub items: Vec<EventOut>,
     /// Pass as `after` to continue; absent when this page is not full.
@@ -64,10 +65,12 @@ impl EventsApi {
         /// An event id; only later events are returned.
         #[oai(validator(max_length = 40))]
         after: Query<Option<String>>,
-        #[oai(validator(minimum(value = "1")))] limit: Query<Option<u64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))] limit: Query<
+            Option<u64>,
+        >,
     ) -> Result<Json<EventPage>, ApiError> {
         auth.instance(id.0, Scope::Read)?;
-        let limit = super::page_limit(&self.state.settings.api, limit.0)?;
+        let limit = super::page_limit(&self.state.settings.api, limit.0);
         let items = ops::list_events(&self.state.db, id.0, after.0, limit).await?;
         let next_after = if items.len() as u64 == limit {
             items.last().map(|e| e.id.clone())

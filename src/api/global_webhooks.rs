@@ -113,7 +113,7 @@ impl GlobalWebhooksApi {
         auth: Auth,
         webhook_id: Path<Uuid>,
         /// Seconds the old secret keeps signing; 0 retires it at once.
-        #[oai(validator(maximum(value = "2592000")))]
+        #[oai(validator(minimum(value = "0"), maximum(value = "2592000")))]
         overlap_secs: Query<Option<u64>>,
     ) -> Result<Json<WebhookSecret>, ApiError> {
         auth.admin()?;
@@ -149,7 +149,9 @@ impl GlobalWebhooksApi {
         webhook_id: Path<Uuid>,
         /// Only deliveries in this status.
         status: Query<Option<DeliveryStatus>>,
-        #[oai(validator(minimum(value = "1")))] limit: Query<Option<u64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))] limit: Query<
+            Option<u64>,
+        >,
         after: Query<Option<Uuid>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
         auth.admin()?;

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::ApiTags;
 use super::auth::Auth;
 use super::error::ApiError;
+use super::text::{self, Text};
 use crate::access::Scope;
 use crate::app::AppState;
 use crate::instances::{Instance, Status, store};
@@ -55,7 +56,7 @@ impl From<InstanceStatus> for Status {
 
 /// A WhatsApp number managed by this gateway.
 #[derive(Debug, Object)]
-#[oai(rename = "Instance")]
+#[oai(skip_serializing_if_is_none, rename = "Instance")]
 pub struct InstanceView {
     pub id: Uuid,
     pub name: Option<String>,
@@ -90,22 +91,23 @@ impl From<Instance> for InstanceView {
 }
 
 #[derive(Debug, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct CreateInstance {
     /// A label for people; need not be unique.
     #[oai(validator(min_length = 1, max_length = 100))]
-    pub name: Option<String>,
+    pub name: Option<Text>,
 }
 
 #[derive(Debug, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct UpdateInstance {
     /// The new label; `null` removes it, absent leaves it as it is.
     #[oai(validator(min_length = 1, max_length = 100))]
-    pub name: MaybeUndefined<String>,
+    pub name: MaybeUndefined<Text>,
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct InstancePage {
     pub items: Vec<InstanceView>,
     /// Pass as `after` to read the next page; absent on the last page.
@@ -137,7 +139,7 @@ impl InstancesApi {
     #[oai(path = "/", method = "post", operation_id = "create_instance")]
     async fn create(&self, auth: Auth, body: Json<CreateInstance>) -> Result<Created, ApiError> {
         auth.admin()?;
-        let instance = store::create(&self.state.db, body.0.name).await?;
+        let instance = store::create(&self.state.db, text::opt(body.0.name)).await?;
         tracing::info!(instance_id = %instance.id, "instance created");
         Ok(Created::Created(Json(instance.into())))
     }
@@ -151,13 +153,14 @@ impl InstancesApi {
         auth: Auth,
         /// Only instances in this status.
         status: Query<Option<InstanceStatus>>,
-        /// Page size.
-        #[oai(validator(minimum(value = "1")))]
+        /// Page size; more than the server's maximum (200 by default) is
+        /// reduced to it.
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
         limit: Query<Option<u64>>,
         /// Start after this instance id (a previous page's `next_after`).
         after: Query<Option<Uuid>>,
     ) -> Result<Json<InstancePage>, ApiError> {
-        let limit = super::page_limit(&self.state.settings.api, limit.0)?;
+        let limit = super::page_limit(&self.state.settings.api, limit.0);
         let page = store::list(
             &self.state.db,
             status.0.map(Into::into),
@@ -191,7 +194,9 @@ impl InstancesApi {
         let instance = match body.0.name {
             MaybeUndefined::Undefined => store::get(&self.state.db, id.0).await?,
             MaybeUndefined::Null => store::rename(&self.state.db, id.0, None).await?,
-            MaybeUndefined::Value(name) => store::rename(&self.state.db, id.0, Some(name)).await?,
+            MaybeUndefined::Value(name) => {
+                store::rename(&self.state.db, id.0, Some(name.0)).await?
+            }
         };
         Ok(Json(instance.into()))
     }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::ApiTags;
 use super::auth::Auth;
 use super::error::ApiError;
+use super::text::{self, Text};
 use crate::access::Scope;
 use crate::access::keys::{self, KeyError, KeyInfo};
 use crate::app::AppState;
@@ -50,11 +51,11 @@ impl From<Scope> for ScopeName {
 }
 
 #[derive(Debug, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct CreateKey {
     /// A label for people.
     #[oai(validator(min_length = 1, max_length = 100))]
-    pub name: Option<String>,
+    pub name: Option<Text>,
     /// The instances the key may see; every other instance is 404 to it.
     #[oai(validator(min_items = 1, max_items = 1000))]
     pub instances: Vec<Uuid>,
@@ -65,7 +66,7 @@ pub struct CreateKey {
 
 /// An API key as listed: its prefix, never the key.
 #[derive(Debug, Object)]
-#[oai(rename = "ApiKey")]
+#[oai(skip_serializing_if_is_none, rename = "ApiKey")]
 pub struct KeyView {
     pub id: Uuid,
     pub name: Option<String>,
@@ -91,6 +92,7 @@ impl From<KeyInfo> for KeyView {
 
 /// A key just made. `key` is shown this once; only its hash is kept.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CreatedKey {
     pub id: Uuid,
     pub key: String,
@@ -102,6 +104,7 @@ pub struct CreatedKey {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct KeyList {
     pub items: Vec<KeyView>,
 }
@@ -149,7 +152,13 @@ impl KeysApi {
     async fn create(&self, auth: Auth, body: Json<CreateKey>) -> Result<Created, ApiError> {
         auth.admin()?;
         let scopes: Vec<Scope> = body.0.scopes.into_iter().map(Into::into).collect();
-        let made = keys::create(&self.state.db, body.0.name, &body.0.instances, &scopes).await?;
+        let made = keys::create(
+            &self.state.db,
+            text::opt(body.0.name),
+            &body.0.instances,
+            &scopes,
+        )
+        .await?;
         tracing::info!(key_id = %made.info.id, prefix = %made.info.prefix, "API key created");
         let info = made.info;
         Ok(Created::Created(Json(CreatedKey {

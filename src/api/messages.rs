@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::ApiTags;
 use super::auth::Auth;
 use super::error::ApiError;
+use super::text::{self, Text};
 use crate::access::Scope;
 use crate::app::AppState;
 use crate::engine::{EngineError, MediaKind};
@@ -22,17 +23,17 @@ use crate::messaging::media::MediaError;
 use crate::messaging::send::{Content, Idempotency, MediaSource, SendError, Sent, request_hash};
 
 #[derive(Debug, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct SendText {
     /// Recipient's number: international (`+62…`, `0062…`) or national with
     /// the configured default region.
     #[oai(validator(max_length = 32))]
-    pub to: String,
+    pub to: Text,
     #[oai(validator(min_length = 1, max_length = 65536))]
-    pub text: String,
+    pub text: Text,
     /// WhatsApp id of a message in this chat to reply to.
     #[oai(validator(max_length = 128))]
-    pub reply_to: Option<String>,
+    pub reply_to: Option<Text>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -62,24 +63,25 @@ impl Kind {
 }
 
 #[derive(Debug, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct SendUrl {
     /// Recipient's number.
     #[oai(validator(max_length = 32))]
-    pub to: String,
+    pub to: Text,
     /// An http(s) URL the gateway fetches the file from.
     #[oai(validator(max_length = 2048))]
-    pub url: String,
-    pub caption: Option<String>,
+    pub url: Text,
+    pub caption: Option<Text>,
     /// File name shown for documents; taken from the URL when absent.
     #[oai(validator(max_length = 255))]
-    pub file_name: Option<String>,
+    pub file_name: Option<Text>,
     /// Declared kind; sniffed from the bytes when absent.
     pub kind: Option<Kind>,
 }
 
 /// A file to send, as a multipart form.
 #[derive(Debug, Multipart)]
+#[oai(deny_unknown_fields)]
 pub struct SendFile {
     /// Recipient's number.
     pub to: String,
@@ -91,6 +93,7 @@ pub struct SendFile {
 
 /// The answer to an accepted send.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SendResult {
     /// WhatsApp's id of the message; receipts and webhooks name it.
     pub message_id: String,
@@ -118,15 +121,16 @@ impl From<Sent> for SendResult {
 }
 
 #[derive(Debug, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct CheckNumbers {
     #[oai(validator(min_items = 1, max_items = 50))]
-    pub numbers: Vec<String>,
+    pub numbers: Vec<Text>,
     /// Ask through this instance; any online instance when absent.
     pub instance_id: Option<Uuid>,
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct NumberResult {
     /// The number as given.
     pub input: String,
@@ -139,12 +143,13 @@ pub struct NumberResult {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct NumberResults {
     pub results: Vec<NumberResult>,
 }
 
 #[derive(Debug, Object)]
-#[oai(rename = "Message")]
+#[oai(skip_serializing_if_is_none, rename = "Message")]
 pub struct MessageView {
     pub message_id: String,
     pub instance_id: Uuid,
@@ -187,6 +192,7 @@ pub enum MessageStatus {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MessagePage {
     pub items: Vec<MessageView>,
     /// Pass as `after` for the next page; absent on the last page.
@@ -242,18 +248,13 @@ impl From<SendError> for ApiError {
     }
 }
 
-fn idempotency(key: Option<String>, parts: &[&[u8]]) -> Result<Option<Idempotency>, ApiError> {
-    let Some(key) = key else { return Ok(None) };
-    if key.is_empty() || key.len() > 255 {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
-            "Idempotency-Key must be 1 to 255 characters",
-        ));
-    }
-    Ok(Some(Idempotency {
+/// The key (its length checked by the parameter's validator) with the
+/// request's digest.
+fn idempotency(key: Option<String>, parts: &[&[u8]]) -> Option<Idempotency> {
+    key.map(|key| Idempotency {
         key,
         request_hash: request_hash(parts),
-    }))
+    })
 }
 
 pub struct MessagesApi {
@@ -278,10 +279,10 @@ impl MessagesApi {
                 body.text.as_bytes(),
                 reply.as_bytes(),
             ],
-        )?;
+        );
         let content = Content::Text {
-            text: body.text,
-            reply_to: body.reply_to,
+            text: body.text.0,
+            reply_to: text::opt(body.reply_to),
         };
         let sent = self
             .state
@@ -317,12 +318,12 @@ impl MessagesApi {
                 name.as_bytes(),
                 kind.as_bytes(),
             ],
-        )?;
+        );
         let content = Content::Media {
-            source: MediaSource::Url(body.url),
+            source: MediaSource::Url(body.url.0),
             declared,
-            file_name: body.file_name,
-            caption: body.caption,
+            file_name: text::opt(body.file_name),
+            caption: text::opt(body.caption),
             voice,
         };
         let sent = self
@@ -379,7 +380,7 @@ impl MessagesApi {
                 caption.as_bytes(),
                 kind.as_bytes(),
             ],
-        )?;
+        );
         let content = Content::Media {
             source: MediaSource::Bytes(bytes),
             declared,
@@ -411,7 +412,9 @@ impl MessagesApi {
         &self,
         auth: Auth,
         #[oai(name = "phoneNumber")] phone_number: Path<String>,
-        #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))] key: Header<
+            Option<String>,
+        >,
         body: Json<SendText>,
     ) -> Result<Json<SendResult>, ApiError> {
         self.text(phone_number.0, body.0, key.0, auth.visible(Scope::Send))
@@ -428,7 +431,9 @@ impl MessagesApi {
         &self,
         auth: Auth,
         #[oai(name = "phoneNumber")] phone_number: Path<String>,
-        #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))] key: Header<
+            Option<String>,
+        >,
         body: Json<SendText>,
     ) -> Result<Json<SendResult>, ApiError> {
         self.text(phone_number.0, body.0, key.0, auth.visible(Scope::Send))
@@ -448,7 +453,9 @@ impl MessagesApi {
         &self,
         auth: Auth,
         #[oai(name = "phoneNumber")] phone_number: Path<String>,
-        #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))] key: Header<
+            Option<String>,
+        >,
         body: Json<SendUrl>,
     ) -> Result<Json<SendResult>, ApiError> {
         self.url(phone_number.0, body.0, key.0, auth.visible(Scope::Send))
@@ -465,7 +472,9 @@ impl MessagesApi {
         &self,
         auth: Auth,
         #[oai(name = "phoneNumber")] phone_number: Path<String>,
-        #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))] key: Header<
+            Option<String>,
+        >,
         body: Json<SendUrl>,
     ) -> Result<Json<SendResult>, ApiError> {
         self.url(phone_number.0, body.0, key.0, auth.visible(Scope::Send))
@@ -485,7 +494,9 @@ impl MessagesApi {
         &self,
         auth: Auth,
         #[oai(name = "phoneNumber")] phone_number: Path<String>,
-        #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))] key: Header<
+            Option<String>,
+        >,
         form: SendFile,
     ) -> Result<Json<SendResult>, ApiError> {
         self.file(phone_number.0, form, key.0, auth.visible(Scope::Send))
@@ -502,7 +513,9 @@ impl MessagesApi {
         &self,
         auth: Auth,
         #[oai(name = "phoneNumber")] phone_number: Path<String>,
-        #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
+        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))] key: Header<
+            Option<String>,
+        >,
         form: SendFile,
     ) -> Result<Json<SendResult>, ApiError> {
         self.file(phone_number.0, form, key.0, auth.visible(Scope::Send))
@@ -542,7 +555,7 @@ impl MessagesApi {
             .into_iter()
             .zip(infos)
             .map(|(input, info)| NumberResult {
-                input,
+                input: input.0,
                 phone_number: info.phone_number,
                 registered: info.registered,
                 jid: info.jid,
@@ -591,12 +604,14 @@ impl MessagesApi {
         auth: Auth,
         id: Path<Uuid>,
         status: Query<Option<MessageStatus>>,
-        #[oai(validator(minimum(value = "1")))] limit: Query<Option<u64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))] limit: Query<
+            Option<u64>,
+        >,
         after: Query<Option<Uuid>>,
     ) -> Result<Json<MessagePage>, ApiError> {
         auth.instance(id.0, Scope::Read)?;
         crate::instances::store::get(&self.state.db, id.0).await?;
-        let limit = super::page_limit(&self.state.settings.api, limit.0)?;
+        let limit = super::page_limit(&self.state.settings.api, limit.0);
         let status = status.0.map(|s| match s {
             MessageStatus::Sent => "sent",
             MessageStatus::ServerAck => "server_ack",

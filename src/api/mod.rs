@@ -13,7 +13,9 @@ pub mod messages;
 pub mod pairing;
 pub mod qr_image;
 pub mod rate_limit;
+pub mod spec;
 pub mod system;
+pub mod text;
 pub mod webhooks;
 
 use poem::{Endpoint, EndpointExt, Route};
@@ -90,20 +92,13 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
     .description("Self-hosted WhatsApp Web multi-device gateway.")
 }
 
-/// The page size a list request asked for, or the default; over the
-/// configured maximum is a 400.
-pub fn page_limit(
-    api: &crate::config::ApiSettings,
-    requested: Option<u64>,
-) -> Result<u64, error::ApiError> {
-    let limit = requested.unwrap_or(api.default_page_size);
-    if limit > api.max_page_size {
-        return Err(error::ApiError::bad_request(
-            "invalid_parameter",
-            format!("limit must be at most {}", api.max_page_size),
-        ));
-    }
-    Ok(limit)
+/// The page size a list request asked for, or the default; more than the
+/// configured maximum is reduced to it (the spec cannot know the setting,
+/// so a larger value is not an error).
+pub fn page_limit(api: &crate::config::ApiSettings, requested: Option<u64>) -> u64 {
+    requested
+        .unwrap_or(api.default_page_size)
+        .min(api.max_page_size)
 }
 
 /// The OpenAPI document as JSON. It does not depend on settings or data, so
@@ -129,7 +124,7 @@ pub fn spec_json() -> String {
         jobs: Default::default(),
         keyring: Default::default(),
     };
-    service(state).spec()
+    spec::finish(&service(state).spec())
 }
 
 /// Every route of the server, with request logging and problem+json errors.
@@ -141,10 +136,18 @@ pub fn routes(state: AppState) -> impl Endpoint {
         state.settings.api.rate_limit_burst,
     );
     let api = service(state);
-    let spec = api.spec_endpoint();
+    let document = spec::finish(&api.spec());
+    let methods = spec::Methods::from_spec(&document);
     let docs = api.swagger_ui();
     Route::new()
-        .at("/openapi.json", spec)
+        .at(
+            "/openapi.json",
+            poem::endpoint::make_sync(move |_| {
+                poem::Response::builder()
+                    .content_type("application/json; charset=utf-8")
+                    .body(document.clone())
+            }),
+        )
         .nest("/docs", docs)
         .nest("/", api)
         .data(keys)
@@ -153,5 +156,6 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .around(rate_limit::limit_rate)
         .data(limiter)
         .around(error::problem_middleware)
+        .data(methods)
         .around(crate::telemetry::request_span)
 }

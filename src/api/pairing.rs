@@ -16,6 +16,7 @@ use super::auth::Auth;
 use super::error::ApiError;
 use super::instances::{InstanceStatus, InstanceView};
 use super::qr_image;
+use super::text::Text;
 use crate::access::Scope;
 use crate::app::AppState;
 use crate::instances::sessions::{Qr, SessionError};
@@ -23,6 +24,7 @@ use crate::messaging::phone;
 
 /// A QR code to scan with WhatsApp on the phone (Linked devices).
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct QrView {
     /// The raw QR payload; render it yourself, or use `data_url`.
     pub code: String,
@@ -47,6 +49,7 @@ impl QrView {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct LoginView {
     pub status: InstanceStatus,
     /// Present while a QR code waits to be scanned; absent when the instance
@@ -108,13 +111,14 @@ impl ApiResponse for QrResponse {
 }
 
 #[derive(Debug, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct PairCodeRequest {
     /// The phone's number in international form, e.g. `+62 812 3456 7890`.
-    pub phone_number: String,
+    pub phone_number: Text,
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct PairCodeView {
     /// Type this into WhatsApp on the phone: Linked devices, Link with phone
     /// number instead.

@@ -8,6 +8,7 @@ use super::error::Problem;
 use crate::app::AppState;
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Health {
     /// `ok` or `ready`.
     pub status: String,

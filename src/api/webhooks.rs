@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::ApiTags;
 use super::auth::Auth;
 use super::error::ApiError;
+use super::text::{self, Text};
 use crate::access;
 use crate::app::AppState;
 use crate::outbound::Targets;
@@ -21,7 +22,7 @@ use crate::webhooks::registry::{self, Changes, Scope, Webhook};
 /// A registered receiver of one instance's events. The secret is not part
 /// of it: read it with the `secret` endpoint.
 #[derive(Debug, Object)]
-#[oai(rename = "Webhook")]
+#[oai(skip_serializing_if_is_none, rename = "Webhook")]
 pub struct WebhookView {
     pub id: Uuid,
     /// Absent for a global webhook (it receives every instance's events).
@@ -77,6 +78,7 @@ impl From<Webhook> for WebhookView {
 /// A webhook as created: with its signing secret, shown here and by the
 /// `secret` endpoint only.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CreatedWebhook {
     #[oai(flatten)]
     pub webhook: WebhookView,
@@ -85,6 +87,7 @@ pub struct CreatedWebhook {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct WebhookSecret {
     /// The current secret: `whsec_` + base64 of the HMAC-SHA256 key.
     pub secret: String,
@@ -104,15 +107,15 @@ impl From<registry::Secrets> for WebhookSecret {
 }
 
 #[derive(Debug, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct CreateWebhook {
     /// An absolute http or https URL.
     #[oai(validator(min_length = 1, max_length = 2048))]
-    pub url: String,
+    pub url: Text,
     /// Event types to receive; absent or empty means all.
-    pub events: Option<Vec<String>>,
+    pub events: Option<Vec<Text>>,
     #[oai(validator(max_length = 500))]
-    pub description: Option<String>,
+    pub description: Option<Text>,
     /// Default true.
     pub enabled: Option<bool>,
     /// Deliver one at a time in event order. Default false.
@@ -120,15 +123,15 @@ pub struct CreateWebhook {
 }
 
 #[derive(Debug, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct UpdateWebhook {
     #[oai(validator(min_length = 1, max_length = 2048))]
-    pub url: Option<String>,
+    pub url: Option<Text>,
     /// Event types to receive; empty means all.
-    pub events: Option<Vec<String>>,
+    pub events: Option<Vec<Text>>,
     /// `null` removes it.
     #[oai(validator(max_length = 500))]
-    pub description: MaybeUndefined<String>,
+    pub description: MaybeUndefined<Text>,
     /// Re-enabling clears the disabled reason and the failure clock; follow
     /// it with `recover` to resend what failed meanwhile.
     pub enabled: Option<bool>,
@@ -176,7 +179,7 @@ impl From<DeliveryStatus> for Status {
 
 /// One event owed to one webhook.
 #[derive(Debug, Object)]
-#[oai(rename = "Delivery")]
+#[oai(skip_serializing_if_is_none, rename = "Delivery")]
 pub struct DeliveryOut {
     pub id: Uuid,
     pub webhook_id: Uuid,
@@ -216,6 +219,7 @@ impl From<DeliveryView> for DeliveryOut {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct DeliveryPage {
     pub items: Vec<DeliveryOut>,
     /// Pass as `after` to read the next page; absent on the last page.
@@ -224,7 +228,7 @@ pub struct DeliveryPage {
 
 /// One HTTP request made for a delivery.
 #[derive(Debug, Object)]
-#[oai(rename = "Attempt")]
+#[oai(skip_serializing_if_is_none, rename = "Attempt")]
 pub struct AttemptOut {
     pub id: Uuid,
     /// 1 for the first attempt since creation or the last replay.
@@ -257,22 +261,26 @@ impl From<Attempt> for AttemptOut {
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct AttemptList {
     pub items: Vec<AttemptOut>,
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct WebhookList {
     pub items: Vec<WebhookView>,
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TestSent {
     /// The `webhook.test` event recorded for this webhook.
     pub event_id: String,
 }
 
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Recovered {
     /// How many failed or dead deliveries are pending again.
     pub recovered: u64,
@@ -312,9 +320,9 @@ impl Handlers<'_> {
 
     pub async fn create(&self, b: CreateWebhook) -> Result<CreatedResp, ApiError> {
         let changes = Changes {
-            url: Some(b.url),
-            events: b.events,
-            description: Some(b.description),
+            url: Some(b.url.0),
+            events: b.events.map(text::list),
+            description: Some(text::opt(b.description)),
             enabled: b.enabled,
             ordered: b.ordered,
         };
@@ -356,11 +364,11 @@ impl Handlers<'_> {
         let description = match b.description {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(d) => Some(Some(d)),
+            MaybeUndefined::Value(d) => Some(Some(d.0)),
         };
         let changes = Changes {
-            url: b.url,
-            events: b.events,
+            url: text::opt(b.url),
+            events: b.events.map(text::list),
             description,
             enabled: b.enabled,
             ordered: b.ordered,
@@ -422,7 +430,7 @@ impl Handlers<'_> {
         limit: Option<u64>,
         after: Option<Uuid>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
-        let limit = super::page_limit(&self.state.settings.api, limit)?;
+        let limit = super::page_limit(&self.state.settings.api, limit);
         let (items, next_after) = ops::list_deliveries(
             &self.state.db,
             self.scope,
@@ -592,7 +600,7 @@ impl WebhooksApi {
         id: Path<Uuid>,
         webhook_id: Path<Uuid>,
         /// Seconds the old secret keeps signing; 0 retires it at once.
-        #[oai(validator(maximum(value = "2592000")))]
+        #[oai(validator(minimum(value = "0"), maximum(value = "2592000")))]
         overlap_secs: Query<Option<u64>>,
     ) -> Result<Json<WebhookSecret>, ApiError> {
         auth.instance(id.0, access::Scope::Webhooks)?;
@@ -655,7 +663,9 @@ impl WebhooksApi {
         webhook_id: Path<Uuid>,
         /// Only deliveries in this status.
         status: Query<Option<DeliveryStatus>>,
-        #[oai(validator(minimum(value = "1")))] limit: Query<Option<u64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))] limit: Query<
+            Option<u64>,
+        >,
         after: Query<Option<Uuid>>,
     ) -> Result<Json<DeliveryPage>, ApiError> {
         auth.instance(id.0, access::Scope::Webhooks)?;
