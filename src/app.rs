@@ -29,6 +29,8 @@ pub struct AppState {
     pub jobs: crate::scheduler::Jobs,
     /// Wakes the webhook dispatcher after a commit that recorded events.
     pub webhooks: Webhooks,
+    /// Seals and opens webhook secrets at rest.
+    pub keyring: crate::sealing::Keyring,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,10 @@ pub enum AppError {
     Scheduler(#[from] crate::scheduler::SchedulerError),
     #[error("webhook dispatcher: {0}")]
     Outbound(#[from] OutboundError),
+    #[error("configuration: {0}")]
+    Keyring(#[from] crate::sealing::KeyringError),
+    #[error("reencrypt: {0}")]
+    Reencrypt(Box<crate::sealing::reencrypt::ReencryptError>),
 }
 
 /// A server that is bound and migrated but not yet serving.
@@ -69,6 +75,7 @@ impl App {
     /// the listening socket.
     pub async fn build(settings: Settings, engine: Arc<dyn Engine>) -> Result<Self, AppError> {
         let admin_key = admin_key(&settings)?;
+        let keyring = crate::sealing::startup_keyring(&settings)?;
         let db = db::connect(&settings).await?;
         db::migrate(&db).await?;
         let webhooks = Webhooks::new();
@@ -101,6 +108,7 @@ impl App {
             messenger,
             webhooks,
             jobs: Default::default(),
+            keyring,
         };
         Ok(Self {
             state,
@@ -139,6 +147,7 @@ impl App {
                 self.state.db.clone(),
                 self.state.settings.clone(),
                 self.state.webhooks.notifier(),
+                self.state.keyring.clone(),
             )?;
             Some(tokio::spawn(dispatcher.run(stop_rx, grace)))
         } else {

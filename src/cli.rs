@@ -12,11 +12,12 @@ use crate::config::Settings;
 use crate::engine::Engine;
 use crate::{api, db, telemetry};
 
-const USAGE: &str = "usage: wagate [serve | migrate | openapi]
+const USAGE: &str = "usage: wagate [serve | migrate | openapi | reencrypt]
 
-  serve    run the gateway (default)
-  migrate  apply database migrations and exit
-  openapi  print the OpenAPI document and exit
+  serve      run the gateway (default)
+  migrate    apply database migrations and exit
+  openapi    print the OpenAPI document and exit
+  reencrypt  re-encrypt every stored secret with encryption_key and exit
 
 Settings come from config/default.toml, WAGATE_CONFIG and WAGATE_* variables.";
 
@@ -33,7 +34,7 @@ where
             println!("{}", api::spec_json());
             ExitCode::SUCCESS
         }
-        "serve" | "migrate" => run(&command, make_engine),
+        "serve" | "migrate" | "reencrypt" => run(&command, make_engine),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -71,6 +72,9 @@ where
             db::migrate(&conn).await?;
             tracing::info!("migrations applied");
             return Ok(());
+        }
+        if command == "reencrypt" {
+            return crate::sealing::reencrypt::command(&settings).await;
         }
         let mut signals = Signals::install().map_err(AppError::Serve)?;
         let engine = make_engine(settings.clone()).await?;

@@ -56,6 +56,10 @@ pub struct Settings {
     pub shutdown_grace_secs: u64,
     pub allow_private_targets: bool,
     pub allowed_targets: Vec<ipnet::IpNet>,
+    /// Base64 of the 32-byte key that seals secrets at rest; empty for none.
+    pub encryption_key: String,
+    /// Keys that only open values (after a rotation), in the same form.
+    pub previous_encryption_keys: crate::sealing::KeyList,
     pub database: DatabaseSettings,
     pub api: ApiSettings,
     pub whatsapp: WhatsAppSettings,
@@ -331,6 +335,11 @@ impl Settings {
             return Err(invalid("messaging.max_media_bytes", "must be at least 1"));
         }
         self.webhooks.validate()?;
+        if let Err(crate::sealing::KeyringError::Invalid { setting, reason }) =
+            crate::sealing::Keyring::from_settings(self)
+        {
+            return Err(ConfigError::Invalid { setting, reason });
+        }
         for (setting, cron) in [
             ("scheduler.reconnect_cron", &self.scheduler.reconnect_cron),
             ("scheduler.retention_cron", &self.scheduler.retention_cron),

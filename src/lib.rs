@@ -12,6 +12,7 @@ pub mod messaging;
 pub mod outbound;
 pub mod retention;
 pub mod scheduler;
+pub mod sealing;
 pub mod telemetry;
 pub mod webhooks;
 pub mod whatsapp;

@@ -17,7 +17,8 @@ async fn real_engine(settings: Settings) -> Result<Arc<dyn Engine>, AppError> {
     let ws_url = Some(settings.whatsapp.ws_url.clone()).filter(|u| !u.is_empty());
     // The engine's own pool: key-store traffic never waits behind API requests.
     let db = wagate::db::connect(&settings).await?;
-    let backends = Arc::new(wagate::whatsapp::store::SeaBackends::new(db));
+    let keyring = wagate::sealing::Keyring::from_settings(&settings)?;
+    let backends = Arc::new(wagate::whatsapp::store::SeaBackends::new(db, keyring));
     let engine = WhatsAppEngine::new(
         backends,
         ws_url,

@@ -8,6 +8,7 @@ mod m20261124_000003_create_wa_store;
 mod m20261124_000004_create_webhooks;
 mod m20261124_000005_create_messages;
 mod m20261125_000006_create_api_keys;
+mod m20261125_000007_webhook_secrets_text;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_create_webhooks::Migration),
             Box::new(m20261124_000005_create_messages::Migration),
             Box::new(m20261125_000006_create_api_keys::Migration),
+            Box::new(m20261125_000007_webhook_secrets_text::Migration),
         ]
     }
 }

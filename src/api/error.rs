@@ -154,6 +154,7 @@ impl From<WebhookError> for ApiError {
                 detail,
             ),
             WebhookError::Signing(e) => Self::internal(&e),
+            WebhookError::Sealing(e) => Self::internal(&e),
             WebhookError::Db(e) => e.into(),
         }
     }

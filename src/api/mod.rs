@@ -122,6 +122,7 @@ pub fn spec_json() -> String {
         messenger,
         webhooks: Default::default(),
         jobs: Default::default(),
+        keyring: Default::default(),
     };
     spec::finish(&service(state).spec())
 }

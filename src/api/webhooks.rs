@@ -96,13 +96,12 @@ pub struct WebhookSecret {
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
 }
 
-impl From<Webhook> for WebhookSecret {
-    fn from(w: Webhook) -> Self {
-        let live = w.previous_secret_expires_at.filter(|t| *t > Utc::now());
+impl From<registry::Secrets> for WebhookSecret {
+    fn from(s: registry::Secrets) -> Self {
         Self {
-            secret: w.secret,
-            previous_secret: live.and(w.previous_secret),
-            previous_secret_expires_at: live,
+            secret: s.secret,
+            previous_secret: s.previous_secret,
+            previous_secret_expires_at: s.previous_secret_expires_at,
         }
     }
 }
@@ -240,7 +239,8 @@ pub struct AttemptOut {
     /// The response body, truncated.
     pub response_body: Option<String>,
     /// `timeout`, `connect`, `blocked`, `redirect`, `status`, `request`,
-    /// `invalid_url` or `signing`; absent on success.
+    /// `invalid_url`, `signing` or `secret_unavailable` (no configured key
+    /// opens the stored secret); absent on success.
     pub error_kind: Option<String>,
     pub error: Option<String>,
 }
@@ -326,9 +326,15 @@ impl Handlers<'_> {
             enabled: b.enabled,
             ordered: b.ordered,
         };
-        let w = registry::create(&self.state.db, self.scope, changes, &self.targets()).await?;
+        let (w, secret) = registry::create(
+            &self.state.db,
+            &self.state.keyring,
+            self.scope,
+            changes,
+            &self.targets(),
+        )
+        .await?;
         tracing::info!(scope = ?self.scope, webhook_id = %w.id, "webhook registered");
-        let secret = w.secret.clone();
         Ok(CreatedResp::Created(Json(CreatedWebhook {
             webhook: w.into(),
             secret,
@@ -385,11 +391,8 @@ impl Handlers<'_> {
     }
 
     pub async fn secret(&self, webhook_id: Uuid) -> Result<Json<WebhookSecret>, ApiError> {
-        Ok(Json(
-            registry::get(&self.state.db, self.scope, webhook_id)
-                .await?
-                .into(),
-        ))
+        let w = registry::get(&self.state.db, self.scope, webhook_id).await?;
+        Ok(Json(registry::secrets(&self.state.keyring, &w)?.into()))
     }
 
     pub async fn rotate(
@@ -398,9 +401,16 @@ impl Handlers<'_> {
         overlap_secs: Option<u64>,
     ) -> Result<Json<WebhookSecret>, ApiError> {
         let overlap = overlap_secs.unwrap_or(self.state.settings.webhooks.rotation_overlap_secs);
-        let w = registry::rotate_secret(&self.state.db, self.scope, webhook_id, overlap).await?;
+        let (w, secrets) = registry::rotate_secret(
+            &self.state.db,
+            &self.state.keyring,
+            self.scope,
+            webhook_id,
+            overlap,
+        )
+        .await?;
         tracing::info!(webhook_id = %w.id, overlap_secs = overlap, "webhook secret rotated");
-        Ok(Json(w.into()))
+        Ok(Json(secrets.into()))
     }
 
     pub async fn recover(

@@ -104,6 +104,7 @@ async fn main() -> Result<(), BoxError> {
     for i in 0..webhooks {
         registry::create(
             &db,
+            &Default::default(),
             registry::Scope::Instance(instance.id),
             registry::Changes {
                 url: Some(format!("{receiver_url}/{i}")),

@@ -22,7 +22,8 @@ pub struct Job {
     /// 1-based number of this attempt in the delivery's current run.
     pub attempt: i32,
     pub url: String,
-    pub secrets: Vec<String>,
+    /// The secrets that sign it, or why they could not be opened.
+    pub secrets: Result<Vec<String>, String>,
     pub body: Vec<u8>,
 }
 
@@ -96,9 +97,18 @@ impl Attempter {
     async fn send(&self, r: &mut AttemptResult) -> Result<(), (&'static str, String)> {
         let url = Url::parse(&r.job.url).map_err(|e| ("invalid_url", e.to_string()))?;
         outbound::check_url(&url, &self.targets).map_err(|e| ("blocked", e.to_string()))?;
+        let secrets = match &r.job.secrets {
+            Ok(secrets) => secrets,
+            Err(e) => {
+                // A key missing from the settings can be put back: retry.
+                let msg = e.clone();
+                r.verdict = Verdict::Retry;
+                return Err(("secret_unavailable", msg));
+            }
+        };
         let timestamp = Utc::now().timestamp();
         let signature = signing::signature_header(
-            r.job.secrets.iter().map(String::as_str),
+            secrets.iter().map(String::as_str),
             &r.job.event_id,
             timestamp,
             &r.job.body,

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::attempt::Job;
 use super::registry::live_secrets;
+use crate::sealing::Keyring;
 
 /// A claimed row, before its event and webhook are loaded.
 #[derive(Debug, Clone)]
@@ -75,6 +76,7 @@ pub async fn claim<C: ConnectionTrait>(
 /// rows were claimed and the jobs.
 pub async fn claim_jobs<C: ConnectionTrait>(
     db: &C,
+    keyring: &Keyring,
     token: Uuid,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
@@ -87,7 +89,7 @@ pub async fn claim_jobs<C: ConnectionTrait>(
         let jobs = if rows.is_empty() {
             Vec::new()
         } else {
-            load_jobs(db, &rows).await?
+            load_jobs(db, keyring, &rows).await?
         };
         return Ok((rows.len(), jobs));
     }
@@ -127,7 +129,9 @@ pub async fn claim_jobs<C: ConnectionTrait>(
                 instance_id: event.instance_id,
                 attempt: attempts + 1,
                 url: row.try_get("", "url")?,
-                secrets: live_secrets(
+                secrets: signing_secrets(
+                    keyring,
+                    row.try_get("", "webhook_id")?,
                     row.try_get("", "secret")?,
                     row.try_get("", "previous_secret")?,
                     row.try_get("", "previous_secret_expires_at")?,
@@ -236,7 +240,11 @@ pub async fn release<C: ConnectionTrait>(
 /// Loads the events and webhooks of claimed rows (two queries for the whole
 /// batch) and builds the jobs. Rows whose event or webhook vanished in the
 /// meantime are dropped (a cascade deletes their delivery too).
-pub async fn load_jobs<C: ConnectionTrait>(db: &C, rows: &[ClaimedRow]) -> Result<Vec<Job>, DbErr> {
+pub async fn load_jobs<C: ConnectionTrait>(
+    db: &C,
+    keyring: &Keyring,
+    rows: &[ClaimedRow],
+) -> Result<Vec<Job>, DbErr> {
     let mut event_ids: Vec<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
     event_ids.sort_unstable();
     event_ids.dedup();
@@ -269,7 +277,9 @@ pub async fn load_jobs<C: ConnectionTrait>(db: &C, rows: &[ClaimedRow]) -> Resul
                 event_id: event.id.clone(),
                 attempt: r.attempts + 1,
                 url: hook.url.clone(),
-                secrets: live_secrets(
+                secrets: signing_secrets(
+                    keyring,
+                    hook.id,
                     hook.secret.clone(),
                     hook.previous_secret.clone(),
                     hook.previous_secret_expires_at,
@@ -278,4 +288,24 @@ pub async fn load_jobs<C: ConnectionTrait>(db: &C, rows: &[ClaimedRow]) -> Resul
             })
         })
         .collect())
+}
+
+/// The secrets a job signs with, opened; a secret that cannot be opened
+/// (a key missing from the settings) becomes the job's error, so that one
+/// delivery is retried later instead of the whole batch failing.
+fn signing_secrets(
+    keyring: &Keyring,
+    webhook_id: Uuid,
+    secret: String,
+    previous: Option<String>,
+    previous_until: Option<DateTime<Utc>>,
+) -> Result<Vec<String>, String> {
+    live_secrets(
+        keyring,
+        webhook_id,
+        &secret,
+        previous.as_deref(),
+        previous_until,
+    )
+    .map_err(|e| e.to_string())
 }

@@ -17,6 +17,7 @@ use super::attempt::{AttemptResult, Attempter};
 use super::{claim, complete};
 use crate::config::Settings;
 use crate::outbound::{self, ClientOptions, OutboundError};
+use crate::sealing::Keyring;
 
 /// Most results written in one transaction.
 const WRITE_BATCH: usize = 512;
@@ -26,6 +27,8 @@ pub struct Dispatcher {
     settings: Arc<Settings>,
     notify: Arc<Notify>,
     attempter: Arc<Attempter>,
+    /// Opens the webhook secrets that sign each delivery.
+    keyring: Keyring,
     /// This dispatcher's claims carry it, so its late results never
     /// overwrite a delivery another dispatcher reclaimed after a lease ran out.
     token: Uuid,
@@ -36,6 +39,7 @@ impl Dispatcher {
         db: DatabaseConnection,
         settings: Arc<Settings>,
         notify: Arc<Notify>,
+        keyring: Keyring,
     ) -> Result<Self, OutboundError> {
         let hooks = &settings.webhooks;
         let client = outbound::client(&ClientOptions {
@@ -53,6 +57,7 @@ impl Dispatcher {
             settings,
             notify,
             attempter,
+            keyring,
             token: Uuid::now_v7(),
         })
     }
@@ -149,8 +154,16 @@ impl Dispatcher {
         let now = Utc::now();
         let lease = chrono::Duration::from_std(self.settings.webhooks.lease())
             .unwrap_or(chrono::Duration::seconds(60));
-        let (claimed, jobs) =
-            claim::claim_jobs(&self.db, self.token, now, now + lease, want, &saturated).await?;
+        let (claimed, jobs) = claim::claim_jobs(
+            &self.db,
+            &self.keyring,
+            self.token,
+            now,
+            now + lease,
+            want,
+            &saturated,
+        )
+        .await?;
         let mut give_back = Vec::new();
         for job in jobs {
             let n = per_webhook.entry(job.webhook_id).or_default();

@@ -14,6 +14,8 @@ use uuid::Uuid;
 use super::EventType;
 use super::signing::{self, SigningError};
 use crate::outbound::{self, OutboundError, Targets};
+use crate::sealing::context::WebhookSecret;
+use crate::sealing::{Context, Keyring, SealError};
 
 pub type Webhook = Model;
 
@@ -58,6 +60,8 @@ pub enum WebhookError {
     UnknownEventType(String),
     #[error("signing: {0}")]
     Signing(#[from] SigningError),
+    #[error("webhook secret at rest: {0}")]
+    Sealing(#[from] SealError),
     #[error("database: {0}")]
     Db(#[from] DbErr),
 }
@@ -116,25 +120,31 @@ async fn instance_exists<C: ConnectionTrait>(db: &C, scope: Scope) -> Result<(),
         .ok_or(WebhookError::InstanceNotFound(instance_id))
 }
 
+/// Registers a webhook with a new secret, sealed by `keyring`. Returns the
+/// row as stored and the secret in the clear, to be shown once.
 pub async fn create(
     db: &DatabaseConnection,
+    keyring: &Keyring,
     scope: Scope,
     changes: Changes,
     targets: &Targets,
-) -> Result<Webhook, WebhookError> {
+) -> Result<(Webhook, String), WebhookError> {
     instance_exists(db, scope).await?;
     let url = validate_url(changes.url.as_deref().unwrap_or(""), targets)?;
     let events = validate_events(changes.events.as_deref().unwrap_or(&[]))?;
     let now = Utc::now();
+    let id = Uuid::now_v7();
+    let secret = signing::new_secret()?;
+    let sealed = keyring.seal_text(&secret, &Context::webhook(id, WebhookSecret::Current))?;
     let row = ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(id),
         instance_id: Set(scope.instance_id()),
         url: Set(url.to_string()),
         events: Set(events),
         description: Set(changes.description.flatten()),
         enabled: Set(changes.enabled.unwrap_or(true)),
         ordered: Set(changes.ordered.unwrap_or(false)),
-        secret: Set(signing::new_secret()?),
+        secret: Set(sealed),
         previous_secret: Set(None),
         previous_secret_expires_at: Set(None),
         failing_since: Set(None),
@@ -143,7 +153,7 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    Ok(Entity::insert(row).exec_with_returning(db).await?)
+    Ok((Entity::insert(row).exec_with_returning(db).await?, secret))
 }
 
 pub async fn list(db: &DatabaseConnection, scope: Scope) -> Result<Vec<Webhook>, WebhookError> {
@@ -228,43 +238,99 @@ pub async fn delete(
     Ok(())
 }
 
+/// A webhook's secrets in the clear: the current one, and the previous one
+/// while it still signs.
+pub struct Secrets {
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Opens a stored webhook's secrets.
+pub fn secrets(keyring: &Keyring, w: &Webhook) -> Result<Secrets, WebhookError> {
+    let live = w.previous_secret_expires_at.filter(|t| *t > Utc::now());
+    let previous = match (&w.previous_secret, live) {
+        (Some(p), Some(_)) => Some(open_secret(keyring, w.id, WebhookSecret::Previous, p)?),
+        _ => None,
+    };
+    Ok(Secrets {
+        secret: open_secret(keyring, w.id, WebhookSecret::Current, &w.secret)?,
+        previous_secret: previous,
+        previous_secret_expires_at: live.filter(|_| w.previous_secret.is_some()),
+    })
+}
+
+fn open_secret(
+    keyring: &Keyring,
+    webhook_id: Uuid,
+    column: WebhookSecret,
+    stored: &str,
+) -> Result<String, SealError> {
+    keyring.open_text(stored, &Context::webhook(webhook_id, column))
+}
+
 /// Replaces the secret; the old one keeps signing for `overlap_secs`.
+/// Returns the row as stored and its secrets in the clear.
 pub async fn rotate_secret(
     db: &DatabaseConnection,
+    keyring: &Keyring,
     scope: Scope,
     webhook_id: Uuid,
     overlap_secs: u64,
-) -> Result<Webhook, WebhookError> {
+) -> Result<(Webhook, Secrets), WebhookError> {
     let current = get(db, scope, webhook_id).await?;
     let now = Utc::now();
     let overlap = ChronoDuration::seconds(i64::try_from(overlap_secs).unwrap_or(i64::MAX / 1000));
     let mut row: ActiveModel = current.clone().into();
-    row.secret = Set(signing::new_secret()?);
+    let secret = signing::new_secret()?;
+    row.secret = Set(keyring.seal_text(
+        &secret,
+        &Context::webhook(webhook_id, WebhookSecret::Current),
+    )?);
     if overlap_secs > 0 {
-        row.previous_secret = Set(Some(current.secret));
+        // Sealing binds a value to its column: the old secret is opened and
+        // sealed again as the previous one (with the current key, too).
+        let old = open_secret(keyring, webhook_id, WebhookSecret::Current, &current.secret)?;
+        row.previous_secret = Set(Some(
+            keyring.seal_text(&old, &Context::webhook(webhook_id, WebhookSecret::Previous))?,
+        ));
         row.previous_secret_expires_at = Set(now.checked_add_signed(overlap));
     } else {
         row.previous_secret = Set(None);
         row.previous_secret_expires_at = Set(None);
     }
     row.updated_at = Set(now);
-    Ok(Entity::update(row).exec(db).await?)
+    let stored = Entity::update(row).exec(db).await?;
+    let secrets = secrets(keyring, &stored)?;
+    Ok((stored, secrets))
 }
 
 /// The secrets that sign a delivery now: the current one, then the previous
-/// one while its overlap lasts.
+/// one while its overlap lasts, opened with `keyring`.
 pub fn live_secrets(
-    secret: String,
-    previous: Option<String>,
+    keyring: &Keyring,
+    webhook_id: Uuid,
+    secret: &str,
+    previous: Option<&str>,
     previous_until: Option<DateTime<Utc>>,
-) -> Vec<String> {
-    let mut out = vec![secret];
+) -> Result<Vec<String>, SealError> {
+    let mut out = vec![open_secret(
+        keyring,
+        webhook_id,
+        WebhookSecret::Current,
+        secret,
+    )?];
     if let (Some(prev), Some(until)) = (previous, previous_until)
         && until > Utc::now()
     {
-        out.push(prev);
+        out.push(open_secret(
+            keyring,
+            webhook_id,
+            WebhookSecret::Previous,
+            prev,
+        )?);
     }
-    out
+    Ok(out)
 }
 
 /// Disables a webhook with a reason (410, or failing too long). Returns

@@ -35,7 +35,7 @@ pub(crate) struct Running {
     child: Child,
     pub(crate) addr: SocketAddr,
     /// Every line the process has printed on stdout so far.
-    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub(crate) lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Starts the server and waits (up to a deadline) for the log line that

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
+use wagate::sealing::Keyring;
 use wagate::whatsapp::store::{SeaStore, wipe_device};
 use whatsapp_rust::store::traits::Backend;
 use whatsapp_rust::wacore::appstate::hash::HashState;
@@ -545,7 +546,12 @@ async fn our_store_answers_like_the_reference() {
     let oracle = scenarios(&InMemoryBackend::new()).await;
     let test_db = TestDb::new().await;
     let db = test_db.connect().await;
-    let ours = scenarios(&SeaStore::new(db.clone(), instance(&db).await)).await;
+    let ours = scenarios(&SeaStore::new(
+        db.clone(),
+        instance(&db).await,
+        Keyring::default(),
+    ))
+    .await;
     assert!(
         oracle.len() > 80,
         "the suite exercises the traits: {}",
@@ -557,14 +563,25 @@ async fn our_store_answers_like_the_reference() {
     assert_eq!(ours.len(), oracle.len());
 }
 
+/// The same answers with every value sealed at rest.
+#[tokio::test]
+async fn our_sealed_store_answers_like_the_reference() {
+    let oracle = scenarios(&InMemoryBackend::new()).await;
+    let test_db = TestDb::new().await;
+    let db = test_db.connect().await;
+    let keyring = Keyring::new(Some(&[7; 32]), &[]).expect("keyring");
+    let ours = scenarios(&SeaStore::new(db.clone(), instance(&db).await, keyring)).await;
+    assert_eq!(ours, oracle);
+}
+
 #[tokio::test]
 async fn instances_never_see_each_others_rows() {
     let test_db = TestDb::new().await;
     let db = test_db.connect().await;
     let (a_id, b_id) = (instance(&db).await, instance(&db).await);
     let (a, b) = (
-        SeaStore::new(db.clone(), a_id),
-        SeaStore::new(db.clone(), b_id),
+        SeaStore::new(db.clone(), a_id, Keyring::default()),
+        SeaStore::new(db.clone(), b_id, Keyring::default()),
     );
     use whatsapp_rust::wacore::store::traits::{DeviceStore, ProtocolStore, SignalStore};
     a.put_identity("111@s.whatsapp.net", [1; 32])
@@ -604,7 +621,7 @@ async fn a_sent_message_is_taken_once_under_concurrency() {
     use whatsapp_rust::wacore::store::traits::ProtocolStore;
     let test_db = TestDb::new().await;
     let db = test_db.connect().await;
-    let store = SeaStore::new(db.clone(), instance(&db).await);
+    let store = SeaStore::new(db.clone(), instance(&db).await, Keyring::default());
     for round in 0..5 {
         let id = format!("m{round}");
         store
@@ -632,7 +649,7 @@ async fn deleting_an_instance_deletes_its_keys_and_devices_survive_restarts() {
     let test_db = TestDb::new().await;
     let db = test_db.connect().await;
     let id = instance(&db).await;
-    let store = SeaStore::new(db.clone(), id);
+    let store = SeaStore::new(db.clone(), id, Keyring::default());
     store.create().await.expect("create");
     store.put_session("a.0", b"s").await.expect("session");
     let before = serde_json::to_string(&store.load().await.expect("load")).expect("json");
@@ -640,7 +657,7 @@ async fn deleting_an_instance_deletes_its_keys_and_devices_survive_restarts() {
 
     // A new pool, as after a restart.
     let db = test_db.connect().await;
-    let store = SeaStore::new(db.clone(), id);
+    let store = SeaStore::new(db.clone(), id, Keyring::default());
     let after = serde_json::to_string(&store.load().await.expect("load")).expect("json");
     assert_eq!(after, before, "the device reads back identically");
 
@@ -663,7 +680,7 @@ async fn a_person_named_by_lid_gets_their_number_from_the_store() {
     use whatsapp_rust::wacore::store::traits::ProtocolStore;
     let test_db = TestDb::new().await;
     let db = test_db.connect().await;
-    let store = SeaStore::new(db.clone(), instance(&db).await);
+    let store = SeaStore::new(db.clone(), instance(&db).await, Keyring::default());
     store
         .put_lid_mapping(&mapping("98765432101234", "6281299990000"))
         .await
@@ -692,7 +709,7 @@ async fn prekeys_remember_whether_they_were_uploaded() {
     let test_db = TestDb::new().await;
     let db = test_db.connect().await;
     let id = instance(&db).await;
-    let store = SeaStore::new(db.clone(), id);
+    let store = SeaStore::new(db.clone(), id, Keyring::default());
     store.store_prekey(1, b"a", false).await.expect("store");
     store.store_prekey(2, b"b", false).await.expect("store");
     store.mark_prekeys_uploaded(&[2, 3]).await.expect("mark");

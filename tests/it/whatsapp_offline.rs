@@ -27,7 +27,7 @@ fn unreachable_url() -> String {
 
 async fn real_app(db: TestDb) -> (TestApp, Arc<WhatsAppEngine>, Arc<SeaBackends>) {
     let url = unreachable_url();
-    let backends = Arc::new(SeaBackends::new(db.connect().await));
+    let backends = Arc::new(SeaBackends::new(db.connect().await, Default::default()));
     let settings = settings_with(&db, |f| {
         f.merge(("whatsapp.ws_url", url.as_str()))
             .merge(("whatsapp.answer_timeout_secs", 10))

@@ -8,14 +8,21 @@ use whatsapp_rust::wacore::store::Device;
 use whatsapp_rust::wacore::store::error::Result;
 use whatsapp_rust::wacore::store::traits::DeviceStore;
 
-use super::{SeaStore, db_error, from_json, open, seal, to_json};
+use super::{SeaStore, db_error, from_json, sealing_error, to_json};
+use crate::sealing::Context;
 
 #[async_trait]
 impl DeviceStore for SeaStore {
     async fn save(&self, device: &Device) -> Result<()> {
+        let ctx = Context::device(self.kv.instance_id);
+        let data = self
+            .kv
+            .keyring
+            .seal(&to_json(device)?, &ctx)
+            .map_err(sealing_error)?;
         let row = ActiveModel {
             instance_id: Set(self.kv.instance_id),
-            data: Set(seal(&to_json(device)?)),
+            data: Set(data),
         };
         Entity::insert(row)
             .on_conflict(
@@ -35,7 +42,15 @@ impl DeviceStore for SeaStore {
             .await
             .map_err(db_error)?
         {
-            Some(row) => Ok(Some(from_json(&open(row.data))?)),
+            Some(row) => {
+                let ctx = Context::device(self.kv.instance_id);
+                let data = self
+                    .kv
+                    .keyring
+                    .open(row.data, &ctx)
+                    .map_err(sealing_error)?;
+                Ok(Some(from_json(&data)?))
+            }
             None => Ok(None),
         }
     }

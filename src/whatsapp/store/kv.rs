@@ -10,7 +10,8 @@ use sea_orm::{
 use uuid::Uuid;
 use whatsapp_rust::wacore::store::error::StoreError;
 
-use super::{db_error, open, seal};
+use super::{db_error, sealing_error};
+use crate::sealing::{Context, Keyring};
 
 /// A row to write.
 pub struct Row<'a> {
@@ -42,29 +43,39 @@ pub struct Entry {
     pub flag: bool,
 }
 
-impl From<Model> for Entry {
-    fn from(m: Model) -> Self {
-        Self {
-            key: m.key,
-            value: open(m.value),
-            n1: m.n1,
-            n2: m.n2,
-            flag: m.flag,
-        }
-    }
-}
-
 #[derive(Clone)]
 pub struct Kv {
     pub db: DatabaseConnection,
     pub instance_id: Uuid,
+    /// Seals every value on the way in and opens it on the way out; the
+    /// keys, spaces and numbers stay plain so the store can query them.
+    pub keyring: Keyring,
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
 
 impl Kv {
-    pub fn new(db: DatabaseConnection, instance_id: Uuid) -> Self {
-        Self { db, instance_id }
+    pub fn new(db: DatabaseConnection, instance_id: Uuid, keyring: Keyring) -> Self {
+        Self {
+            db,
+            instance_id,
+            keyring,
+        }
+    }
+
+    fn entry(&self, m: Model) -> Result<Entry> {
+        let ctx = Context::kv(self.instance_id, &m.space, &m.key);
+        Ok(Entry {
+            value: self.keyring.open(m.value, &ctx).map_err(sealing_error)?,
+            key: m.key,
+            n1: m.n1,
+            n2: m.n2,
+            flag: m.flag,
+        })
+    }
+
+    fn entries(&self, rows: Vec<Model>) -> Result<Vec<Entry>> {
+        rows.into_iter().map(|m| self.entry(m)).collect()
     }
 
     fn mine(&self, space: &str) -> Condition {
@@ -73,16 +84,17 @@ impl Kv {
             .add(Column::Space.eq(space))
     }
 
-    fn active(&self, space: &str, row: &Row<'_>) -> ActiveModel {
-        ActiveModel {
+    fn active(&self, space: &str, row: &Row<'_>) -> Result<ActiveModel> {
+        let ctx = Context::kv(self.instance_id, space, row.key);
+        Ok(ActiveModel {
             instance_id: Set(self.instance_id),
             space: Set(space.to_owned()),
             key: Set(row.key.to_owned()),
-            value: Set(seal(row.value)),
+            value: Set(self.keyring.seal(row.value, &ctx).map_err(sealing_error)?),
             n1: Set(row.n1),
             n2: Set(row.n2),
             flag: Set(row.flag),
-        }
+        })
     }
 
     /// Inserts or replaces rows, on `conn` (a transaction, or the pool).
@@ -94,7 +106,10 @@ impl Kv {
     ) -> Result<()> {
         // Bounded batches keep each statement under the backends' parameter limits.
         for chunk in rows.chunks(200) {
-            let models = chunk.iter().map(|r| self.active(space, r));
+            let models = chunk
+                .iter()
+                .map(|r| self.active(space, r))
+                .collect::<Result<Vec<_>>>()?;
             Entity::insert_many(models)
                 .on_conflict(
                     OnConflict::columns([Column::InstanceId, Column::Space, Column::Key])
@@ -122,12 +137,13 @@ impl Kv {
         space: &str,
         key: &str,
     ) -> Result<Option<Entry>> {
-        Ok(Entity::find()
+        Entity::find()
             .filter(self.mine(space).add(Column::Key.eq(key)))
             .one(conn)
             .await
             .map_err(db_error)?
-            .map(Into::into))
+            .map(|m| self.entry(m))
+            .transpose()
     }
 
     pub async fn get(&self, space: &str, key: &str) -> Result<Option<Entry>> {
@@ -149,7 +165,7 @@ impl Kv {
                 .all(&self.db)
                 .await
                 .map_err(db_error)?;
-            out.extend(rows.into_iter().map(Entry::from));
+            out.extend(self.entries(rows)?);
         }
         Ok(out)
     }
@@ -168,16 +184,15 @@ impl Kv {
 
     /// Every row of a space, by `n1` then key.
     pub async fn list(&self, space: &str) -> Result<Vec<Entry>> {
-        Ok(Entity::find()
-            .filter(self.mine(space))
-            .order_by_asc(Column::N1)
-            .order_by_asc(Column::Key)
-            .all(&self.db)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        self.entries(
+            Entity::find()
+                .filter(self.mine(space))
+                .order_by_asc(Column::N1)
+                .order_by_asc(Column::Key)
+                .all(&self.db)
+                .await
+                .map_err(db_error)?,
+        )
     }
 
     /// Up to `limit` rows of a space that `extra` selects.
@@ -187,15 +202,14 @@ impl Kv {
         extra: Condition,
         limit: Option<u64>,
     ) -> Result<Vec<Entry>> {
-        Ok(Entity::find()
-            .filter(self.mine(space).add(extra))
-            .limit(limit)
-            .all(&self.db)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        self.entries(
+            Entity::find()
+                .filter(self.mine(space).add(extra))
+                .limit(limit)
+                .all(&self.db)
+                .await
+                .map_err(db_error)?,
+        )
     }
 
     pub async fn delete_on<C: ConnectionTrait>(
@@ -246,16 +260,19 @@ impl Kv {
         else {
             return Ok(None);
         };
+        // Opened before the delete: a value that cannot be opened stays.
+        let stored = row.value.clone();
+        let value = self.entry(row)?.value;
         let deleted = Entity::delete_many()
             .filter(
                 self.mine(space)
                     .add(Column::Key.eq(key))
-                    .add(Column::Value.eq(row.value.clone())),
+                    .add(Column::Value.eq(stored)),
             )
             .exec(&self.db)
             .await
             .map_err(db_error)?;
-        Ok((deleted.rows_affected == 1).then(|| open(row.value)))
+        Ok((deleted.rows_affected == 1).then_some(value))
     }
 
     pub async fn max_n1(&self, space: &str) -> Result<Option<i64>> {

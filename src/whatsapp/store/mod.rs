@@ -19,6 +19,7 @@ use whatsapp_rust::wacore::store::error::StoreError;
 
 use super::BackendSource;
 use crate::engine::EngineError;
+use crate::sealing::{Keyring, SealError};
 
 pub(crate) use kv::Kv;
 
@@ -29,9 +30,10 @@ pub struct SeaStore {
 }
 
 impl SeaStore {
-    pub fn new(db: DatabaseConnection, instance_id: Uuid) -> Self {
+    /// `keyring` seals what the store writes; an empty one stores it plain.
+    pub fn new(db: DatabaseConnection, instance_id: Uuid, keyring: Keyring) -> Self {
         Self {
-            kv: Kv::new(db, instance_id),
+            kv: Kv::new(db, instance_id, keyring),
         }
     }
 }
@@ -39,18 +41,23 @@ impl SeaStore {
 /// Every instance's store on one database.
 pub struct SeaBackends {
     db: DatabaseConnection,
+    keyring: Keyring,
 }
 
 impl SeaBackends {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, keyring: Keyring) -> Self {
+        Self { db, keyring }
     }
 }
 
 #[async_trait]
 impl BackendSource for SeaBackends {
     fn backend(&self, instance_id: Uuid) -> Arc<dyn Backend> {
-        Arc::new(SeaStore::new(self.db.clone(), instance_id))
+        Arc::new(SeaStore::new(
+            self.db.clone(),
+            instance_id,
+            self.keyring.clone(),
+        ))
     }
 
     async fn wipe(&self, instance_id: Uuid) -> Result<(), EngineError> {
@@ -73,14 +80,10 @@ pub async fn wipe_device(db: &DatabaseConnection, instance_id: Uuid) -> Result<(
     Ok(())
 }
 
-/// The one place key material passes on its way to and from the database;
-/// encryption at rest goes here.
-pub(crate) fn seal(plain: &[u8]) -> Vec<u8> {
-    plain.to_vec()
-}
-
-pub(crate) fn open(stored: Vec<u8>) -> Vec<u8> {
-    stored
+/// A value that cannot be opened (unknown key, tampered or moved row) is an
+/// error of the store, never bytes handed on as if they were the value.
+pub(crate) fn sealing_error(e: SealError) -> StoreError {
+    StoreError::Validation(format!("encryption at rest: {e}"))
 }
 
 pub(crate) fn db_error(e: DbErr) -> StoreError {
