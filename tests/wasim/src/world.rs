@@ -1,0 +1,176 @@
+//! Everything the simulated WhatsApp knows: accounts and their devices, the
+//! directory of registered numbers, live connections and the switches a
+//! test flips. One mutex, never held across an await.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc};
+use wacore_binary::Node;
+use wacore_libsignal::protocol::KeyPair;
+
+pub type ConnId = u64;
+
+/// What the writer task of a connection is asked to do.
+#[derive(Debug)]
+pub enum Outbound {
+    Node(Node),
+    /// Flush and close the WebSocket.
+    Close,
+}
+
+/// Something that happened, for tests to await instead of sleeping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimEvent {
+    /// A registration connection asked for QR refs.
+    PairingStarted { conn: ConnId },
+    /// The companion signed its identity: pairing is complete.
+    Paired { phone: String, device: u16 },
+    /// A paired device logged in (`<success>` sent).
+    LoggedIn { phone: String, device: u16 },
+    /// A login was refused with `<failure>`.
+    LoginRefused { phone: String, device: u16 },
+    /// A connection ended.
+    Disconnected { conn: ConnId },
+    /// A device uploaded its prekeys.
+    PreKeysUploaded { phone: String, device: u16 },
+    /// A device sent a message stanza (its id and recipient).
+    MessageSent { phone: String, id: String, to: String },
+}
+
+/// A companion device of an account.
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub noise_pub: [u8; 32],
+    pub identity_pub: [u8; 32],
+    pub registration_id: u32,
+    pub signed_prekey: Option<SignedPreKey>,
+    pub prekeys: Vec<(u32, Vec<u8>)>,
+    pub conn: Option<ConnId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SignedPreKey {
+    pub id: u32,
+    pub public: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+/// A WhatsApp account: a phone number with its primary phone (device 0,
+/// simulated) and linked companions.
+pub struct Account {
+    pub phone: String,
+    pub lid: String,
+    /// The account's identity key, held by the phone.
+    pub identity: KeyPair,
+    pub next_device: u16,
+    pub devices: BTreeMap<u16, Device>,
+}
+
+/// A connection that registers a new companion (shows QR codes).
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub noise_pub: [u8; 32],
+    pub identity_pub: [u8; 32],
+    pub registration_id: u32,
+    pub signed_prekey: Option<SignedPreKey>,
+    pub refs: Vec<String>,
+    /// Set once the phone scanned: which device this connection becomes.
+    pub pairing: Option<(String, u16)>,
+}
+
+pub struct Conn {
+    pub tx: mpsc::UnboundedSender<Outbound>,
+    pub role: Role,
+}
+
+pub enum Role {
+    Registering(Registration),
+    Device { phone: String, device: u16 },
+}
+
+#[derive(Default)]
+pub struct State {
+    pub accounts: HashMap<String, Account>,
+    /// Numbers on WhatsApp that are not accounts with companions here.
+    pub directory: HashSet<String>,
+    pub conns: HashMap<ConnId, Conn>,
+    /// Numbers whose logins get `<failure reason=code>`.
+    pub refuse_logins: HashMap<String, u16>,
+    pub delay: Duration,
+}
+
+pub struct World {
+    state: Mutex<State>,
+    next_id: AtomicU64,
+    pub events: broadcast::Sender<SimEvent>,
+}
+
+impl World {
+    pub fn new() -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Self {
+            state: Mutex::new(State::default()),
+            next_id: AtomicU64::new(1),
+            events,
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not take the whole simulator down with it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn emit(&self, event: SimEvent) {
+        tracing::debug!(?event, "sim event");
+        let _ = self.events.send(event);
+    }
+
+    /// Sends a node on a connection; false when it is gone.
+    pub fn send(&self, conn: ConnId, node: Node) -> bool {
+        self.lock()
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.tx.send(Outbound::Node(node)).is_ok())
+    }
+
+    pub fn close(&self, conn: ConnId) {
+        if let Some(c) = self.lock().conns.get(&conn) {
+            let _ = c.tx.send(Outbound::Close);
+        }
+    }
+}
+
+impl State {
+    /// Whether a number is on WhatsApp: an account or a directory entry.
+    pub fn is_registered(&self, phone: &str) -> bool {
+        self.accounts.contains_key(phone) || self.directory.contains(phone)
+    }
+
+    /// The account of a number, created on first use (the phone scanning a
+    /// QR code, or a contact the simulator plays).
+    pub fn account(&mut self, phone: &str, next_id: u64) -> &mut Account {
+        self.accounts
+            .entry(phone.to_owned())
+            .or_insert_with(|| Account {
+                phone: phone.to_owned(),
+                // A LID is another opaque user number; derive a stable one.
+                lid: format!("{}", 100_000_000_000_000u64 + next_id),
+                identity: KeyPair::generate(&mut rand::rng()),
+                next_device: 1,
+                devices: BTreeMap::new(),
+            })
+    }
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new()
+    }
+}
