@@ -2,8 +2,9 @@
 //! result, which the client treats as "nothing to report".
 
 use wacore_binary::Node;
+use wacore_binary::builder::NodeBuilder;
 
-use crate::nodes::{attr, child, result_to};
+use crate::nodes::{SERVER, attr, child, result_to};
 use crate::session::Session;
 
 pub fn handle(session: &mut Session, node: &Node) {
@@ -16,6 +17,22 @@ pub fn handle(session: &mut Session, node: &Node) {
                 session.finish_pairing(node);
             }
         }
+        ("set", "passive") => {
+            session.reply(result_to(node).build());
+            if child(node, "active").is_some() {
+                // Leaving passive mode starts offline delivery; the client
+                // waits for its end before it reports Connected. Nothing is
+                // queued offline here.
+                session.reply(
+                    NodeBuilder::new("ib")
+                        .attr("from", SERVER)
+                        .children([NodeBuilder::new("offline").attr("count", "0").build()])
+                        .build(),
+                );
+            }
+        }
+        ("set", "w:sync:app:state") => session.reply(crate::appstate::answer(node)),
+        ("set", "encrypt") => crate::prekeys::upload(session, node),
         _ => session.reply(result_to(node).build()),
     }
 }

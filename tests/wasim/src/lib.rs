@@ -5,6 +5,7 @@
 //! receipts against it. Tests drive the "phone" and the world through
 //! [`Sim`]. Test and benchmark use only.
 
+mod appstate;
 mod cert;
 mod conn;
 pub mod error;
@@ -12,6 +13,7 @@ mod handshake;
 mod iq;
 mod nodes;
 pub mod phone;
+mod prekeys;
 mod server;
 mod session;
 mod wire;

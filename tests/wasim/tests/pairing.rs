@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasim::Sim;
-use whatsapp_rust::store::InMemoryBackend;
+use whatsapp_rust::wacore::store::InMemoryBackend;
 use whatsapp_rust::types::events::Event;
 
 const WAIT: Duration = Duration::from_secs(60);
