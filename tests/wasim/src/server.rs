@@ -1,10 +1,12 @@
 //! The listening side: accepts TCP connections on loopback and runs each
 //! as its own task, so one broken client never stops the others.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use wacore_libsignal::protocol::KeyPair;
 
 use crate::world::World;
@@ -15,11 +17,13 @@ pub struct Shared {
     /// The server's static Noise key, certified by `cert_chain`.
     pub noise_key: KeyPair,
     pub cert_chain: Vec<u8>,
+    pub media: crate::web::MediaStore,
+    addr: SocketAddr,
     iq_seq: AtomicU64,
 }
 
 impl Shared {
-    pub fn new(world: Arc<World>) -> Self {
+    pub fn new(world: Arc<World>, addr: SocketAddr) -> Self {
         let noise_key = KeyPair::generate(&mut rand::rng());
         let public: [u8; 32] = noise_key
             .public_key
@@ -30,8 +34,15 @@ impl Shared {
             world,
             cert_chain: crate::cert::chain_for(&public),
             noise_key,
+            media: Default::default(),
+            addr,
             iq_seq: AtomicU64::new(1),
         }
+    }
+
+    /// `host:port` of the simulator (WebSocket and HTTP alike).
+    pub fn http_authority(&self) -> String {
+        self.addr.to_string()
     }
 
     /// Ids of server-initiated IQs.
@@ -47,8 +58,12 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 let _ = tcp.set_nodelay(true);
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = crate::conn::serve(shared, tcp).await {
-                        tracing::debug!(%peer, error = %e, "connection ended");
+                    if is_websocket(&tcp).await {
+                        if let Err(e) = crate::conn::serve(shared, tcp).await {
+                            tracing::debug!(%peer, error = %e, "connection ended");
+                        }
+                    } else if let Err(e) = crate::web::serve(shared, tcp).await {
+                        tracing::debug!(%peer, error = %e, "http connection ended");
                     }
                 });
             }
@@ -58,5 +73,23 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// Whether the request waiting on `tcp` asks for a WebSocket upgrade; the
+/// bytes stay in the socket for whoever serves it.
+async fn is_websocket(tcp: &TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let Ok(Ok(n)) = tokio::time::timeout_at(deadline, tcp.peek(&mut buf)).await else {
+            return false;
+        };
+        let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+        if head.contains("\r\n\r\n") || n == buf.len() || n == 0 {
+            return head.contains("upgrade: websocket");
+        }
+        // Only part of the head has arrived: wait for more.
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
