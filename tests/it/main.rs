@@ -9,6 +9,8 @@ mod pairing;
 mod process;
 mod receiver;
 mod scheduler;
+#[cfg(feature = "sim")]
+mod sim_e2e;
 mod system;
 mod wa_store;
 mod webhook_crash;
