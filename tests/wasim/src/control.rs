@@ -39,12 +39,12 @@ pub fn scan_qr(shared: &Shared, qr: &str, phone: &str) -> Result<String> {
             "the QR keys are not those of the connection that shows it".into(),
         ));
     }
-    let account = state.account(phone, id);
+    let account = state.account(phone, id)?;
     let device = account.next_device;
     account.next_device += 1;
     let lid = account.lid.clone();
     let identity = phone::device_identity(
-        &account.identity,
+        &account.keys.identity,
         &code.identity_pub,
         &code.adv_secret,
         device,
@@ -79,20 +79,15 @@ pub fn scan_qr(shared: &Shared, qr: &str, phone: &str) -> Result<String> {
     Ok(jid)
 }
 
-pub fn register_number(shared: &Shared, phone: &str) {
-    shared.world.lock().directory.insert(phone.to_owned());
+/// Puts a number on WhatsApp: an account whose phone the simulator plays.
+pub fn register_number(shared: &Shared, phone: &str) -> Result<()> {
+    let id = shared.world.next_id();
+    shared.world.lock().account(phone, id).map(|_| ())
 }
 
 pub fn registered_numbers(shared: &Shared) -> Vec<String> {
-    let state = shared.world.lock();
-    let mut numbers: Vec<String> = state
-        .accounts
-        .keys()
-        .chain(state.directory.iter())
-        .cloned()
-        .collect();
+    let mut numbers: Vec<String> = shared.world.lock().accounts.keys().cloned().collect();
     numbers.sort();
-    numbers.dedup();
     numbers
 }
 
@@ -114,6 +109,13 @@ fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str> {
         .ok_or_else(|| SimError::BadRequest(format!("missing string field `{name}`")))
 }
 
+fn device_field(body: &Value) -> Result<u16> {
+    body.get("device")
+        .and_then(Value::as_u64)
+        .and_then(|d| u16::try_from(d).ok())
+        .ok_or_else(|| SimError::BadRequest("missing numeric field `device`".into()))
+}
+
 /// The `/control/*` routes: JSON in, JSON out.
 pub async fn http(
     shared: &Shared,
@@ -132,10 +134,9 @@ pub async fn http(
     };
     let outcome: Result<Value> = match (method, path) {
         (&Method::GET, "/control/numbers") => Ok(json!(registered_numbers(shared))),
-        (&Method::POST, "/control/numbers") => field(&parsed, "phone").map(|p| {
-            register_number(shared, p);
-            json!({})
-        }),
+        (&Method::POST, "/control/numbers") => field(&parsed, "phone")
+            .and_then(|p| register_number(shared, p))
+            .map(|()| json!({})),
         (&Method::POST, "/control/scan") => field(&parsed, "qr")
             .and_then(|qr| scan_qr(shared, qr, field(&parsed, "phone")?))
             .map(|jid| json!({ "jid": jid })),
@@ -149,6 +150,18 @@ pub async fn http(
             delay(shared, Duration::from_millis(millis));
             Ok(json!({}))
         }
+        (&Method::POST, "/control/deliver") => field(&parsed, "id")
+            .and_then(|id| receipt(shared, id, None))
+            .map(|()| json!({})),
+        (&Method::POST, "/control/read") => field(&parsed, "id")
+            .and_then(|id| receipt(shared, id, Some("read")))
+            .map(|()| json!({})),
+        (&Method::POST, "/control/unlink") => field(&parsed, "phone")
+            .and_then(|p| unlink(shared, p, device_field(&parsed)?))
+            .map(|()| json!({})),
+        (&Method::POST, "/control/drop") => field(&parsed, "phone")
+            .and_then(|p| drop_connection(shared, p, device_field(&parsed)?))
+            .map(|()| json!({})),
         _ => Err(SimError::NotFound(format!("{method} {path}"))),
     };
     match outcome {
@@ -156,4 +169,90 @@ pub async fn http(
         Err(e @ SimError::NotFound(_)) => reply(StatusCode::NOT_FOUND, json!({ "error": e.to_string() })),
         Err(e) => reply(StatusCode::BAD_REQUEST, json!({ "error": e.to_string() })),
     }
+}
+
+/// The recipient of message `id` reports it `delivered` (None) or `read`.
+pub fn receipt(shared: &Shared, id: &str, kind: Option<&str>) -> Result<()> {
+    let world = &shared.world;
+    let state = world.lock();
+    let sent = state
+        .sent
+        .get(id)
+        .cloned()
+        .ok_or_else(|| SimError::NotFound(format!("no message {id}")))?;
+    let conn = state
+        .accounts
+        .get(&sent.phone)
+        .and_then(|a| a.devices.get(&sent.device))
+        .and_then(|d| d.conn)
+        .ok_or_else(|| SimError::NotFound(format!("{}:{} is offline", sent.phone, sent.device)))?;
+    // Receipts name the recipient as it was addressed (phone or LID).
+    let from = match state.find_user(&sent.to) {
+        Some(a) if a.lid == sent.to => format!("{}@lid", a.lid),
+        _ => format!("{}@s.whatsapp.net", sent.to),
+    };
+    drop(state);
+    let mut node = NodeBuilder::new("receipt")
+        .attr("id", id)
+        .attr("from", from)
+        .attr("t", now_secs().to_string());
+    if let Some(kind) = kind {
+        node = node.attr("type", kind);
+    }
+    world.send(conn, node.build());
+    Ok(())
+}
+
+/// The connection of device `phone:device`, if it is online.
+fn conn_of(shared: &Shared, phone: &str, device: u16) -> Result<u64> {
+    shared
+        .world
+        .lock()
+        .accounts
+        .get(phone)
+        .and_then(|a| a.devices.get(&device))
+        .and_then(|d| d.conn)
+        .ok_or_else(|| SimError::NotFound(format!("{phone}:{device} is offline")))
+}
+
+/// The phone removes companion `device`: it is forgotten, and if online it
+/// gets the stream error WhatsApp sends to removed devices.
+pub fn unlink(shared: &Shared, phone: &str, device: u16) -> Result<()> {
+    let removed = shared
+        .world
+        .lock()
+        .accounts
+        .get_mut(phone)
+        .and_then(|a| a.devices.remove(&device))
+        .ok_or_else(|| SimError::NotFound(format!("no device {phone}:{device}")))?;
+    if let Some(conn) = removed.conn {
+        shared.world.send(
+            conn,
+            NodeBuilder::new("stream:error")
+                .children([NodeBuilder::new("conflict").attr("type", "device_removed").build()])
+                .build(),
+        );
+        shared.world.close(conn);
+    }
+    Ok(())
+}
+
+/// Closes the socket of `phone:device` without a word, as a network drop.
+pub fn drop_connection(shared: &Shared, phone: &str, device: u16) -> Result<()> {
+    let conn = conn_of(shared, phone, device)?;
+    shared.world.close(conn);
+    Ok(())
+}
+
+/// Sends `<stream:error code=..>` to `phone:device`, then closes.
+pub fn stream_error(shared: &Shared, phone: &str, device: u16, code: u16) -> Result<()> {
+    let conn = conn_of(shared, phone, device)?;
+    shared.world.send(
+        conn,
+        NodeBuilder::new("stream:error")
+            .attr("code", code.to_string())
+            .build(),
+    );
+    shared.world.close(conn);
+    Ok(())
 }

@@ -33,6 +33,14 @@ pub fn handle(session: &mut Session, node: &Node) {
         }
         ("set", "w:sync:app:state") => session.reply(crate::appstate::answer(node)),
         ("set", "encrypt") => crate::prekeys::upload(session, node),
+        ("get", "encrypt") => {
+            let answer = crate::prekeys::fetch(&mut session.shared.world.lock(), node);
+            session.reply(answer);
+        }
+        ("get", "usync") => {
+            let answer = crate::usync::answer(&session.shared.world.lock(), node);
+            session.reply(answer);
+        }
         _ => session.reply(result_to(node).build()),
     }
 }

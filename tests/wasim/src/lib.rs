@@ -12,11 +12,14 @@ mod control;
 pub mod error;
 mod handshake;
 mod iq;
+mod keys;
+mod messages;
 mod nodes;
 pub mod phone;
 mod prekeys;
 mod server;
 mod session;
+mod usync;
 mod web;
 mod wire;
 pub mod world;
@@ -76,8 +79,8 @@ impl Sim {
     }
 
     /// Puts a number in the directory (on WhatsApp, no companion here).
-    pub fn register_number(&self, phone: &str) {
-        control::register_number(&self.shared, phone);
+    pub fn register_number(&self, phone: &str) -> Result<()> {
+        control::register_number(&self.shared, phone)
     }
 
     /// Numbers on WhatsApp: accounts and directory entries.
@@ -99,5 +102,51 @@ impl Sim {
     /// Delays every answer by `delay`.
     pub fn delay(&self, delay: Duration) {
         control::delay(&self.shared, delay);
+    }
+
+    /// The recipient of message `id` reports it delivered.
+    pub fn deliver(&self, id: &str) -> Result<()> {
+        control::receipt(&self.shared, id, None)
+    }
+
+    /// The recipient of message `id` reports it read.
+    pub fn read(&self, id: &str) -> Result<()> {
+        control::receipt(&self.shared, id, Some("read"))
+    }
+
+    /// The phone of `phone` removes its companion `device`.
+    pub fn unlink(&self, phone: &str, device: u16) -> Result<()> {
+        control::unlink(&self.shared, phone, device)
+    }
+
+    /// Drops the socket of `phone:device` without a word.
+    pub fn drop_connection(&self, phone: &str, device: u16) -> Result<()> {
+        control::drop_connection(&self.shared, phone, device)
+    }
+
+    /// Sends `<stream:error code>` to `phone:device` and closes.
+    pub fn stream_error(&self, phone: &str, device: u16, code: u16) -> Result<()> {
+        control::stream_error(&self.shared, phone, device, code)
+    }
+
+    /// Waits for the first event `pick` accepts on `events`, up to `within`.
+    pub async fn wait_for<T>(
+        events: &mut broadcast::Receiver<SimEvent>,
+        within: Duration,
+        mut pick: impl FnMut(&SimEvent) -> Option<T>,
+    ) -> Result<T> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Ok(event)) => {
+                    if let Some(found) = pick(&event) {
+                        return Ok(found);
+                    }
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Err(broadcast::error::RecvError::Closed)) => return Err(SimError::Closed),
+                Err(_) => return Err(SimError::NotFound(format!("no such event within {within:?}"))),
+            }
+        }
     }
 }

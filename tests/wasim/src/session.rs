@@ -193,6 +193,8 @@ impl Session {
         }
         match node.tag.as_ref() {
             "iq" => iq::handle(self, &node),
+            "message" => crate::messages::from_device(self, &node),
+            "receipt" | "notification" | "call" => crate::messages::acknowledge(self, &node),
             _ => {}
         }
     }
@@ -220,8 +222,13 @@ impl Session {
             tracing::warn!(conn = self.conn, id = ?attr(request, "id"), "pairing answer without signature");
             return;
         }
-        let id = world.next_id();
-        let account = state.account(&phone, id);
+        let Some(account) = state.accounts.get_mut(&phone) else {
+            return;
+        };
+        let signed_identity = child(request, "pair-device-sign")
+            .and_then(|s| child(s, "device-identity"))
+            .and_then(crate::nodes::bytes)
+            .map(<[u8]>::to_vec);
         account.devices.insert(
             device,
             crate::world::Device {
@@ -230,6 +237,7 @@ impl Session {
                 registration_id: registration.registration_id,
                 signed_prekey: registration.signed_prekey.clone(),
                 prekeys: Vec::new(),
+                signed_identity,
                 conn: None,
             },
         );

@@ -2,14 +2,16 @@
 //! directory of registered numbers, live connections and the switches a
 //! test flips. One mutex, never held across an await.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 use wacore_binary::Node;
-use wacore_libsignal::protocol::KeyPair;
+
+use crate::error::Result;
+use crate::keys::PhoneKeys;
 
 pub type ConnId = u64;
 
@@ -48,7 +50,18 @@ pub struct Device {
     pub registration_id: u32,
     pub signed_prekey: Option<SignedPreKey>,
     pub prekeys: Vec<(u32, Vec<u8>)>,
+    /// The identity the phone signed and the companion countersigned.
+    pub signed_identity: Option<Vec<u8>>,
     pub conn: Option<ConnId>,
+}
+
+/// A message a device sent, for receipts on command.
+#[derive(Debug, Clone)]
+pub struct SentMessage {
+    pub phone: String,
+    pub device: u16,
+    /// The recipient's user (phone number or LID user).
+    pub to: String,
 }
 
 #[derive(Debug, Clone)]
@@ -63,8 +76,8 @@ pub struct SignedPreKey {
 pub struct Account {
     pub phone: String,
     pub lid: String,
-    /// The account's identity key, held by the phone.
-    pub identity: KeyPair,
+    /// The phone's Signal keys; its identity key signs companions too.
+    pub keys: PhoneKeys,
     pub next_device: u16,
     pub devices: BTreeMap<u16, Device>,
 }
@@ -94,8 +107,8 @@ pub enum Role {
 #[derive(Default)]
 pub struct State {
     pub accounts: HashMap<String, Account>,
-    /// Numbers on WhatsApp that are not accounts with companions here.
-    pub directory: HashSet<String>,
+    /// Messages devices sent, by id.
+    pub sent: HashMap<String, SentMessage>,
     pub conns: HashMap<ConnId, Conn>,
     /// Numbers whose logins get `<failure reason=code>`.
     pub refuse_logins: HashMap<String, u16>,
@@ -148,24 +161,35 @@ impl World {
 }
 
 impl State {
-    /// Whether a number is on WhatsApp: an account or a directory entry.
+    /// Whether a number is on WhatsApp.
     pub fn is_registered(&self, phone: &str) -> bool {
-        self.accounts.contains_key(phone) || self.directory.contains(phone)
+        self.accounts.contains_key(phone)
+    }
+
+    /// The account whose phone number or LID user is `user`.
+    pub fn find_user(&self, user: &str) -> Option<&Account> {
+        self.accounts
+            .get(user)
+            .or_else(|| self.accounts.values().find(|a| a.lid == user))
     }
 
     /// The account of a number, created on first use (the phone scanning a
     /// QR code, or a contact the simulator plays).
-    pub fn account(&mut self, phone: &str, next_id: u64) -> &mut Account {
-        self.accounts
-            .entry(phone.to_owned())
-            .or_insert_with(|| Account {
+    pub fn account(&mut self, phone: &str, next_id: u64) -> Result<&mut Account> {
+        if !self.accounts.contains_key(phone) {
+            let account = Account {
                 phone: phone.to_owned(),
-                // A LID is another opaque user number; derive a stable one.
+                // A LID is another opaque user number; unique per account.
                 lid: format!("{}", 100_000_000_000_000u64 + next_id),
-                identity: KeyPair::generate(&mut rand::rng()),
+                keys: PhoneKeys::generate()?,
                 next_device: 1,
                 devices: BTreeMap::new(),
-            })
+            };
+            self.accounts.insert(phone.to_owned(), account);
+        }
+        self.accounts
+            .get_mut(phone)
+            .ok_or_else(|| crate::error::SimError::NotFound(phone.to_owned()))
     }
 }
 
