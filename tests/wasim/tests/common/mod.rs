@@ -83,3 +83,20 @@ impl TestClient {
         }
     }
 }
+
+/// A client paired with `sim` as `phone` and connected.
+pub async fn paired(sim: &wasim::Sim, phone: &str) -> TestClient {
+    let backend = Arc::new(whatsapp_rust::wacore::store::InMemoryBackend::new());
+    let mut c = client(&sim.ws_url(), backend).await;
+    let wait = Duration::from_secs(60);
+    let qr = c
+        .wait_for(wait, |e| match e {
+            Event::PairingQrCode(q) => Some(q.code.clone()),
+            _ => None,
+        })
+        .await;
+    sim.scan_qr(&qr, phone).unwrap();
+    c.wait_for(wait, |e| matches!(e, Event::Connected(_)).then_some(()))
+        .await;
+    c
+}
