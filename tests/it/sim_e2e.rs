@@ -126,3 +126,167 @@ async fn qr_scan_pairs_and_connects_the_instance() {
     assert_eq!(instance["phone_number"], "6281234567890", "{instance}");
     assert_eq!(instance["is_connected"], true, "{instance}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_to_a_registered_number_is_sent_delivered_and_read() {
+    const SENDER: &str = "6281234567801";
+    const FRIEND: &str = "6281234567802";
+    let sim = Sim::start().await.expect("simulator");
+    sim.register_number(FRIEND).expect("directory");
+    let gw = gateway(TestDb::new().await, &sim).await;
+    let (id, secret) = gw.new_instance().await;
+    gw.pair(&sim, id, &secret, SENDER).await;
+
+    let r = send(
+        gw.app
+            .req(Method::POST, &format!("/send/by-number/{SENDER}"))
+            .json(&json!({ "to": FRIEND, "text": "halo" })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let mid = r.body["message_id"].as_str().expect("message id").to_owned();
+    let sent = gw.webhook(id, "message.sent", &secret).await;
+    assert_eq!(sent["data"]["message_id"], mid.as_str(), "{sent}");
+
+    // The contact's phone delivers, then reads, as WhatsApp reports it.
+    sim.deliver(&mid).expect("delivered receipt");
+    let delivered = gw.webhook(id, "message.delivered", &secret).await;
+    assert_eq!(delivered["data"]["message_id"], mid.as_str(), "{delivered}");
+    sim.read(&mid).expect("read receipt");
+    let read = gw.webhook(id, "message.read", &secret).await;
+    assert_eq!(read["data"]["message_id"], mid.as_str(), "{read}");
+    assert_eq!(read["data"]["recipient"]["phone_number"], FRIEND, "{read}");
+    let stored = send(
+        gw.app
+            .req(Method::GET, &format!("/v1/instances/{id}/messages/{mid}")),
+    )
+    .await;
+    assert_eq!(stored.body["status"], "read", "{:?}", stored.body);
+
+    let unknown = send(
+        gw.app
+            .req(Method::POST, &format!("/send/by-number/{SENDER}"))
+            .json(&json!({ "to": "6281234567899", "text": "halo" })),
+    )
+    .await;
+    unknown.assert_problem(422, "number_not_on_whatsapp");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_side_unlink_logs_the_instance_out() {
+    const PHONE: &str = "6281234567811";
+    let sim = Sim::start().await.expect("simulator");
+    let gw = gateway(TestDb::new().await, &sim).await;
+    let (id, secret) = gw.new_instance().await;
+    gw.pair(&sim, id, &secret, PHONE).await;
+
+    sim.unlink(PHONE, 1).expect("unlink");
+    gw.webhook(id, "instance.logged_out", &secret).await;
+    let instance = eventually_status(&gw, id, "logged_out").await;
+    assert_eq!(instance["is_connected"], false, "{instance}");
+    // The device's keys are gone from the store.
+    let db = gw.app.db.connect().await;
+    let backend = wagate::whatsapp::BackendSource::backend(&SeaBackends::new(db), id);
+    let stored = eventually_value("the keys to be wiped", || {
+        let backend = backend.clone();
+        async move { backend.load().await.expect("load").is_none().then_some(()) }
+    })
+    .await;
+    let () = stored;
+    // A logged-out instance cannot pair again.
+    let login = send(gw.app.req(Method::POST, &format!("/v1/instances/{id}/login"))).await;
+    assert!(login.status >= 400, "{:?}", login.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_socket_disconnects_then_the_client_reconnects() {
+    const PHONE: &str = "6281234567821";
+    let sim = Sim::start().await.expect("simulator");
+    let gw = gateway(TestDb::new().await, &sim).await;
+    let (id, secret) = gw.new_instance().await;
+    gw.pair(&sim, id, &secret, PHONE).await;
+    let mut events = sim.events();
+
+    sim.drop_connection(PHONE, 1).expect("drop");
+    gw.webhook(id, "instance.disconnected", &secret).await;
+    Sim::wait_for(&mut events, WITHIN, |e| {
+        matches!(e, wasim::SimEvent::LoggedIn { phone, .. } if phone == PHONE).then_some(())
+    })
+    .await
+    .expect("the client logs in again");
+    // A second instance.connected follows the disconnect.
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let types: Vec<String> = gw
+            .receiver
+            .requests()
+            .iter()
+            .map(|r| r.json()["type"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let after = types
+            .iter()
+            .skip_while(|t| *t != "instance.disconnected")
+            .any(|t| t == "instance.connected");
+        if after {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no reconnect: {types:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eventually_status(&gw, id, "online").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_gateway_reconnects_without_a_new_qr() {
+    const PHONE: &str = "6281234567831";
+    let sim = Sim::start().await.expect("simulator");
+    let gw = gateway(TestDb::new().await, &sim).await;
+    let (id, secret) = gw.new_instance().await;
+    gw.pair(&sim, id, &secret, PHONE).await;
+    let Gateway { app, receiver } = gw;
+    drop(receiver);
+    let db = app.into_db();
+    // The old gateway shuts down gracefully and lets go of the socket.
+    eventually_value("the old gateway to disconnect", || async {
+        (!sim.is_online(PHONE, 1)).then_some(())
+    })
+    .await;
+
+    let mut events = sim.events();
+    let gw = gateway(db, &sim).await;
+    Sim::wait_for(&mut events, WITHIN, |e| {
+        matches!(e, wasim::SimEvent::LoggedIn { phone, .. } if phone == PHONE).then_some(())
+    })
+    .await
+    .expect("the stored session logs in");
+    let instance = eventually_status(&gw, id, "online").await;
+    assert_eq!(instance["phone_number"], PHONE, "{instance}");
+    // No registration connection was opened: no QR this time.
+    let saw_pairing = std::iter::from_fn(|| events.try_recv().ok())
+        .any(|e| matches!(e, wasim::SimEvent::PairingStarted { .. }));
+    assert!(!saw_pairing);
+}
+
+async fn eventually_status(gw: &Gateway, id: Uuid, status: &str) -> Value {
+    eventually_value(&format!("status {status}"), || async {
+        let i = gw.instance(id).await;
+        (i["status"] == status).then_some(i)
+    })
+    .await
+}
+
+/// Polls `check` until it returns `Some`, failing past [`WITHIN`].
+async fn eventually_value<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -129,6 +129,17 @@ impl Sim {
         control::stream_error(&self.shared, phone, device, code)
     }
 
+    /// Whether device `phone:device` has a logged-in connection.
+    pub fn is_online(&self, phone: &str, device: u16) -> bool {
+        self.shared
+            .world
+            .lock()
+            .accounts
+            .get(phone)
+            .and_then(|a| a.devices.get(&device))
+            .is_some_and(|d| d.conn.is_some())
+    }
+
     /// Waits for the first event `pick` accepts on `events`, up to `within`.
     pub async fn wait_for<T>(
         events: &mut broadcast::Receiver<SimEvent>,
