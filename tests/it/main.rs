@@ -8,6 +8,7 @@ mod messaging;
 mod pairing;
 mod process;
 mod receiver;
+mod release_features;
 mod scheduler;
 #[cfg(feature = "sim")]
 mod sim_e2e;
