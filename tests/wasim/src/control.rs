@@ -162,6 +162,16 @@ pub async fn http(
         (&Method::POST, "/control/drop") => field(&parsed, "phone")
             .and_then(|p| drop_connection(shared, p, device_field(&parsed)?))
             .map(|()| json!({})),
+        (&Method::POST, "/control/send-text") => match (
+            field(&parsed, "from"),
+            field(&parsed, "to"),
+            field(&parsed, "text"),
+        ) {
+            (Ok(from), Ok(to), Ok(text)) => send_text(shared, from, to, text)
+                .await
+                .map(|id| json!({ "id": id })),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+        },
         _ => Err(SimError::NotFound(format!("{method} {path}"))),
     };
     match outcome {
@@ -255,4 +265,59 @@ pub fn stream_error(shared: &Shared, phone: &str, device: u16, code: u16) -> Res
     );
     shared.world.close(conn);
     Ok(())
+}
+
+/// The phone of `from` (an account the simulator plays) sends `text` to
+/// every online companion of `to`, Signal-encrypted with their uploaded
+/// keys. Returns the message id.
+pub async fn send_text(shared: &Shared, from: &str, to: &str, text: &str) -> Result<String> {
+    let world = &shared.world;
+    let id = world.next_id();
+    let (signal, targets) = {
+        let mut state = world.lock();
+        let signal = state.account(from, id)?.signal.clone();
+        let target = state
+            .accounts
+            .get_mut(to)
+            .ok_or_else(|| SimError::NotFound(format!("{to} is not on WhatsApp")))?;
+        let targets: Vec<_> = target
+            .devices
+            .iter_mut()
+            .filter_map(|(n, d)| {
+                let conn = d.conn?;
+                let prekey = (!d.prekeys.is_empty()).then(|| d.prekeys.remove(0));
+                Some((*n, d.clone(), prekey, conn))
+            })
+            .collect();
+        (signal, targets)
+    };
+    if targets.is_empty() {
+        return Err(SimError::NotFound(format!("no companion of {to} is online")));
+    }
+    let mut plaintext = buffa::Message::encode_to_vec(&waproto::whatsapp::Message {
+        conversation: Some(text.to_owned()),
+        ..Default::default()
+    });
+    // WhatsApp pads plaintexts with 1..=16 bytes, each the pad length.
+    let pad = (rand::random::<u8>() & 0x0f) + 1;
+    plaintext.resize(plaintext.len() + usize::from(pad), pad);
+    let message_id = format!("3EB0{:016X}", rand::random::<u64>());
+    let mut signal = signal.lock().await;
+    for (device_id, device, prekey, conn) in targets {
+        let (kind, sealed) = signal.encrypt(to, device_id, &device, prekey, &plaintext).await?;
+        let stanza = NodeBuilder::new("message")
+            .attr("from", format!("{from}@s.whatsapp.net"))
+            .attr("id", message_id.clone())
+            .attr("type", "text")
+            .attr("t", now_secs().to_string())
+            .attr("notify", format!("Sim {from}"))
+            .children([NodeBuilder::new("enc")
+                .attr("v", "2")
+                .attr("type", kind)
+                .bytes(sealed)
+                .build()])
+            .build();
+        world.send(conn, stanza);
+    }
+    Ok(message_id)
 }

@@ -45,4 +45,10 @@ impl From<wacore_libsignal::protocol::SignalProtocolError> for SimError {
     }
 }
 
+impl From<wacore_libsignal::protocol::CurveError> for SimError {
+    fn from(e: wacore_libsignal::protocol::CurveError) -> Self {
+        SimError::Signal(e.to_string())
+    }
+}
+
 pub type Result<T> = std::result::Result<T, SimError>;

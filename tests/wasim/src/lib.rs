@@ -19,6 +19,7 @@ pub mod phone;
 mod prekeys;
 mod server;
 mod session;
+mod signal;
 mod usync;
 mod web;
 mod wire;
@@ -127,6 +128,23 @@ impl Sim {
     /// Sends `<stream:error code>` to `phone:device` and closes.
     pub fn stream_error(&self, phone: &str, device: u16, code: u16) -> Result<()> {
         control::stream_error(&self.shared, phone, device, code)
+    }
+
+    /// The phone of `from` sends `text` to the online companions of `to`
+    /// (a real Signal message). Returns the message id.
+    pub async fn send_text(&self, from: &str, to: &str, text: &str) -> Result<String> {
+        control::send_text(&self.shared, from, to, text).await
+    }
+
+    /// Whether device `phone:device` has uploaded its signed prekey.
+    pub fn has_prekeys(&self, phone: &str, device: u16) -> bool {
+        self.shared
+            .world
+            .lock()
+            .accounts
+            .get(phone)
+            .and_then(|a| a.devices.get(&device))
+            .is_some_and(|d| d.signed_prekey.is_some() && !d.prekeys.is_empty())
     }
 
     /// Whether device `phone:device` has a logged-in connection.

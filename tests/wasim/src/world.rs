@@ -78,6 +78,8 @@ pub struct Account {
     pub lid: String,
     /// The phone's Signal keys; its identity key signs companions too.
     pub keys: PhoneKeys,
+    /// Sessions the phone opened to companions (inbound messages).
+    pub signal: std::sync::Arc<tokio::sync::Mutex<crate::signal::PhoneSignal>>,
     pub next_device: u16,
     pub devices: BTreeMap<u16, Device>,
 }
@@ -177,11 +179,14 @@ impl State {
     /// QR code, or a contact the simulator plays).
     pub fn account(&mut self, phone: &str, next_id: u64) -> Result<&mut Account> {
         if !self.accounts.contains_key(phone) {
+            let keys = PhoneKeys::generate()?;
+            let signal = crate::signal::PhoneSignal::new(&keys.identity, keys.registration_id);
             let account = Account {
                 phone: phone.to_owned(),
                 // A LID is another opaque user number; unique per account.
                 lid: format!("{}", 100_000_000_000_000u64 + next_id),
-                keys: PhoneKeys::generate()?,
+                keys,
+                signal: std::sync::Arc::new(tokio::sync::Mutex::new(signal)),
                 next_device: 1,
                 devices: BTreeMap::new(),
             };

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use wasim::{Sim, SimEvent};
 use whatsapp_rust::Jid;
-use whatsapp_rust::prelude::{MessageBuilderExt, wa};
+use whatsapp_rust::prelude::{MessageBuilderExt, MessageExt, wa};
 use whatsapp_rust::types::events::Event;
 use whatsapp_rust::types::presence::ReceiptType;
 
@@ -61,5 +61,41 @@ async fn number_checks_sends_and_receipts() {
         _ => None,
     })
     .await;
+    c.handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_sends_an_encrypted_text() {
+    common::init_logs();
+    let sim = Sim::start().await.unwrap();
+    sim.register_number("6289900000011").unwrap();
+    let mut c = common::paired(&sim, "6281200000011").await;
+    let mut events = sim.events();
+    // The first message may only go out once the device's prekeys are up.
+    if !sim.has_prekeys("6281200000011", 1) {
+        Sim::wait_for(&mut events, WAIT, |e| {
+            matches!(e, SimEvent::PreKeysUploaded { .. }).then_some(())
+        })
+        .await
+        .unwrap();
+    }
+
+    for text in ["halo", "apa kabar"] {
+        let id = sim
+            .send_text("6289900000011", "6281200000011", text)
+            .await
+            .unwrap();
+        let got = c
+            .wait_for(WAIT, |e| match e {
+                Event::Messages(batch) => batch
+                    .messages
+                    .iter()
+                    .find(|m| m.info.id == id)
+                    .map(|m| m.message.text_content().map(str::to_owned)),
+                _ => None,
+            })
+            .await;
+        assert_eq!(got.as_deref(), Some(text));
+    }
     c.handle.shutdown().await;
 }
