@@ -290,3 +290,28 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_text_is_received() {
+    const PHONE: &str = "6281234567841";
+    const FRIEND: &str = "6281234567842";
+    let sim = Sim::start().await.expect("simulator");
+    sim.register_number(FRIEND).expect("directory");
+    let gw = gateway(TestDb::new().await, &sim).await;
+    let (id, secret) = gw.new_instance().await;
+    gw.pair(&sim, id, &secret, PHONE).await;
+    // The contact's phone encrypts with the prekeys the device uploaded.
+    eventually_value("the device's prekeys", || async {
+        sim.has_prekeys(PHONE, 1).then_some(())
+    })
+    .await;
+
+    let mid = sim
+        .send_text(FRIEND, PHONE, "halo dari simulator")
+        .await
+        .expect("inbound text");
+    let received = gw.webhook(id, "message.received", &secret).await;
+    assert_eq!(received["data"]["message_id"], mid.as_str(), "{received}");
+    assert_eq!(received["data"]["text"], "halo dari simulator", "{received}");
+    assert_eq!(received["data"]["from_pn"], FRIEND, "{received}");
+}

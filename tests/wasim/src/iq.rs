@@ -41,6 +41,18 @@ pub fn handle(session: &mut Session, node: &Node) {
             let answer = crate::usync::answer(&session.shared.world.lock(), node);
             session.reply(answer);
         }
+        ("get", "blocklist") => {
+            session.reply(result_to(node).children([NodeBuilder::new("list").build()]).build())
+        }
+        // Props, privacy and the like: the asked-for element, empty.
+        ("get", _) => match node.children().and_then(|c| c.first()) {
+            Some(asked) => session.reply(
+                result_to(node)
+                    .children([NodeBuilder::new_dynamic(asked.tag.to_string()).build()])
+                    .build(),
+            ),
+            None => session.reply(result_to(node).build()),
+        },
         _ => session.reply(result_to(node).build()),
     }
 }
