@@ -315,3 +315,47 @@ async fn an_inbound_text_is_received() {
     assert_eq!(received["data"]["text"], "halo dari simulator", "{received}");
     assert_eq!(received["data"]["from_pn"], FRIEND, "{received}");
 }
+
+/// A 1x1 PNG, enough for the gateway's sniffing.
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_is_uploaded_to_the_media_host_and_sent() {
+    const SENDER: &str = "6281234567851";
+    const FRIEND: &str = "6281234567852";
+    let sim = Sim::start().await.expect("simulator");
+    sim.register_number(FRIEND).expect("directory");
+    let gw = gateway(TestDb::new().await, &sim).await;
+    let (id, secret) = gw.new_instance().await;
+    gw.pair(&sim, id, &secret, SENDER).await;
+
+    let form = reqwest::multipart::Form::new()
+        .text("to", FRIEND)
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(PNG.to_vec()).file_name("pic.png"),
+        )
+        .text("caption", "look");
+    let file = send(
+        gw.app
+            .req(Method::POST, &format!("/send/by-number/{SENDER}/media-file"))
+            .multipart(form),
+    )
+    .await;
+    assert_eq!(file.status, 200, "{:?}", file.body);
+    assert_eq!(sim.uploads(), 1, "the encrypted file reached the media host");
+    let mid = file.body["message_id"].as_str().expect("id").to_owned();
+    sim.deliver(&mid).expect("delivered");
+    let delivered = gw.webhook(id, "message.delivered", &secret).await;
+    assert_eq!(delivered["data"]["message_id"], mid.as_str(), "{delivered}");
+
+    let url = sim.serve_file("pic.png", PNG.to_vec());
+    let by_url = send(
+        gw.app
+            .req(Method::POST, &format!("/send/by-number/{SENDER}/media-url"))
+            .json(&json!({ "to": FRIEND, "url": url, "caption": "see" })),
+    )
+    .await;
+    assert_eq!(by_url.status, 200, "{:?}", by_url.body);
+    assert_eq!(sim.uploads(), 2);
+}

@@ -41,6 +41,21 @@ pub fn handle(session: &mut Session, node: &Node) {
             let answer = crate::usync::answer(&session.shared.world.lock(), node);
             session.reply(answer);
         }
+        // Media hosts: the simulated mmg host, which the gateway's test
+        // build sends to the simulator's HTTP side.
+        ("set", "w:m") => session.reply(
+            result_to(node)
+                .children([NodeBuilder::new("media_conn")
+                    .attr("auth", "sim-media-auth")
+                    .attr("ttl", "3600")
+                    .attr("auth_ttl", "3600")
+                    .attr("max_buckets", "12")
+                    .children([NodeBuilder::new("host")
+                        .attr("hostname", "mmg.whatsapp.net")
+                        .build()])
+                    .build()])
+                .build(),
+        ),
         ("get", "blocklist") => {
             session.reply(result_to(node).children([NodeBuilder::new("list").build()]).build())
         }

@@ -136,6 +136,19 @@ impl Sim {
         control::send_text(&self.shared, from, to, text).await
     }
 
+    /// Media uploaded to the simulated media hosts so far.
+    pub fn uploads(&self) -> usize {
+        self.shared.media.count("/v/")
+    }
+
+    /// Serves `bytes` over plain HTTP (for media-by-URL sends); returns
+    /// the URL.
+    pub fn serve_file(&self, name: &str, bytes: impl Into<bytes::Bytes>) -> String {
+        let path = format!("/files/{name}");
+        self.shared.media.put(path.clone(), bytes.into());
+        format!("{}{path}", self.http_url())
+    }
+
     /// Whether device `phone:device` has uploaded its signed prekey.
     pub fn has_prekeys(&self, phone: &str, device: u16) -> bool {
         self.shared

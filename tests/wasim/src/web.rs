@@ -40,8 +40,14 @@ impl MediaStore {
             .cloned()
     }
 
-    pub fn len(&self) -> usize {
-        self.blobs.lock().unwrap_or_else(|p| p.into_inner()).len()
+    /// How many stored blobs have a path starting with `prefix`.
+    pub fn count(&self, prefix: &str) -> usize {
+        self.blobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .count()
     }
 }
 
@@ -102,7 +108,7 @@ async fn handle(
                 }),
             )
         }
-        (&Method::GET, p) if p.starts_with("/v/") => match shared.media.get(p) {
+        (&Method::GET, p) if p.starts_with("/v/") || p.starts_with("/files/") => match shared.media.get(p) {
             Some(bytes) => respond(StatusCode::OK, "application/octet-stream", bytes),
             None => respond(StatusCode::NOT_FOUND, "text/plain", "no such media"),
         },
