@@ -101,11 +101,17 @@ impl Gateway {
     /// Logs in, has the simulator scan the first QR code as `phone`, and
     /// waits for `instance.connected`.
     async fn pair(&self, sim: &Sim, id: Uuid, secret: &str, phone: &str) {
-        let login = send(self.app.req(Method::POST, &format!("/v1/instances/{id}/login"))).await;
+        let login = send(
+            self.app
+                .req(Method::POST, &format!("/v1/instances/{id}/login")),
+        )
+        .await;
         assert_eq!(login.status, 200, "{:?}", login.body);
         assert_eq!(login.body["status"], "qr_pending");
         let code = login.body["qr"]["code"].as_str().expect("qr code");
-        let jid = sim.scan_qr(code, phone).expect("the phone scans the QR code");
+        let jid = sim
+            .scan_qr(code, phone)
+            .expect("the phone scans the QR code");
         assert!(jid.starts_with(phone), "{jid}");
         self.webhook(id, "instance.connected", secret).await;
     }
@@ -144,7 +150,10 @@ async fn text_to_a_registered_number_is_sent_delivered_and_read() {
     )
     .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let mid = r.body["message_id"].as_str().expect("message id").to_owned();
+    let mid = r.body["message_id"]
+        .as_str()
+        .expect("message id")
+        .to_owned();
     let sent = gw.webhook(id, "message.sent", &secret).await;
     assert_eq!(sent["data"]["message_id"], mid.as_str(), "{sent}");
 
@@ -194,7 +203,11 @@ async fn phone_side_unlink_logs_the_instance_out() {
     .await;
     let () = stored;
     // A logged-out instance cannot pair again.
-    let login = send(gw.app.req(Method::POST, &format!("/v1/instances/{id}/login"))).await;
+    let login = send(
+        gw.app
+            .req(Method::POST, &format!("/v1/instances/{id}/login")),
+    )
+    .await;
     assert!(login.status >= 400, "{:?}", login.body);
 }
 
@@ -230,7 +243,10 @@ async fn a_dropped_socket_disconnects_then_the_client_reconnects() {
         if after {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no reconnect: {types:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reconnect: {types:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     eventually_status(&gw, id, "online").await;
@@ -286,7 +302,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -312,7 +331,10 @@ async fn an_inbound_text_is_received() {
         .expect("inbound text");
     let received = gw.webhook(id, "message.received", &secret).await;
     assert_eq!(received["data"]["message_id"], mid.as_str(), "{received}");
-    assert_eq!(received["data"]["text"], "halo dari simulator", "{received}");
+    assert_eq!(
+        received["data"]["text"], "halo dari simulator",
+        "{received}"
+    );
     assert_eq!(received["data"]["from_pn"], FRIEND, "{received}");
 }
 
@@ -338,12 +360,19 @@ async fn media_is_uploaded_to_the_media_host_and_sent() {
         .text("caption", "look");
     let file = send(
         gw.app
-            .req(Method::POST, &format!("/send/by-number/{SENDER}/media-file"))
+            .req(
+                Method::POST,
+                &format!("/send/by-number/{SENDER}/media-file"),
+            )
             .multipart(form),
     )
     .await;
     assert_eq!(file.status, 200, "{:?}", file.body);
-    assert_eq!(sim.uploads(), 1, "the encrypted file reached the media host");
+    assert_eq!(
+        sim.uploads(),
+        1,
+        "the encrypted file reached the media host"
+    );
     let mid = file.body["message_id"].as_str().expect("id").to_owned();
     sim.deliver(&mid).expect("delivered");
     let delivered = gw.webhook(id, "message.delivered", &secret).await;

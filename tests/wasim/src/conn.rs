@@ -20,8 +20,13 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream) -> Result<()> {
     let (_request, ws) = ServerBuilder::new().accept(tcp).await?;
     let (mut sink, stream) = ws.split();
     let mut reader = FrameReader::new(stream);
-    let established =
-        handshake::respond(&mut reader, &mut sink, &shared.noise_key, &shared.cert_chain).await?;
+    let established = handshake::respond(
+        &mut reader,
+        &mut sink,
+        &shared.noise_key,
+        &shared.cert_chain,
+    )
+    .await?;
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
     let mut encryptor = Encryptor::new(established.write);

@@ -71,7 +71,9 @@ pub fn scan_qr(shared: &Shared, qr: &str, phone: &str) -> Result<String> {
                     .build(),
                 // A business name becomes the push name at pairing, so later
                 // logins need not wait for it from app state.
-                NodeBuilder::new("biz").attr("name", format!("Sim {phone}")).build(),
+                NodeBuilder::new("biz")
+                    .attr("name", format!("Sim {phone}"))
+                    .build(),
             ])
             .build()])
         .build();
@@ -176,7 +178,9 @@ pub async fn http(
     };
     match outcome {
         Ok(v) => reply(StatusCode::OK, v),
-        Err(e @ SimError::NotFound(_)) => reply(StatusCode::NOT_FOUND, json!({ "error": e.to_string() })),
+        Err(e @ SimError::NotFound(_)) => {
+            reply(StatusCode::NOT_FOUND, json!({ "error": e.to_string() }))
+        }
         Err(e) => reply(StatusCode::BAD_REQUEST, json!({ "error": e.to_string() })),
     }
 }
@@ -239,7 +243,9 @@ pub fn unlink(shared: &Shared, phone: &str, device: u16) -> Result<()> {
         shared.world.send(
             conn,
             NodeBuilder::new("stream:error")
-                .children([NodeBuilder::new("conflict").attr("type", "device_removed").build()])
+                .children([NodeBuilder::new("conflict")
+                    .attr("type", "device_removed")
+                    .build()])
                 .build(),
         );
         shared.world.close(conn);
@@ -292,7 +298,9 @@ pub async fn send_text(shared: &Shared, from: &str, to: &str, text: &str) -> Res
         (signal, targets)
     };
     if targets.is_empty() {
-        return Err(SimError::NotFound(format!("no companion of {to} is online")));
+        return Err(SimError::NotFound(format!(
+            "no companion of {to} is online"
+        )));
     }
     let mut plaintext = buffa::Message::encode_to_vec(&waproto::whatsapp::Message {
         conversation: Some(text.to_owned()),
@@ -304,7 +312,9 @@ pub async fn send_text(shared: &Shared, from: &str, to: &str, text: &str) -> Res
     let message_id = format!("3EB0{:016X}", rand::random::<u64>());
     let mut signal = signal.lock().await;
     for (device_id, device, prekey, conn) in targets {
-        let (kind, sealed) = signal.encrypt(to, device_id, &device, prekey, &plaintext).await?;
+        let (kind, sealed) = signal
+            .encrypt(to, device_id, &device, prekey, &plaintext)
+            .await?;
         let stanza = NodeBuilder::new("message")
             .attr("from", format!("{from}@s.whatsapp.net"))
             .attr("id", message_id.clone())

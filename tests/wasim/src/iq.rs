@@ -56,9 +56,11 @@ pub fn handle(session: &mut Session, node: &Node) {
                     .build()])
                 .build(),
         ),
-        ("get", "blocklist") => {
-            session.reply(result_to(node).children([NodeBuilder::new("list").build()]).build())
-        }
+        ("get", "blocklist") => session.reply(
+            result_to(node)
+                .children([NodeBuilder::new("list").build()])
+                .build(),
+        ),
         // Props, privacy and the like: the asked-for element, empty.
         ("get", _) => match node.children().and_then(|c| c.first()) {
             Some(asked) => session.reply(

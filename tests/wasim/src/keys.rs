@@ -2,9 +2,9 @@
 //! identity, a registration id and a signed prekey, enough for a client to
 //! build a real X3DH session and encrypt to them.
 
-use wacore_libsignal::protocol::KeyPair;
 use wacore_binary::Node;
 use wacore_binary::builder::NodeBuilder;
+use wacore_libsignal::protocol::KeyPair;
 
 use crate::error::{Result, SimError};
 
@@ -61,7 +61,9 @@ impl Bundle<'_> {
                 .bytes(self.registration_id.to_be_bytes().to_vec())
                 .build(),
             NodeBuilder::new("type").bytes(vec![5u8]).build(),
-            NodeBuilder::new("identity").bytes(self.identity.to_vec()).build(),
+            NodeBuilder::new("identity")
+                .bytes(self.identity.to_vec())
+                .build(),
         ];
         if let Some((id, public)) = self.prekey {
             children.push(
@@ -76,7 +78,9 @@ impl Bundle<'_> {
         children.push(
             NodeBuilder::new("skey")
                 .children([
-                    NodeBuilder::new("id").bytes(id3(self.signed_prekey_id)).build(),
+                    NodeBuilder::new("id")
+                        .bytes(id3(self.signed_prekey_id))
+                        .build(),
                     NodeBuilder::new("value")
                         .bytes(self.signed_prekey.to_vec())
                         .build(),

@@ -187,7 +187,11 @@ impl Sim {
                 }
                 Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
                 Ok(Err(broadcast::error::RecvError::Closed)) => return Err(SimError::Closed),
-                Err(_) => return Err(SimError::NotFound(format!("no such event within {within:?}"))),
+                Err(_) => {
+                    return Err(SimError::NotFound(format!(
+                        "no such event within {within:?}"
+                    )));
+                }
             }
         }
     }

@@ -34,19 +34,6 @@ pub fn result_to(request: &Node) -> NodeBuilder {
         .attr("id", attr(request, "id").unwrap_or_default())
 }
 
-/// `<iq type="error"><error code text/></iq>` answering `request`.
-pub fn error_to(request: &Node, code: u16, text: &str) -> Node {
-    NodeBuilder::new("iq")
-        .attr("type", "error")
-        .attr("from", SERVER)
-        .attr("id", attr(request, "id").unwrap_or_default())
-        .children([NodeBuilder::new("error")
-            .attr("code", code.to_string())
-            .attr("text", text)
-            .build()])
-        .build()
-}
-
 /// A one-line description of a node for logs: tag, attributes, child tags.
 pub fn describe(node: &Node) -> String {
     let attrs: Vec<String> = node
@@ -56,7 +43,7 @@ pub fn describe(node: &Node) -> String {
         .collect();
     let kids: Vec<String> = node
         .children()
-        .map(|c| c.iter().map(|c| describe(c)).collect())
+        .map(|c| c.iter().map(describe).collect())
         .unwrap_or_default();
     format!("<{} {}>[{}]", node.tag, attrs.join(" "), kids.join(","))
 }

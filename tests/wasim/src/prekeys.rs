@@ -38,7 +38,9 @@ pub fn upload(session: &mut Session, request: &Node) {
             signature: child(s, "signature").and_then(bytes)?.to_vec(),
         })
     });
-    let registration_id = child(request, "registration").and_then(bytes).map(|b| be_u32(Some(b)));
+    let registration_id = child(request, "registration")
+        .and_then(bytes)
+        .map(|b| be_u32(Some(b)));
     let identity = child(request, "identity")
         .and_then(bytes)
         .and_then(|b| <[u8; 32]>::try_from(b).ok());

@@ -38,7 +38,10 @@ fn be_u32(bytes: Option<&[u8]>) -> u32 {
         .unwrap_or(0)
 }
 
-fn registration(noise_pub: [u8; 32], data: &wa::client_payload::DevicePairingRegistrationData) -> Registration {
+fn registration(
+    noise_pub: [u8; 32],
+    data: &wa::client_payload::DevicePairingRegistrationData,
+) -> Registration {
     let identity_pub = data
         .e_ident
         .as_deref()
@@ -79,7 +82,10 @@ impl Session {
         };
         match (payload.username, payload.device_pairing_data.as_option()) {
             (Some(user), _) => {
-                let device = payload.device.and_then(|d| u16::try_from(d).ok()).unwrap_or(0);
+                let device = payload
+                    .device
+                    .and_then(|d| u16::try_from(d).ok())
+                    .unwrap_or(0);
                 session.login(tx, client_static, user.to_string(), device);
             }
             (None, Some(data)) => session.register(tx, registration(client_static, data)),
@@ -165,7 +171,9 @@ impl Session {
         if let Some(old) = previous.and_then(|c| state.conns.get(&c)) {
             let _ = old.tx.send(Outbound::Node(
                 NodeBuilder::new("stream:error")
-                    .children([NodeBuilder::new("conflict").attr("type", "replaced").build()])
+                    .children([NodeBuilder::new("conflict")
+                        .attr("type", "replaced")
+                        .build()])
                     .build(),
             ));
             let _ = old.tx.send(Outbound::Close);
@@ -242,10 +250,7 @@ impl Session {
             },
         );
         drop(state);
-        world.emit(SimEvent::Paired {
-            phone,
-            device,
-        });
+        world.emit(SimEvent::Paired { phone, device });
         self.reply(NodeBuilder::new("stream:error").attr("code", "515").build());
         world.close(self.conn);
     }

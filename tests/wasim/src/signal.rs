@@ -45,10 +45,9 @@ impl PhoneSignal {
     ) -> Result<(&'static str, Vec<u8>)> {
         let address = ProtocolAddress::new(user, u32::from(device_id).into());
         if !self.sessions.contains_key(&address.to_string()) {
-            let signed = device
-                .signed_prekey
-                .as_ref()
-                .ok_or_else(|| SimError::NotFound(format!("{user}:{device_id} has no signed prekey")))?;
+            let signed = device.signed_prekey.as_ref().ok_or_else(|| {
+                SimError::NotFound(format!("{user}:{device_id} has no signed prekey"))
+            })?;
             let prekey = match prekey {
                 Some((id, key)) => Some((id.into(), PublicKey::from_djb_public_key_bytes(&key)?)),
                 None => None,

@@ -58,8 +58,12 @@ fn user_answer(state: &State, user: &Node, asked: &[String]) -> Node {
     let mut protocols = Vec::new();
     for tag in asked {
         match (tag.as_str(), account) {
-            ("contact", Some(_)) => protocols.push(NodeBuilder::new("contact").attr("type", "in").build()),
-            ("contact", None) => protocols.push(NodeBuilder::new("contact").attr("type", "out").build()),
+            ("contact", Some(_)) => {
+                protocols.push(NodeBuilder::new("contact").attr("type", "in").build())
+            }
+            ("contact", None) => {
+                protocols.push(NodeBuilder::new("contact").attr("type", "out").build())
+            }
             ("lid", Some(a)) => protocols.push(
                 NodeBuilder::new("lid")
                     .attr("val", format!("{}@lid", a.lid))

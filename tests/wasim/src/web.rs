@@ -59,11 +59,17 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream) -> Result<(), hyper::Err
         .await
 }
 
-fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn respond(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     if let Ok(v) = content_type.parse() {
-        response.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
     }
     response
 }
@@ -108,10 +114,12 @@ async fn handle(
                 }),
             )
         }
-        (&Method::GET, p) if p.starts_with("/v/") || p.starts_with("/files/") => match shared.media.get(p) {
-            Some(bytes) => respond(StatusCode::OK, "application/octet-stream", bytes),
-            None => respond(StatusCode::NOT_FOUND, "text/plain", "no such media"),
-        },
+        (&Method::GET, p) if p.starts_with("/v/") || p.starts_with("/files/") => {
+            match shared.media.get(p) {
+                Some(bytes) => respond(StatusCode::OK, "application/octet-stream", bytes),
+                None => respond(StatusCode::NOT_FOUND, "text/plain", "no such media"),
+            }
+        }
         (_, p) if p.starts_with("/control/") => {
             crate::control::http(&shared, &method, p, &query, &body).await
         }

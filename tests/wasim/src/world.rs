@@ -39,7 +39,11 @@ pub enum SimEvent {
     /// A device uploaded its prekeys.
     PreKeysUploaded { phone: String, device: u16 },
     /// A device sent a message stanza (its id and recipient).
-    MessageSent { phone: String, id: String, to: String },
+    MessageSent {
+        phone: String,
+        id: String,
+        to: String,
+    },
 }
 
 /// A companion device of an account.

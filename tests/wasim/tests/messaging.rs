@@ -51,13 +51,17 @@ async fn number_checks_sends_and_receipts() {
 
     sim.deliver(&id).unwrap();
     c.wait_for(WAIT, |e| match e {
-        Event::Receipt(r) if r.message_ids.contains(&id) && r.r#type == ReceiptType::Delivered => Some(()),
+        Event::Receipt(r) if r.message_ids.contains(&id) && r.r#type == ReceiptType::Delivered => {
+            Some(())
+        }
         _ => None,
     })
     .await;
     sim.read(&id).unwrap();
     c.wait_for(WAIT, |e| match e {
-        Event::Receipt(r) if r.message_ids.contains(&id) && r.r#type == ReceiptType::Read => Some(()),
+        Event::Receipt(r) if r.message_ids.contains(&id) && r.r#type == ReceiptType::Read => {
+            Some(())
+        }
         _ => None,
     })
     .await;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasim::Sim;
-use whatsapp_rust::wacore::store::InMemoryBackend;
 use whatsapp_rust::types::events::Event;
+use whatsapp_rust::wacore::store::InMemoryBackend;
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -17,8 +17,7 @@ use whatsapp_rust::types::events::Event;
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_test_writer()
         .try_init();
@@ -30,7 +29,10 @@ struct NoHttp;
 #[async_trait::async_trait]
 impl HttpClient for NoHttp {
     async fn execute(&self, request: HttpRequest) -> whatsapp_rust::anyhow::Result<HttpResponse> {
-        Err(whatsapp_rust::anyhow::anyhow!("no HTTP in tests: {}", request.url))
+        Err(whatsapp_rust::anyhow::anyhow!(
+            "no HTTP in tests: {}",
+            request.url
+        ))
     }
 }
 
