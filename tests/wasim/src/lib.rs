@@ -53,7 +53,12 @@ impl Drop for Sim {
 impl Sim {
     /// Listens on 127.0.0.1 on a free port.
     pub async fn start() -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// Listens on `addr` (`host:port`).
+    pub async fn start_on(addr: &str) -> Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(Arc::new(world::World::new()), addr));
         let accept = tokio::spawn(server::accept_loop(listener, shared.clone()));
@@ -147,6 +152,18 @@ impl Sim {
         let path = format!("/files/{name}");
         self.shared.media.put(path.clone(), bytes.into());
         format!("{}{path}", self.http_url())
+    }
+
+    /// How many devices are logged in right now.
+    pub fn online_devices(&self) -> usize {
+        self.shared
+            .world
+            .lock()
+            .accounts
+            .values()
+            .flat_map(|a| a.devices.values())
+            .filter(|d| d.conn.is_some())
+            .count()
     }
 
     /// Whether device `phone:device` has uploaded its signed prekey.
