@@ -5,7 +5,7 @@
 //! Needs a gateway binary built with the simulator feature:
 //!   cargo build --release --features sim
 //!   cargo run --release -p wasim --bin bench -- [N] [SENDS]
-//! `WAGATE_BIN` names the binary (default target/release/wagate),
+//! `WASIM_GATEWAY_BIN` names the binary (default target/release/wagate),
 //! `DATABASE_URL` the database (default: a fresh SQLite file).
 
 use std::process::{Child, Command, Stdio};
@@ -38,7 +38,10 @@ fn free_port() -> BenchResult<u16> {
 }
 
 async fn start_gateway(bin: &str, db: &str, ws_url: &str, port: u16) -> BenchResult<Gateway> {
+    // Only the settings named here: config refuses unknown WAGATE_* names.
     let child = Command::new(bin)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", db)
         .env("WAGATE_LISTEN", format!("127.0.0.1:{port}"))
         .env("WAGATE_ADMIN_KEY", ADMIN_KEY)
@@ -87,6 +90,38 @@ async fn wait_online(sim: &Sim, n: usize, within: Duration) -> BenchResult<Durat
     Ok(started.elapsed())
 }
 
+/// Waits until the gateway reports every instance `online`.
+async fn wait_gateway_online(
+    http: &reqwest::Client,
+    base: &str,
+    ids: &[String],
+    within: Duration,
+) -> BenchResult<()> {
+    let started = Instant::now();
+    let mut waiting: Vec<&String> = ids.iter().collect();
+    while !waiting.is_empty() {
+        let mut still = Vec::new();
+        for id in waiting {
+            let i = api(
+                http,
+                reqwest::Method::GET,
+                format!("{base}/v1/instances/{id}"),
+                Value::Null,
+            )
+            .await?;
+            if i["status"] != "online" {
+                still.push(id);
+            }
+        }
+        waiting = still;
+        if started.elapsed() > within {
+            return Err(format!("{} instances not online after {within:?}", waiting.len()).into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 async fn api(
     http: &reqwest::Client,
     method: reqwest::Method,
@@ -97,6 +132,7 @@ async fn api(
         .request(method, url)
         .bearer_auth(ADMIN_KEY)
         .json(&body)
+        .timeout(Duration::from_secs(60))
         .send()
         .await?;
     let status = response.status();
@@ -112,7 +148,7 @@ async fn main() -> BenchResult<()> {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(200);
     let sends: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
-    let bin = std::env::var("WAGATE_BIN").unwrap_or_else(|_| "target/release/wagate".into());
+    let bin = std::env::var("WASIM_GATEWAY_BIN").unwrap_or_else(|_| "target/release/wagate".into());
     let dir = tempfile::tempdir()?;
     let db = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}/bench.db?mode=rwc", dir.path().display()));
@@ -127,6 +163,7 @@ async fn main() -> BenchResult<()> {
 
     let pairing = Instant::now();
     let mut phones = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
     for i in 0..n {
         let phone = format!("62812{:08}", i);
         let created = api(
@@ -147,8 +184,9 @@ async fn main() -> BenchResult<()> {
         let qr = login["qr"]["code"].as_str().ok_or("no QR code")?;
         sim.scan_qr(qr, &phone)?;
         phones.push(phone);
+        ids.push(id);
     }
-    wait_online(&sim, n, Duration::from_secs(600)).await?;
+    wait_gateway_online(&http, &base, &ids, Duration::from_secs(600)).await?;
     println!(
         "paired and connected: {n} instances in {:.1?}",
         pairing.elapsed()
@@ -166,6 +204,7 @@ async fn main() -> BenchResult<()> {
     let restart = Instant::now();
     let gateway = start_gateway(&bin, &db, &sim.ws_url(), port).await?;
     let back = wait_online(&sim, n, Duration::from_secs(600)).await?;
+    wait_gateway_online(&http, &gateway.base, &ids, Duration::from_secs(600)).await?;
     println!(
         "restart: all {n} reconnected in {:.1?} (process start included: {:.1?})",
         back,
