@@ -17,8 +17,7 @@ use wasim::Sim;
 use crate::harness::{TestApp, TestDb, send, settings_with};
 use crate::receiver::Receiver;
 
-/// Pairing includes the client's 10 s wait for an app-state key share the
-/// simulated phone does not send; everything else takes milliseconds.
+/// Generous for a loaded 2-core machine; each step takes milliseconds.
 const WITHIN: Duration = Duration::from_secs(60);
 
 struct Gateway {

@@ -277,6 +277,22 @@ pub fn stream_error(shared: &Shared, phone: &str, device: u16, code: u16) -> Res
 /// every online companion of `to`, Signal-encrypted with their uploaded
 /// keys. Returns the message id.
 pub async fn send_text(shared: &Shared, from: &str, to: &str, text: &str) -> Result<String> {
+    let message = waproto::whatsapp::Message {
+        conversation: Some(text.to_owned()),
+        ..Default::default()
+    };
+    phone_sends(shared, from, to, None, &message).await
+}
+
+/// The phone of `from` sends `message` to the online companions of `to`
+/// (only companion `device` when given). Returns the message id.
+pub async fn phone_sends(
+    shared: &Shared,
+    from: &str,
+    to: &str,
+    device: Option<u16>,
+    message: &waproto::whatsapp::Message,
+) -> Result<String> {
     let world = &shared.world;
     let id = world.next_id();
     let (signal, targets) = {
@@ -289,6 +305,7 @@ pub async fn send_text(shared: &Shared, from: &str, to: &str, text: &str) -> Res
         let targets: Vec<_> = target
             .devices
             .iter_mut()
+            .filter(|(n, _)| device.is_none_or(|d| d == **n))
             .filter_map(|(n, d)| {
                 let conn = d.conn?;
                 let prekey = (!d.prekeys.is_empty()).then(|| d.prekeys.remove(0));
@@ -302,10 +319,7 @@ pub async fn send_text(shared: &Shared, from: &str, to: &str, text: &str) -> Res
             "no companion of {to} is online"
         )));
     }
-    let mut plaintext = buffa::Message::encode_to_vec(&waproto::whatsapp::Message {
-        conversation: Some(text.to_owned()),
-        ..Default::default()
-    });
+    let mut plaintext = buffa::Message::encode_to_vec(message);
     // WhatsApp pads plaintexts with 1..=16 bytes, each the pad length.
     let pad = (rand::random::<u8>() & 0x0f) + 1;
     plaintext.resize(plaintext.len() + usize::from(pad), pad);
@@ -330,4 +344,41 @@ pub async fn send_text(shared: &Shared, from: &str, to: &str, text: &str) -> Res
         world.send(conn, stanza);
     }
     Ok(message_id)
+}
+
+/// The phone shares an app-state sync key with its new companion, as
+/// WhatsApp's phones do right after pairing: the client waits for it (up
+/// to 10 s) before its first app-state sync.
+pub async fn share_app_state_key(shared: &Shared, phone: &str, device: u16) -> Result<String> {
+    use waproto::whatsapp::message as m;
+    let key = m::AppStateSyncKey {
+        key_id: buffa::MessageField::some(m::AppStateSyncKeyId {
+            key_id: Some(rand::random::<[u8; 6]>().to_vec()),
+            ..Default::default()
+        }),
+        key_data: buffa::MessageField::some(m::AppStateSyncKeyData {
+            key_data: Some(rand::random::<[u8; 32]>().to_vec()),
+            fingerprint: buffa::MessageField::some(m::AppStateSyncKeyFingerprint {
+                raw_id: Some(rand::random()),
+                current_index: Some(0),
+                device_indexes: vec![0, u32::from(device)],
+                ..Default::default()
+            }),
+            timestamp: Some(i64::try_from(now_secs() * 1000).unwrap_or(i64::MAX)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let message = waproto::whatsapp::Message {
+        protocol_message: buffa::MessageField::some(m::ProtocolMessage {
+            r#type: Some(m::protocol_message::Type::AppStateSyncKeyShare.into()),
+            app_state_sync_key_share: buffa::MessageField::some(m::AppStateSyncKeyShare {
+                keys: vec![key],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    phone_sends(shared, phone, phone, Some(device), &message).await
 }

@@ -44,25 +44,37 @@ pub fn upload(session: &mut Session, request: &Node) {
     let identity = child(request, "identity")
         .and_then(bytes)
         .and_then(|b| <[u8; 32]>::try_from(b).ok());
-    {
+    let share_key = {
         let world = &session.shared.world;
         let mut state = world.lock();
-        if let Some(d) = state
+        let Some(d) = state
             .accounts
             .get_mut(&phone)
             .and_then(|a| a.devices.get_mut(&device))
-        {
-            d.prekeys.extend(prekeys);
-            if let Some(s) = signed {
-                d.signed_prekey = Some(s);
-            }
-            if let Some(r) = registration_id {
-                d.registration_id = r;
-            }
-            if let Some(i) = identity {
-                d.identity_pub = i;
-            }
+        else {
+            return;
+        };
+        d.prekeys.extend(prekeys);
+        if let Some(s) = signed {
+            d.signed_prekey = Some(s);
         }
+        if let Some(r) = registration_id {
+            d.registration_id = r;
+        }
+        if let Some(i) = identity {
+            d.identity_pub = i;
+        }
+        // The phone can only encrypt to the device once its keys are up.
+        !std::mem::replace(&mut d.key_shared, true)
+    };
+    if share_key {
+        let shared = session.shared.clone();
+        let phone = phone.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::control::share_app_state_key(&shared, &phone, device).await {
+                tracing::warn!(%phone, device, error = %e, "app-state key share failed");
+            }
+        });
     }
     session
         .shared

@@ -247,6 +247,7 @@ impl Session {
                 prekeys: Vec::new(),
                 signed_identity,
                 conn: None,
+                key_shared: false,
             },
         );
         drop(state);

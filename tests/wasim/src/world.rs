@@ -57,6 +57,8 @@ pub struct Device {
     /// The identity the phone signed and the companion countersigned.
     pub signed_identity: Option<Vec<u8>>,
     pub conn: Option<ConnId>,
+    /// Whether the phone has shared an app-state key with it yet.
+    pub key_shared: bool,
 }
 
 /// A message a device sent, for receipts on command.
