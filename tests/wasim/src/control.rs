@@ -354,7 +354,6 @@ pub async fn share_app_state_key(shared: &Shared, phone: &str, device: u16) -> R
     let key = m::AppStateSyncKey {
         key_id: buffa::MessageField::some(m::AppStateSyncKeyId {
             key_id: Some(rand::random::<[u8; 6]>().to_vec()),
-            ..Default::default()
         }),
         key_data: buffa::MessageField::some(m::AppStateSyncKeyData {
             key_data: Some(rand::random::<[u8; 32]>().to_vec()),
@@ -362,19 +361,15 @@ pub async fn share_app_state_key(shared: &Shared, phone: &str, device: u16) -> R
                 raw_id: Some(rand::random()),
                 current_index: Some(0),
                 device_indexes: vec![0, u32::from(device)],
-                ..Default::default()
             }),
             timestamp: Some(i64::try_from(now_secs() * 1000).unwrap_or(i64::MAX)),
-            ..Default::default()
         }),
-        ..Default::default()
     };
     let message = waproto::whatsapp::Message {
         protocol_message: buffa::MessageField::some(m::ProtocolMessage {
-            r#type: Some(m::protocol_message::Type::AppStateSyncKeyShare.into()),
+            r#type: Some(m::protocol_message::Type::AppStateSyncKeyShare),
             app_state_sync_key_share: buffa::MessageField::some(m::AppStateSyncKeyShare {
                 keys: vec![key],
-                ..Default::default()
             }),
             ..Default::default()
         }),
