@@ -21,9 +21,7 @@ use crate::world::Role;
 /// becomes a new device of that account. Returns the device's JID.
 pub fn scan_qr(shared: &Shared, qr: &str, phone: &str) -> Result<String> {
     let code = phone::parse_qr(qr)?;
-    let world = &shared.world;
-    let id = world.next_id();
-    let mut state = world.lock();
+    let state = shared.world.lock();
     let (conn, noise_pub, identity_pub) = state
         .conns
         .iter()
@@ -39,14 +37,31 @@ pub fn scan_qr(shared: &Shared, qr: &str, phone: &str) -> Result<String> {
             "the QR keys are not those of the connection that shows it".into(),
         ));
     }
+    drop(state);
+    pair_success(shared, conn, phone, &code.identity_pub, &code.adv_secret)
+}
+
+/// The phone of `phone` vouches for the companion on `conn` (identity key
+/// `identity_pub`, ADV secret `adv_secret`): `pair-success` with a new
+/// device id. Returns the device's JID.
+pub fn pair_success(
+    shared: &Shared,
+    conn: u64,
+    phone: &str,
+    identity_pub: &[u8; 32],
+    adv_secret: &[u8; 32],
+) -> Result<String> {
+    let world = &shared.world;
+    let id = world.next_id();
+    let mut state = world.lock();
     let account = state.account(phone, id)?;
     let device = account.next_device;
     account.next_device += 1;
     let lid = account.lid.clone();
     let identity = phone::device_identity(
         &account.keys.identity,
-        &code.identity_pub,
-        &code.adv_secret,
+        identity_pub,
+        adv_secret,
         device,
         u32::from(device),
         now_secs(),
@@ -164,6 +179,9 @@ pub async fn http(
         (&Method::POST, "/control/drop") => field(&parsed, "phone")
             .and_then(|p| drop_connection(shared, p, device_field(&parsed)?))
             .map(|()| json!({})),
+        (&Method::POST, "/control/pair-code") => field(&parsed, "code")
+            .and_then(|code| crate::pair_code::enter(shared, code))
+            .map(|jid| json!({ "phone": jid })),
         (&Method::POST, "/control/send-text") => match (
             field(&parsed, "from"),
             field(&parsed, "to"),

@@ -17,6 +17,11 @@ pub fn handle(session: &mut Session, node: &Node) {
                 session.finish_pairing(node);
             }
         }
+        ("set", "md") if child(node, "link_code_companion_reg").is_some() => {
+            if let Some(reg) = child(node, "link_code_companion_reg") {
+                crate::pair_code::companion_iq(session, node, reg);
+            }
+        }
         ("set", "passive") => {
             session.reply(result_to(node).build());
             if child(node, "active").is_some() {

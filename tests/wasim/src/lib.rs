@@ -15,6 +15,7 @@ mod iq;
 mod keys;
 mod messages;
 mod nodes;
+mod pair_code;
 pub mod phone;
 mod prekeys;
 mod server;
@@ -98,6 +99,12 @@ impl Sim {
     /// becomes a new device of that account. Returns the device's JID.
     pub fn scan_qr(&self, qr: &str, phone: &str) -> Result<String> {
         control::scan_qr(&self.shared, qr, phone)
+    }
+
+    /// The user types the pair `code` the companion showed on the phone
+    /// whose number the companion asked for. Returns that number.
+    pub fn enter_pair_code(&self, code: &str) -> Result<String> {
+        pair_code::enter(&self.shared, code)
     }
 
     /// Refuses logins of `phone` with `<failure reason=code>` (None: accept).

@@ -64,6 +64,7 @@ fn registration(
             .map(|_| format!("2@{:032x}", rand::random::<u128>()))
             .collect(),
         pairing: None,
+        pair_code: None,
     }
 }
 

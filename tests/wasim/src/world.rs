@@ -100,6 +100,20 @@ pub struct Registration {
     pub refs: Vec<String>,
     /// Set once the phone scanned: which device this connection becomes.
     pub pairing: Option<(String, u16)>,
+    /// A pairing by code the companion asked for.
+    pub pair_code: Option<PairCodeFlow>,
+}
+
+/// The server's and the phone's state of a pairing by code.
+#[derive(Debug, Clone)]
+pub struct PairCodeFlow {
+    pub phone: String,
+    pub reference: Vec<u8>,
+    /// The companion's ephemeral key, wrapped with the code.
+    pub companion_wrapped: Vec<u8>,
+    /// Once the code was entered: the companion's ephemeral key and the
+    /// phone's ephemeral private key.
+    pub entered: Option<([u8; 32], Vec<u8>)>,
 }
 
 pub struct Conn {
