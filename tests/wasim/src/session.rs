@@ -106,7 +106,7 @@ impl Session {
             self.conn,
             Conn {
                 tx,
-                role: Role::Registering(registration),
+                role: Role::Registering(Box::new(registration)),
             },
         );
         let pair_device = NodeBuilder::new("iq")
@@ -221,7 +221,7 @@ impl Session {
         let world = self.shared.world.clone();
         let mut state = world.lock();
         let registration = match state.conns.get(&self.conn).map(|c| &c.role) {
-            Some(Role::Registering(r)) => r.clone(),
+            Some(Role::Registering(r)) => (**r).clone(),
             _ => return,
         };
         let Some((phone, device)) = registration.pairing.clone() else {

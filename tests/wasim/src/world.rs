@@ -122,7 +122,7 @@ pub struct Conn {
 }
 
 pub enum Role {
-    Registering(Registration),
+    Registering(Box<Registration>),
     Device { phone: String, device: u16 },
 }
 
