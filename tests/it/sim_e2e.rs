@@ -387,3 +387,25 @@ async fn media_is_uploaded_to_the_media_host_and_sent() {
     assert_eq!(by_url.status, 200, "{:?}", by_url.body);
     assert_eq!(sim.uploads(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_code_entered_on_the_phone_pairs_the_instance() {
+    const PHONE: &str = "6281234567861";
+    let sim = Sim::start().await.expect("simulator");
+    let gw = gateway(TestDb::new().await, &sim).await;
+    let (id, secret) = gw.new_instance().await;
+
+    let r = send(
+        gw.app
+            .req(Method::POST, &format!("/v1/instances/{id}/pair-code"))
+            .json(&json!({ "phone_number": PHONE })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let code = r.body["code"].as_str().expect("code");
+    assert_eq!(sim.enter_pair_code(code).expect("the phone takes the code"), PHONE);
+
+    gw.webhook(id, "instance.connected", &secret).await;
+    let instance = eventually_status(&gw, id, "online").await;
+    assert_eq!(instance["phone_number"], PHONE, "{instance}");
+}
