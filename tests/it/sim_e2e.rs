@@ -403,7 +403,10 @@ async fn a_pair_code_entered_on_the_phone_pairs_the_instance() {
     .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let code = r.body["code"].as_str().expect("code");
-    assert_eq!(sim.enter_pair_code(code).expect("the phone takes the code"), PHONE);
+    assert_eq!(
+        sim.enter_pair_code(code).expect("the phone takes the code"),
+        PHONE
+    );
 
     gw.webhook(id, "instance.connected", &secret).await;
     let instance = eventually_status(&gw, id, "online").await;
