@@ -64,6 +64,8 @@ impl WhatsAppEngine {
         connect_timeout: Duration,
     ) -> Result<Self, EngineError> {
         let http = ReqwestHttp::new().map_err(|e| EngineError::Other(e.to_string()))?;
+        #[cfg(feature = "sim")]
+        let http = http.redirected_to(ws_url.as_deref());
         Ok(Self {
             backends,
             http: Arc::new(http),

@@ -6,6 +6,9 @@ use whatsapp_rust::http::{HttpClient, HttpRequest, HttpResponse};
 
 pub struct ReqwestHttp {
     client: reqwest::Client,
+    /// `http://host:port` of the simulator every request goes to instead.
+    #[cfg(feature = "sim")]
+    redirect: Option<String>,
 }
 
 impl ReqwestHttp {
@@ -15,7 +18,30 @@ impl ReqwestHttp {
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(300))
             .build()?;
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            #[cfg(feature = "sim")]
+            redirect: None,
+        })
+    }
+
+    /// Test builds: sends every request to the simulator serving `ws_url`
+    /// (same host and port, plain HTTP), keeping path and query.
+    #[cfg(feature = "sim")]
+    pub fn redirected_to(mut self, ws_url: Option<&str>) -> Self {
+        self.redirect = ws_url
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| Some(format!("http://{}:{}", u.host_str()?, u.port()?)));
+        self
+    }
+
+    fn target(&self, url: &str) -> String {
+        #[cfg(feature = "sim")]
+        if let (Some(base), Ok(parsed)) = (&self.redirect, url::Url::parse(url)) {
+            let query = parsed.query().map(|q| format!("?{q}")).unwrap_or_default();
+            return format!("{base}{}{query}", parsed.path());
+        }
+        url.to_owned()
     }
 }
 
@@ -23,7 +49,7 @@ impl ReqwestHttp {
 impl HttpClient for ReqwestHttp {
     async fn execute(&self, request: HttpRequest) -> whatsapp_rust::anyhow::Result<HttpResponse> {
         let method = reqwest::Method::from_bytes(request.method.as_bytes())?;
-        let mut builder = self.client.request(method, &request.url);
+        let mut builder = self.client.request(method, self.target(&request.url));
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }

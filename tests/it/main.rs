@@ -10,8 +10,11 @@ mod pairing;
 mod process;
 mod receiver;
 mod reencrypt;
+mod release_features;
 mod scheduler;
 mod secrets_at_rest;
+#[cfg(feature = "sim")]
+mod sim_e2e;
 mod system;
 mod wa_store;
 mod webhook_crash;

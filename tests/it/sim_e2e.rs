@@ -1,0 +1,414 @@
+//! End to end against the wasim simulator: the real gateway (real engine,
+//! the unmodified whatsapp-rust client, our SeaORM store), a real database,
+//! a real webhook receiver, and a simulated WhatsApp on 127.0.0.1.
+//! Built only with `--features sim`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use wagate::engine::scripted::ScriptedEngine;
+use wagate::whatsapp::WhatsAppEngine;
+use wagate::whatsapp::store::SeaBackends;
+use wasim::Sim;
+
+use crate::harness::{TestApp, TestDb, send, settings_with};
+use crate::receiver::Receiver;
+
+/// Generous for a loaded 2-core machine; each step takes milliseconds.
+const WITHIN: Duration = Duration::from_secs(60);
+
+struct Gateway {
+    app: TestApp,
+    receiver: Receiver,
+}
+
+/// The gateway in this process with the real engine pointed at `sim`.
+async fn gateway(db: TestDb, sim: &Sim) -> Gateway {
+    let url = sim.ws_url();
+    let backends = Arc::new(SeaBackends::new(db.connect().await));
+    let settings = settings_with(&db, |f| {
+        f.merge(("whatsapp.ws_url", url.as_str()))
+            .merge(("whatsapp.answer_timeout_secs", 20))
+    });
+    let engine = Arc::new(
+        WhatsAppEngine::new(backends, Some(url.clone()), Duration::from_secs(10)).expect("engine"),
+    );
+    let app = TestApp::spawn_with_engine(db, settings, engine, ScriptedEngine::new()).await;
+    Gateway {
+        app,
+        receiver: Receiver::start().await,
+    }
+}
+
+impl Gateway {
+    async fn new_instance(&self) -> (Uuid, String) {
+        let r = send(self.app.req(Method::POST, "/v1/instances").json(&json!({}))).await;
+        let id: Uuid = r.body["id"].as_str().expect("id").parse().expect("uuid");
+        let hook = send(
+            self.app
+                .req(Method::POST, &format!("/v1/instances/{id}/webhooks"))
+                .json(&json!({ "url": self.receiver.url("/hook") })),
+        )
+        .await;
+        assert_eq!(hook.status, 201, "{:?}", hook.body);
+        let secret = hook.body["secret"].as_str().expect("secret").to_owned();
+        (id, secret)
+    }
+
+    async fn instance(&self, id: Uuid) -> Value {
+        send(self.app.req(Method::GET, &format!("/v1/instances/{id}")))
+            .await
+            .body
+    }
+
+    /// The first webhook of `kind` for `id`, verified against `secret`;
+    /// fails past [`WITHIN`].
+    async fn webhook(&self, id: Uuid, kind: &str, secret: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WITHIN;
+        loop {
+            let found = self.receiver.requests().into_iter().find(|r| {
+                let body = r.json();
+                body["type"] == kind && body["instance_id"] == id.to_string()
+            });
+            if let Some(request) = found {
+                let mut headers = poem::http::HeaderMap::new();
+                for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+                    headers.insert(name, request.header(name).parse().expect("header"));
+                }
+                standardwebhooks::Webhook::new(secret)
+                    .expect("secret")
+                    .verify(&request.body, &headers)
+                    .expect("the signature verifies");
+                return request.json();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {kind} webhook within {WITHIN:?}; got {:?}",
+                self.receiver
+                    .requests()
+                    .iter()
+                    .map(|r| r.json()["type"].clone())
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Logs in, has the simulator scan the first QR code as `phone`, and
+    /// waits for `instance.connected`.
+    async fn pair(&self, sim: &Sim, id: Uuid, secret: &str, phone: &str) {
+        let login = send(
+            self.app
+                .req(Method::POST, &format!("/v1/instances/{id}/login")),
+        )
+        .await;
+        assert_eq!(login.status, 200, "{:?}", login.body);
+        assert_eq!(login.body["status"], "qr_pending");
+        let code = login.body["qr"]["code"].as_str().expect("qr code");
+        let jid = sim
+            .scan_qr(code, phone)
+            .expect("the phone scans the QR code");
+        assert!(jid.starts_with(phone), "{jid}");
+        self.webhook(id, "instance.connected", secret).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qr_scan_pairs_and_connects_the_instance() {
+    let sim = Sim::start().await.expect("simulator");
+    let gw = gateway(TestDb::new().await, &sim).await;
+    let (id, secret) = gw.new_instance().await;
+
+    gw.pair(&sim, id, &secret, "6281234567890").await;
+
+    let paired = gw.webhook(id, "instance.paired", &secret).await;
+    assert_eq!(paired["data"]["phone_number"], "6281234567890", "{paired}");
+    let instance = gw.instance(id).await;
+    assert_eq!(instance["status"], "online", "{instance}");
+    assert_eq!(instance["phone_number"], "6281234567890", "{instance}");
+    assert_eq!(instance["is_connected"], true, "{instance}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_to_a_registered_number_is_sent_delivered_and_read() {
+    const SENDER: &str = "6281234567801";
+    const FRIEND: &str = "6281234567802";
+    let sim = Sim::start().await.expect("simulator");
+    sim.register_number(FRIEND).expect("directory");
+    let gw = gateway(TestDb::new().await, &sim).await;
+    let (id, secret) = gw.new_instance().await;
+    gw.pair(&sim, id, &secret, SENDER).await;
+
+    let r = send(
+        gw.app
+            .req(Method::POST, &format!("/send/by-number/{SENDER}"))
+            .json(&json!({ "to": FRIEND, "text": "halo" })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let mid = r.body["message_id"]
+        .as_str()
+        .expect("message id")
+        .to_owned();
+    let sent = gw.webhook(id, "message.sent", &secret).await;
+    assert_eq!(sent["data"]["message_id"], mid.as_str(), "{sent}");
+
+    // The contact's phone delivers, then reads, as WhatsApp reports it.
+    sim.deliver(&mid).expect("delivered receipt");
+    let delivered = gw.webhook(id, "message.delivered", &secret).await;
+    assert_eq!(delivered["data"]["message_id"], mid.as_str(), "{delivered}");
+    sim.read(&mid).expect("read receipt");
+    let read = gw.webhook(id, "message.read", &secret).await;
+    assert_eq!(read["data"]["message_id"], mid.as_str(), "{read}");
+    assert_eq!(read["data"]["recipient"]["phone_number"], FRIEND, "{read}");
+    let stored = send(
+        gw.app
+            .req(Method::GET, &format!("/v1/instances/{id}/messages/{mid}")),
+    )
+    .await;
+    assert_eq!(stored.body["status"], "read", "{:?}", stored.body);
+
+    let unknown = send(
+        gw.app
+            .req(Method::POST, &format!("/send/by-number/{SENDER}"))
+            .json(&json!({ "to": "6281234567899", "text": "halo" })),
+    )
+    .await;
+    unknown.assert_problem(422, "number_not_on_whatsapp");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_side_unlink_logs_the_instance_out() {
+    const PHONE: &str = "6281234567811";
+    let sim = Sim::start().await.expect("simulator");
+    let gw = gateway(TestDb::new().await, &sim).await;
+    let (id, secret) = gw.new_instance().await;
+    gw.pair(&sim, id, &secret, PHONE).await;
+
+    sim.unlink(PHONE, 1).expect("unlink");
+    gw.webhook(id, "instance.logged_out", &secret).await;
+    let instance = eventually_status(&gw, id, "logged_out").await;
+    assert_eq!(instance["is_connected"], false, "{instance}");
+    // The device's keys are gone from the store.
+    let db = gw.app.db.connect().await;
+    let backend = wagate::whatsapp::BackendSource::backend(&SeaBackends::new(db), id);
+    let stored = eventually_value("the keys to be wiped", || {
+        let backend = backend.clone();
+        async move { backend.load().await.expect("load").is_none().then_some(()) }
+    })
+    .await;
+    let () = stored;
+    // A logged-out instance cannot pair again.
+    let login = send(
+        gw.app
+            .req(Method::POST, &format!("/v1/instances/{id}/login")),
+    )
+    .await;
+    assert!(login.status >= 400, "{:?}", login.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_socket_disconnects_then_the_client_reconnects() {
+    const PHONE: &str = "6281234567821";
+    let sim = Sim::start().await.expect("simulator");
+    let gw = gateway(TestDb::new().await, &sim).await;
+    let (id, secret) = gw.new_instance().await;
+    gw.pair(&sim, id, &secret, PHONE).await;
+    let mut events = sim.events();
+
+    sim.drop_connection(PHONE, 1).expect("drop");
+    gw.webhook(id, "instance.disconnected", &secret).await;
+    Sim::wait_for(&mut events, WITHIN, |e| {
+        matches!(e, wasim::SimEvent::LoggedIn { phone, .. } if phone == PHONE).then_some(())
+    })
+    .await
+    .expect("the client logs in again");
+    // A second instance.connected follows the disconnect.
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let types: Vec<String> = gw
+            .receiver
+            .requests()
+            .iter()
+            .map(|r| r.json()["type"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let after = types
+            .iter()
+            .skip_while(|t| *t != "instance.disconnected")
+            .any(|t| t == "instance.connected");
+        if after {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reconnect: {types:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eventually_status(&gw, id, "online").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_gateway_reconnects_without_a_new_qr() {
+    const PHONE: &str = "6281234567831";
+    let sim = Sim::start().await.expect("simulator");
+    let gw = gateway(TestDb::new().await, &sim).await;
+    let (id, secret) = gw.new_instance().await;
+    gw.pair(&sim, id, &secret, PHONE).await;
+    let Gateway { app, receiver } = gw;
+    drop(receiver);
+    let db = app.into_db();
+    // The old gateway shuts down gracefully and lets go of the socket.
+    eventually_value("the old gateway to disconnect", || async {
+        (!sim.is_online(PHONE, 1)).then_some(())
+    })
+    .await;
+
+    let mut events = sim.events();
+    let gw = gateway(db, &sim).await;
+    Sim::wait_for(&mut events, WITHIN, |e| {
+        matches!(e, wasim::SimEvent::LoggedIn { phone, .. } if phone == PHONE).then_some(())
+    })
+    .await
+    .expect("the stored session logs in");
+    let instance = eventually_status(&gw, id, "online").await;
+    assert_eq!(instance["phone_number"], PHONE, "{instance}");
+    // No registration connection was opened: no QR this time.
+    let saw_pairing = std::iter::from_fn(|| events.try_recv().ok())
+        .any(|e| matches!(e, wasim::SimEvent::PairingStarted { .. }));
+    assert!(!saw_pairing);
+}
+
+async fn eventually_status(gw: &Gateway, id: Uuid, status: &str) -> Value {
+    eventually_value(&format!("status {status}"), || async {
+        let i = gw.instance(id).await;
+        (i["status"] == status).then_some(i)
+    })
+    .await
+}
+
+/// Polls `check` until it returns `Some`, failing past [`WITHIN`].
+async fn eventually_value<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_text_is_received() {
+    const PHONE: &str = "6281234567841";
+    const FRIEND: &str = "6281234567842";
+    let sim = Sim::start().await.expect("simulator");
+    sim.register_number(FRIEND).expect("directory");
+    let gw = gateway(TestDb::new().await, &sim).await;
+    let (id, secret) = gw.new_instance().await;
+    gw.pair(&sim, id, &secret, PHONE).await;
+    // The contact's phone encrypts with the prekeys the device uploaded.
+    eventually_value("the device's prekeys", || async {
+        sim.has_prekeys(PHONE, 1).then_some(())
+    })
+    .await;
+
+    let mid = sim
+        .send_text(FRIEND, PHONE, "halo dari simulator")
+        .await
+        .expect("inbound text");
+    let received = gw.webhook(id, "message.received", &secret).await;
+    assert_eq!(received["data"]["message_id"], mid.as_str(), "{received}");
+    assert_eq!(
+        received["data"]["text"], "halo dari simulator",
+        "{received}"
+    );
+    assert_eq!(received["data"]["from_pn"], FRIEND, "{received}");
+}
+
+/// A 1x1 PNG, enough for the gateway's sniffing.
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_is_uploaded_to_the_media_host_and_sent() {
+    const SENDER: &str = "6281234567851";
+    const FRIEND: &str = "6281234567852";
+    let sim = Sim::start().await.expect("simulator");
+    sim.register_number(FRIEND).expect("directory");
+    let gw = gateway(TestDb::new().await, &sim).await;
+    let (id, secret) = gw.new_instance().await;
+    gw.pair(&sim, id, &secret, SENDER).await;
+
+    let form = reqwest::multipart::Form::new()
+        .text("to", FRIEND)
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(PNG.to_vec()).file_name("pic.png"),
+        )
+        .text("caption", "look");
+    let file = send(
+        gw.app
+            .req(
+                Method::POST,
+                &format!("/send/by-number/{SENDER}/media-file"),
+            )
+            .multipart(form),
+    )
+    .await;
+    assert_eq!(file.status, 200, "{:?}", file.body);
+    assert_eq!(
+        sim.uploads(),
+        1,
+        "the encrypted file reached the media host"
+    );
+    let mid = file.body["message_id"].as_str().expect("id").to_owned();
+    sim.deliver(&mid).expect("delivered");
+    let delivered = gw.webhook(id, "message.delivered", &secret).await;
+    assert_eq!(delivered["data"]["message_id"], mid.as_str(), "{delivered}");
+
+    let url = sim.serve_file("pic.png", PNG.to_vec());
+    let by_url = send(
+        gw.app
+            .req(Method::POST, &format!("/send/by-number/{SENDER}/media-url"))
+            .json(&json!({ "to": FRIEND, "url": url, "caption": "see" })),
+    )
+    .await;
+    assert_eq!(by_url.status, 200, "{:?}", by_url.body);
+    assert_eq!(sim.uploads(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pair_code_entered_on_the_phone_pairs_the_instance() {
+    const PHONE: &str = "6281234567861";
+    let sim = Sim::start().await.expect("simulator");
+    let gw = gateway(TestDb::new().await, &sim).await;
+    let (id, secret) = gw.new_instance().await;
+
+    let r = send(
+        gw.app
+            .req(Method::POST, &format!("/v1/instances/{id}/pair-code"))
+            .json(&json!({ "phone_number": PHONE })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let code = r.body["code"].as_str().expect("code");
+    assert_eq!(
+        sim.enter_pair_code(code).expect("the phone takes the code"),
+        PHONE
+    );
+
+    gw.webhook(id, "instance.connected", &secret).await;
+    let instance = eventually_status(&gw, id, "online").await;
+    assert_eq!(instance["phone_number"], PHONE, "{instance}");
+}

@@ -1,0 +1,222 @@
+//! wasim: a WhatsApp Web server simulator on loopback.
+//!
+//! It speaks the real wire protocol (Noise XX, binary nodes, Signal) so the
+//! unmodified whatsapp-rust client can pair, log in, send and receive
+//! receipts against it. Tests drive the "phone" and the world through
+//! [`Sim`]. Test and benchmark use only.
+
+mod appstate;
+mod cert;
+mod conn;
+mod control;
+pub mod error;
+mod handshake;
+mod iq;
+mod keys;
+mod messages;
+mod nodes;
+mod pair_code;
+pub mod phone;
+mod prekeys;
+mod server;
+mod session;
+mod signal;
+mod usync;
+mod web;
+mod wire;
+pub mod world;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+pub use error::{Result, SimError};
+use server::Shared;
+pub use world::SimEvent;
+
+/// A running simulator. Dropping it stops accepting connections.
+pub struct Sim {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: JoinHandle<()>,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl Sim {
+    /// Listens on 127.0.0.1 on a free port.
+    pub async fn start() -> Result<Self> {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    /// Listens on `addr` (`host:port`).
+    pub async fn start_on(addr: &str) -> Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(Arc::new(world::World::new()), addr));
+        let accept = tokio::spawn(server::accept_loop(listener, shared.clone()));
+        Ok(Self {
+            addr,
+            shared,
+            accept,
+        })
+    }
+
+    /// Base URL of the HTTP side (media, version file, `/control/*`).
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The URL to give the client's WebSocket transport.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws/chat", self.addr)
+    }
+
+    /// Everything that happens from now on.
+    pub fn events(&self) -> broadcast::Receiver<SimEvent> {
+        self.shared.world.events.subscribe()
+    }
+
+    /// Puts a number in the directory (on WhatsApp, no companion here).
+    pub fn register_number(&self, phone: &str) -> Result<()> {
+        control::register_number(&self.shared, phone)
+    }
+
+    /// Numbers on WhatsApp: accounts and directory entries.
+    pub fn registered_numbers(&self) -> Vec<String> {
+        control::registered_numbers(&self.shared)
+    }
+
+    /// Acts as the phone of `phone` scanning `qr`: the companion showing it
+    /// becomes a new device of that account. Returns the device's JID.
+    pub fn scan_qr(&self, qr: &str, phone: &str) -> Result<String> {
+        control::scan_qr(&self.shared, qr, phone)
+    }
+
+    /// The user types the pair `code` the companion showed on the phone
+    /// whose number the companion asked for. Returns that number.
+    pub fn enter_pair_code(&self, code: &str) -> Result<String> {
+        pair_code::enter(&self.shared, code)
+    }
+
+    /// Refuses logins of `phone` with `<failure reason=code>` (None: accept).
+    pub fn refuse_logins(&self, phone: &str, code: Option<u16>) {
+        control::refuse_logins(&self.shared, phone, code);
+    }
+
+    /// Delays every answer by `delay`.
+    pub fn delay(&self, delay: Duration) {
+        control::delay(&self.shared, delay);
+    }
+
+    /// The recipient of message `id` reports it delivered.
+    pub fn deliver(&self, id: &str) -> Result<()> {
+        control::receipt(&self.shared, id, None)
+    }
+
+    /// The recipient of message `id` reports it read.
+    pub fn read(&self, id: &str) -> Result<()> {
+        control::receipt(&self.shared, id, Some("read"))
+    }
+
+    /// The phone of `phone` removes its companion `device`.
+    pub fn unlink(&self, phone: &str, device: u16) -> Result<()> {
+        control::unlink(&self.shared, phone, device)
+    }
+
+    /// Drops the socket of `phone:device` without a word.
+    pub fn drop_connection(&self, phone: &str, device: u16) -> Result<()> {
+        control::drop_connection(&self.shared, phone, device)
+    }
+
+    /// Sends `<stream:error code>` to `phone:device` and closes.
+    pub fn stream_error(&self, phone: &str, device: u16, code: u16) -> Result<()> {
+        control::stream_error(&self.shared, phone, device, code)
+    }
+
+    /// The phone of `from` sends `text` to the online companions of `to`
+    /// (a real Signal message). Returns the message id.
+    pub async fn send_text(&self, from: &str, to: &str, text: &str) -> Result<String> {
+        control::send_text(&self.shared, from, to, text).await
+    }
+
+    /// Media uploaded to the simulated media hosts so far.
+    pub fn uploads(&self) -> usize {
+        self.shared.media.count("/v/")
+    }
+
+    /// Serves `bytes` over plain HTTP (for media-by-URL sends); returns
+    /// the URL.
+    pub fn serve_file(&self, name: &str, bytes: impl Into<bytes::Bytes>) -> String {
+        let path = format!("/files/{name}");
+        self.shared.media.put(path.clone(), bytes.into());
+        format!("{}{path}", self.http_url())
+    }
+
+    /// How many devices are logged in right now.
+    pub fn online_devices(&self) -> usize {
+        self.shared
+            .world
+            .lock()
+            .accounts
+            .values()
+            .flat_map(|a| a.devices.values())
+            .filter(|d| d.conn.is_some())
+            .count()
+    }
+
+    /// Whether device `phone:device` has uploaded its signed prekey.
+    pub fn has_prekeys(&self, phone: &str, device: u16) -> bool {
+        self.shared
+            .world
+            .lock()
+            .accounts
+            .get(phone)
+            .and_then(|a| a.devices.get(&device))
+            .is_some_and(|d| d.signed_prekey.is_some() && !d.prekeys.is_empty())
+    }
+
+    /// Whether device `phone:device` has a logged-in connection.
+    pub fn is_online(&self, phone: &str, device: u16) -> bool {
+        self.shared
+            .world
+            .lock()
+            .accounts
+            .get(phone)
+            .and_then(|a| a.devices.get(&device))
+            .is_some_and(|d| d.conn.is_some())
+    }
+
+    /// Waits for the first event `pick` accepts on `events`, up to `within`.
+    pub async fn wait_for<T>(
+        events: &mut broadcast::Receiver<SimEvent>,
+        within: Duration,
+        mut pick: impl FnMut(&SimEvent) -> Option<T>,
+    ) -> Result<T> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Ok(event)) => {
+                    if let Some(found) = pick(&event) {
+                        return Ok(found);
+                    }
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Err(broadcast::error::RecvError::Closed)) => return Err(SimError::Closed),
+                Err(_) => {
+                    return Err(SimError::NotFound(format!(
+                        "no such event within {within:?}"
+                    )));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The sending half of Signal for a simulated phone: sessions it opened to
+//! companions from their uploaded bundles, so an inbound message is a real
+//! `pkmsg`/`msg` the client decrypts with its own keys.
+
+use std::collections::HashMap;
+
+use wacore_libsignal::protocol::{
+    CiphertextMessage, Direction, IdentityChange, IdentityKey, IdentityKeyPair, IdentityKeyStore,
+    KeyPair, PreKeyBundle, ProtocolAddress, PublicKey, SessionRecord, SessionStore, UsePQRatchet,
+    message_encrypt, process_prekey_bundle,
+};
+
+use crate::error::{Result, SimError};
+use crate::world::Device;
+
+type SignalResult<T> = std::result::Result<T, wacore_libsignal::protocol::SignalProtocolError>;
+
+/// One phone's Signal state: its identity and the sessions it holds.
+pub struct PhoneSignal {
+    identity: IdentityKeyPair,
+    registration_id: u32,
+    sessions: HashMap<String, SessionRecord>,
+    identities: HashMap<String, IdentityKey>,
+}
+
+impl PhoneSignal {
+    pub fn new(identity: &KeyPair, registration_id: u32) -> Self {
+        Self {
+            identity: IdentityKeyPair::from(identity.clone()),
+            registration_id,
+            sessions: HashMap::new(),
+            identities: HashMap::new(),
+        }
+    }
+
+    /// Encrypts `plaintext` for companion `device` of `user`, opening a
+    /// session from its bundle first if needed. Returns (`enc` type, bytes).
+    pub async fn encrypt(
+        &mut self,
+        user: &str,
+        device_id: u16,
+        device: &Device,
+        prekey: Option<(u32, Vec<u8>)>,
+        plaintext: &[u8],
+    ) -> Result<(&'static str, Vec<u8>)> {
+        let address = ProtocolAddress::new(user, u32::from(device_id).into());
+        if !self.sessions.contains_key(&address.to_string()) {
+            let signed = device.signed_prekey.as_ref().ok_or_else(|| {
+                SimError::NotFound(format!("{user}:{device_id} has no signed prekey"))
+            })?;
+            let prekey = match prekey {
+                Some((id, key)) => Some((id.into(), PublicKey::from_djb_public_key_bytes(&key)?)),
+                None => None,
+            };
+            let bundle = PreKeyBundle::new(
+                device.registration_id,
+                u32::from(device_id).into(),
+                prekey,
+                signed.id.into(),
+                PublicKey::from_djb_public_key_bytes(&signed.public)?,
+                signed.signature.clone(),
+                IdentityKey::new(PublicKey::from_djb_public_key_bytes(&device.identity_pub)?),
+            )?;
+            let mut identities = Identities {
+                identity: self.identity.clone(),
+                registration_id: self.registration_id,
+                known: std::mem::take(&mut self.identities),
+            };
+            let mut sessions = Sessions(std::mem::take(&mut self.sessions));
+            // A Send generator: this future runs inside spawned tasks.
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_rng(&mut rand::rng());
+            let outcome = process_prekey_bundle(
+                &address,
+                &mut sessions,
+                &mut identities,
+                &bundle,
+                &mut rng,
+                UsePQRatchet::No,
+            )
+            .await;
+            self.sessions = sessions.0;
+            self.identities = identities.known;
+            outcome?;
+        }
+        let mut identities = Identities {
+            identity: self.identity.clone(),
+            registration_id: self.registration_id,
+            known: std::mem::take(&mut self.identities),
+        };
+        let mut sessions = Sessions(std::mem::take(&mut self.sessions));
+        let sealed = message_encrypt(plaintext, &address, &mut sessions, &mut identities).await;
+        self.sessions = sessions.0;
+        self.identities = identities.known;
+        let sealed = sealed?;
+        let kind = match &sealed {
+            CiphertextMessage::PreKeySignalMessage(_) => "pkmsg",
+            _ => "msg",
+        };
+        Ok((kind, sealed.serialize().to_vec()))
+    }
+}
+
+struct Sessions(HashMap<String, SessionRecord>);
+
+#[async_trait::async_trait]
+impl SessionStore for Sessions {
+    async fn load_session(&self, address: &ProtocolAddress) -> SignalResult<Option<SessionRecord>> {
+        Ok(self.0.get(&address.to_string()).cloned())
+    }
+
+    async fn has_session(&self, address: &ProtocolAddress) -> SignalResult<bool> {
+        Ok(self.0.contains_key(&address.to_string()))
+    }
+
+    async fn store_session(
+        &mut self,
+        address: &ProtocolAddress,
+        record: SessionRecord,
+    ) -> SignalResult<()> {
+        self.0.insert(address.to_string(), record);
+        Ok(())
+    }
+}
+
+struct Identities {
+    identity: IdentityKeyPair,
+    registration_id: u32,
+    known: HashMap<String, IdentityKey>,
+}
+
+#[async_trait::async_trait]
+impl IdentityKeyStore for Identities {
+    async fn get_identity_key_pair(&self) -> SignalResult<IdentityKeyPair> {
+        Ok(self.identity.clone())
+    }
+
+    async fn get_local_registration_id(&self) -> SignalResult<u32> {
+        Ok(self.registration_id)
+    }
+
+    async fn save_identity(
+        &mut self,
+        address: &ProtocolAddress,
+        identity: &IdentityKey,
+    ) -> SignalResult<IdentityChange> {
+        let previous = self.known.insert(address.to_string(), *identity);
+        Ok(match previous {
+            Some(p) if p != *identity => IdentityChange::ReplacedExisting,
+            _ => IdentityChange::NewOrUnchanged,
+        })
+    }
+
+    /// Trust on first use, like a phone that has not verified safety numbers.
+    async fn is_trusted_identity(
+        &self,
+        _address: &ProtocolAddress,
+        _identity: &IdentityKey,
+        _direction: Direction,
+    ) -> SignalResult<bool> {
+        Ok(true)
+    }
+
+    async fn get_identity(&self, address: &ProtocolAddress) -> SignalResult<Option<IdentityKey>> {
+        Ok(self.known.get(&address.to_string()).cloned())
+    }
+}
