@@ -79,6 +79,14 @@ impl Running {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// SIGKILL, as a crash or an OOM kill would end it; returns once the
+    /// process is gone.
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
+    pub(crate) fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
     /// SIGTERM, then the exit status (waited for with a deadline).
     pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();

@@ -1,55 +1,71 @@
-//! End to end against the wasim simulator: the real gateway (real engine,
-//! the unmodified whatsapp-rust client, our SeaORM store), a real database,
-//! a real webhook receiver, and a simulated WhatsApp on 127.0.0.1.
-//! Built only with `--features sim`.
+//! End to end against the wasim simulator: the real gateway binary as its
+//! own process (real engine, the unmodified whatsapp-rust client, our
+//! SeaORM store), a real database, a real webhook receiver, and a simulated
+//! WhatsApp on 127.0.0.1. Built only with `--features sim`, which the
+//! binary under test then has too.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
-use wagate::engine::scripted::ScriptedEngine;
-use wagate::whatsapp::WhatsAppEngine;
 use wagate::whatsapp::store::SeaBackends;
 use wasim::Sim;
 
-use crate::harness::{TestApp, TestDb, send, settings_with};
+use crate::harness::{ADMIN_KEY, TestDb, http_client, send};
+use crate::process::{Running, start, wagate};
 use crate::receiver::Receiver;
+use crate::secrets_at_rest::{keyring, new_key};
 
 /// Generous for a loaded 2-core machine; each step takes milliseconds.
 const WITHIN: Duration = Duration::from_secs(60);
 
 struct Gateway {
-    app: TestApp,
+    // Dropped first: the process lets go of the database before it goes.
+    process: Running,
+    db: TestDb,
+    /// The session keys are sealed at rest, as in production.
+    key: String,
     receiver: Receiver,
+    http: reqwest::Client,
 }
 
-/// The gateway in this process with the real engine pointed at `sim`.
+/// Starts the gateway binary on `db`, its WhatsApp server being `sim`.
+async fn launch(db: &TestDb, key: &str, sim: &Sim) -> Running {
+    let mut cmd = wagate(&db.url);
+    cmd.env("WAGATE_WHATSAPP__WS_URL", sim.ws_url())
+        .env("WAGATE_ENCRYPTION_KEY", key)
+        // The webhook receiver and the media URLs are on loopback.
+        .env("WAGATE_ALLOW_PRIVATE_TARGETS", "true");
+    tokio::task::spawn_blocking(move || start(cmd))
+        .await
+        .expect("the gateway starts")
+}
+
 async fn gateway(db: TestDb, sim: &Sim) -> Gateway {
-    let url = sim.ws_url();
-    let backends = Arc::new(SeaBackends::new(db.connect().await));
-    let settings = settings_with(&db, |f| {
-        f.merge(("whatsapp.ws_url", url.as_str()))
-            .merge(("whatsapp.answer_timeout_secs", 20))
-    });
-    let engine = Arc::new(
-        WhatsAppEngine::new(backends, Some(url.clone()), Duration::from_secs(10)).expect("engine"),
-    );
-    let app = TestApp::spawn_with_engine(db, settings, engine, ScriptedEngine::new()).await;
+    let key = new_key();
     Gateway {
-        app,
+        process: launch(&db, &key, sim).await,
+        db,
+        key,
         receiver: Receiver::start().await,
+        http: http_client(),
     }
 }
 
 impl Gateway {
+    /// A request with the admin key.
+    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.process.url(path))
+            .bearer_auth(ADMIN_KEY)
+    }
+
     async fn new_instance(&self) -> (Uuid, String) {
-        let r = send(self.app.req(Method::POST, "/v1/instances").json(&json!({}))).await;
+        let r = send(self.req(Method::POST, "/v1/instances").json(&json!({}))).await;
         let id: Uuid = r.body["id"].as_str().expect("id").parse().expect("uuid");
         let hook = send(
-            self.app
-                .req(Method::POST, &format!("/v1/instances/{id}/webhooks"))
+            self.req(Method::POST, &format!("/v1/instances/{id}/webhooks"))
                 .json(&json!({ "url": self.receiver.url("/hook") })),
         )
         .await;
@@ -59,7 +75,7 @@ impl Gateway {
     }
 
     async fn instance(&self, id: Uuid) -> Value {
-        send(self.app.req(Method::GET, &format!("/v1/instances/{id}")))
+        send(self.req(Method::GET, &format!("/v1/instances/{id}")))
             .await
             .body
     }
@@ -67,11 +83,29 @@ impl Gateway {
     /// The first webhook of `kind` for `id`, verified against `secret`;
     /// fails past [`WITHIN`].
     async fn webhook(&self, id: Uuid, kind: &str, secret: &str) -> Value {
+        self.webhook_where(id, kind, secret, |_| true).await
+    }
+
+    /// The first webhook of `kind` about the message `message_id`.
+    async fn message_webhook(&self, id: Uuid, kind: &str, secret: &str, message_id: &str) -> Value {
+        self.webhook_where(id, kind, secret, |body| {
+            body["data"]["message_id"] == message_id
+        })
+        .await
+    }
+
+    async fn webhook_where(
+        &self,
+        id: Uuid,
+        kind: &str,
+        secret: &str,
+        also: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = tokio::time::Instant::now() + WITHIN;
         loop {
             let found = self.receiver.requests().into_iter().find(|r| {
                 let body = r.json();
-                body["type"] == kind && body["instance_id"] == id.to_string()
+                body["type"] == kind && body["instance_id"] == id.to_string() && also(&body)
             });
             if let Some(request) = found {
                 let mut headers = poem::http::HeaderMap::new();
@@ -100,11 +134,7 @@ impl Gateway {
     /// Logs in, has the simulator scan the first QR code as `phone`, and
     /// waits for `instance.connected`.
     async fn pair(&self, sim: &Sim, id: Uuid, secret: &str, phone: &str) {
-        let login = send(
-            self.app
-                .req(Method::POST, &format!("/v1/instances/{id}/login")),
-        )
-        .await;
+        let login = send(self.req(Method::POST, &format!("/v1/instances/{id}/login"))).await;
         assert_eq!(login.status, 200, "{:?}", login.body);
         assert_eq!(login.body["status"], "qr_pending");
         let code = login.body["qr"]["code"].as_str().expect("qr code");
@@ -143,8 +173,7 @@ async fn text_to_a_registered_number_is_sent_delivered_and_read() {
     gw.pair(&sim, id, &secret, SENDER).await;
 
     let r = send(
-        gw.app
-            .req(Method::POST, &format!("/send/by-number/{SENDER}"))
+        gw.req(Method::POST, &format!("/send/by-number/{SENDER}"))
             .json(&json!({ "to": FRIEND, "text": "halo" })),
     )
     .await;
@@ -164,16 +193,11 @@ async fn text_to_a_registered_number_is_sent_delivered_and_read() {
     let read = gw.webhook(id, "message.read", &secret).await;
     assert_eq!(read["data"]["message_id"], mid.as_str(), "{read}");
     assert_eq!(read["data"]["recipient"]["phone_number"], FRIEND, "{read}");
-    let stored = send(
-        gw.app
-            .req(Method::GET, &format!("/v1/instances/{id}/messages/{mid}")),
-    )
-    .await;
+    let stored = send(gw.req(Method::GET, &format!("/v1/instances/{id}/messages/{mid}"))).await;
     assert_eq!(stored.body["status"], "read", "{:?}", stored.body);
 
     let unknown = send(
-        gw.app
-            .req(Method::POST, &format!("/send/by-number/{SENDER}"))
+        gw.req(Method::POST, &format!("/send/by-number/{SENDER}"))
             .json(&json!({ "to": "6281234567899", "text": "halo" })),
     )
     .await;
@@ -193,8 +217,9 @@ async fn phone_side_unlink_logs_the_instance_out() {
     let instance = eventually_status(&gw, id, "logged_out").await;
     assert_eq!(instance["is_connected"], false, "{instance}");
     // The device's keys are gone from the store.
-    let db = gw.app.db.connect().await;
-    let backend = wagate::whatsapp::BackendSource::backend(&SeaBackends::new(db), id);
+    let db = gw.db.connect().await;
+    let backends = SeaBackends::new(db, keyring(Some(&gw.key)));
+    let backend = wagate::whatsapp::BackendSource::backend(&backends, id);
     let stored = eventually_value("the keys to be wiped", || {
         let backend = backend.clone();
         async move { backend.load().await.expect("load").is_none().then_some(()) }
@@ -202,11 +227,7 @@ async fn phone_side_unlink_logs_the_instance_out() {
     .await;
     let () = stored;
     // A logged-out instance cannot pair again.
-    let login = send(
-        gw.app
-            .req(Method::POST, &format!("/v1/instances/{id}/login")),
-    )
-    .await;
+    let login = send(gw.req(Method::POST, &format!("/v1/instances/{id}/login"))).await;
     assert!(login.status >= 400, "{:?}", login.body);
 }
 
@@ -252,23 +273,34 @@ async fn a_dropped_socket_disconnects_then_the_client_reconnects() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_gateway_reconnects_without_a_new_qr() {
+async fn a_killed_gateway_restarts_and_reconnects_without_a_new_qr() {
     const PHONE: &str = "6281234567831";
     let sim = Sim::start().await.expect("simulator");
     let gw = gateway(TestDb::new().await, &sim).await;
     let (id, secret) = gw.new_instance().await;
     gw.pair(&sim, id, &secret, PHONE).await;
-    let Gateway { app, receiver } = gw;
-    drop(receiver);
-    let db = app.into_db();
-    // The old gateway shuts down gracefully and lets go of the socket.
-    eventually_value("the old gateway to disconnect", || async {
+    let Gateway {
+        process,
+        db,
+        key,
+        receiver,
+        http,
+    } = gw;
+    // SIGKILL: no graceful disconnect, no chance to save anything more.
+    process.kill();
+    eventually_value("the simulator to see the socket close", || async {
         (!sim.is_online(PHONE, 1)).then_some(())
     })
     .await;
 
     let mut events = sim.events();
-    let gw = gateway(db, &sim).await;
+    let gw = Gateway {
+        process: launch(&db, &key, &sim).await,
+        db,
+        key,
+        receiver,
+        http,
+    };
     Sim::wait_for(&mut events, WITHIN, |e| {
         matches!(e, wasim::SimEvent::LoggedIn { phone, .. } if phone == PHONE).then_some(())
     })
@@ -276,6 +308,16 @@ async fn a_restarted_gateway_reconnects_without_a_new_qr() {
     .expect("the stored session logs in");
     let instance = eventually_status(&gw, id, "online").await;
     assert_eq!(instance["phone_number"], PHONE, "{instance}");
+    eventually_value("a second instance.connected", || async {
+        let connected = gw
+            .receiver
+            .requests()
+            .iter()
+            .filter(|r| r.json()["type"] == "instance.connected")
+            .count();
+        (connected >= 2).then_some(())
+    })
+    .await;
     // No registration connection was opened: no QR this time.
     let saw_pairing = std::iter::from_fn(|| events.try_recv().ok())
         .any(|e| matches!(e, wasim::SimEvent::PairingStarted { .. }));
@@ -358,12 +400,11 @@ async fn media_is_uploaded_to_the_media_host_and_sent() {
         )
         .text("caption", "look");
     let file = send(
-        gw.app
-            .req(
-                Method::POST,
-                &format!("/send/by-number/{SENDER}/media-file"),
-            )
-            .multipart(form),
+        gw.req(
+            Method::POST,
+            &format!("/send/by-number/{SENDER}/media-file"),
+        )
+        .multipart(form),
     )
     .await;
     assert_eq!(file.status, 200, "{:?}", file.body);
@@ -373,19 +414,23 @@ async fn media_is_uploaded_to_the_media_host_and_sent() {
         "the encrypted file reached the media host"
     );
     let mid = file.body["message_id"].as_str().expect("id").to_owned();
+    gw.message_webhook(id, "message.sent", &secret, &mid).await;
     sim.deliver(&mid).expect("delivered");
-    let delivered = gw.webhook(id, "message.delivered", &secret).await;
-    assert_eq!(delivered["data"]["message_id"], mid.as_str(), "{delivered}");
+    gw.message_webhook(id, "message.delivered", &secret, &mid)
+        .await;
 
     let url = sim.serve_file("pic.png", PNG.to_vec());
     let by_url = send(
-        gw.app
-            .req(Method::POST, &format!("/send/by-number/{SENDER}/media-url"))
+        gw.req(Method::POST, &format!("/send/by-number/{SENDER}/media-url"))
             .json(&json!({ "to": FRIEND, "url": url, "caption": "see" })),
     )
     .await;
     assert_eq!(by_url.status, 200, "{:?}", by_url.body);
     assert_eq!(sim.uploads(), 2);
+    let mid = by_url.body["message_id"].as_str().expect("id").to_owned();
+    gw.message_webhook(id, "message.sent", &secret, &mid).await;
+    sim.read(&mid).expect("read");
+    gw.message_webhook(id, "message.read", &secret, &mid).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,8 +441,7 @@ async fn a_pair_code_entered_on_the_phone_pairs_the_instance() {
     let (id, secret) = gw.new_instance().await;
 
     let r = send(
-        gw.app
-            .req(Method::POST, &format!("/v1/instances/{id}/pair-code"))
+        gw.req(Method::POST, &format!("/v1/instances/{id}/pair-code"))
             .json(&json!({ "phone_number": PHONE })),
     )
     .await;

@@ -17,6 +17,7 @@ use crate::wire::{Decryptor, Encryptor, FrameReader, send_frame};
 use crate::world::{Outbound, SimEvent};
 
 pub async fn serve(shared: Arc<Shared>, tcp: TcpStream) -> Result<()> {
+    let handshake = shared.handshakes.begin();
     let (_request, ws) = ServerBuilder::new().accept(tcp).await?;
     let (mut sink, stream) = ws.split();
     let mut reader = FrameReader::new(stream);
@@ -54,6 +55,8 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream) -> Result<()> {
         established.client_static,
         established.payload,
     );
+    // Login answered (or registration begun): the handshake is over.
+    drop(handshake);
     let mut decryptor = Decryptor::new(established.read);
     let outcome = loop {
         tokio::select! {

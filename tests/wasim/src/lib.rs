@@ -173,6 +173,17 @@ impl Sim {
             .count()
     }
 
+    /// The most WebSocket connections that were in their handshake (accept
+    /// to login answered) at once since the start or the last
+    /// [`Sim::reset_most_handshakes`].
+    pub fn most_handshakes(&self) -> usize {
+        self.shared.handshakes.most()
+    }
+
+    pub fn reset_most_handshakes(&self) {
+        self.shared.handshakes.reset_most();
+    }
+
     /// Whether device `phone:device` has uploaded its signed prekey.
     pub fn has_prekeys(&self, phone: &str, device: u16) -> bool {
         self.shared

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -18,8 +18,45 @@ pub struct Shared {
     pub noise_key: KeyPair,
     pub cert_chain: Vec<u8>,
     pub media: crate::web::MediaStore,
+    pub handshakes: Handshakes,
     addr: SocketAddr,
     iq_seq: AtomicU64,
+}
+
+/// Connections between their accept and the end of their login (or
+/// registration) handshake, and the most there have been at once: what a
+/// client-side bound on concurrent connects looks like from the server.
+#[derive(Default)]
+pub struct Handshakes {
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
+
+/// One connection's handshake; it ends when this is dropped.
+pub struct InHandshake<'a>(&'a Handshakes);
+
+impl Handshakes {
+    pub fn begin(&self) -> InHandshake<'_> {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        InHandshake(self)
+    }
+
+    pub fn most(&self) -> usize {
+        self.most.load(Ordering::SeqCst)
+    }
+
+    /// Starts a new high-water mark from the handshakes in flight now.
+    pub fn reset_most(&self) {
+        self.most
+            .store(self.now.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+impl Drop for InHandshake<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Shared {
@@ -35,6 +72,7 @@ impl Shared {
             cert_chain: crate::cert::chain_for(&public),
             noise_key,
             media: Default::default(),
+            handshakes: Handshakes::default(),
             addr,
             iq_seq: AtomicU64::new(1),
         }

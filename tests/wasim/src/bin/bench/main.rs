@@ -1,10 +1,13 @@
 //! Gateway benchmark against the simulator: N instances paired and
 //! connected, the gateway's RSS per connected instance, the time to bring
-//! all N back after a restart, and sends per second across instances.
+//! all N back after a restart (and the most handshakes the simulator saw
+//! at once, against the gateway's bound), and sends per second across
+//! instances with every message's delivered and read receipts flowing back
+//! to a webhook receiver.
 //!
 //! Needs a gateway binary built with the simulator feature:
 //!   cargo build --release --features sim
-//!   cargo run --release -p wasim --bin bench -- [N] [SENDS]
+//!   cargo run --release -p wasim --bin bench -- [N] [SENDS] [BOUND]
 //! `WASIM_GATEWAY_BIN` names the binary (default target/release/wagate),
 //! `DATABASE_URL` the database (default: a fresh SQLite file).
 
@@ -13,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wasim::Sim;
+
+mod receiver;
 
 const ADMIN_KEY: &str = "bench-admin-key";
 const CONTACT: &str = "6289900000000";
@@ -37,7 +42,13 @@ fn free_port() -> BenchResult<u16> {
         .port())
 }
 
-async fn start_gateway(bin: &str, db: &str, ws_url: &str, port: u16) -> BenchResult<Gateway> {
+async fn start_gateway(
+    bin: &str,
+    db: &str,
+    ws_url: &str,
+    port: u16,
+    bound: usize,
+) -> BenchResult<Gateway> {
     // Only the settings named here: config refuses unknown WAGATE_* names.
     let child = Command::new(bin)
         .env_clear()
@@ -48,6 +59,13 @@ async fn start_gateway(bin: &str, db: &str, ws_url: &str, port: u16) -> BenchRes
         .env("WAGATE_LOG", "warn")
         .env("WAGATE_API__RATE_LIMIT_PER_SEC", "0")
         .env("WAGATE_WHATSAPP__WS_URL", ws_url)
+        .env("WAGATE_WHATSAPP__RESUME_CONCURRENCY", bound.to_string())
+        // Capacity, not policy: pacing would cap each instance at one
+        // message per two seconds.
+        .env("WAGATE_MESSAGING__PACING__MIN_INTERVAL_MS", "0")
+        .env("WAGATE_MESSAGING__PACING__JITTER_MS", "0")
+        // The webhook receiver is on loopback.
+        .env("WAGATE_ALLOW_PRIVATE_TARGETS", "true")
         .stdout(Stdio::null())
         .spawn()?;
     let gateway = Gateway {
@@ -148,6 +166,7 @@ async fn main() -> BenchResult<()> {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(200);
     let sends: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
+    let bound: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(8);
     let bin = std::env::var("WASIM_GATEWAY_BIN").unwrap_or_else(|_| "target/release/wagate".into());
     let dir = tempfile::tempdir()?;
     let db = std::env::var("DATABASE_URL")
@@ -155,42 +174,14 @@ async fn main() -> BenchResult<()> {
 
     let sim = Sim::start().await?;
     sim.register_number(CONTACT)?;
+    let hooks = receiver::Receiver::start().await?;
     let port = free_port()?;
-    let gateway = start_gateway(&bin, &db, &sim.ws_url(), port).await?;
+    let gateway = start_gateway(&bin, &db, &sim.ws_url(), port, bound).await?;
     let http = reqwest::Client::new();
     let base = gateway.base.clone();
     let idle_rss = rss_kib(gateway.child.id())?;
 
-    let pairing = Instant::now();
-    let mut phones = Vec::with_capacity(n);
-    let mut ids = Vec::with_capacity(n);
-    for i in 0..n {
-        let phone = format!("62812{:08}", i);
-        let created = api(
-            &http,
-            reqwest::Method::POST,
-            format!("{base}/v1/instances"),
-            json!({}),
-        )
-        .await?;
-        let id = created["id"].as_str().ok_or("no id")?.to_owned();
-        let login = api(
-            &http,
-            reqwest::Method::POST,
-            format!("{base}/v1/instances/{id}/login"),
-            json!({}),
-        )
-        .await?;
-        let qr = login["qr"]["code"].as_str().ok_or("no QR code")?;
-        sim.scan_qr(qr, &phone)?;
-        phones.push(phone);
-        ids.push(id);
-    }
-    wait_gateway_online(&http, &base, &ids, Duration::from_secs(600)).await?;
-    println!(
-        "paired and connected: {n} instances in {:.1?}",
-        pairing.elapsed()
-    );
+    let (phones, ids) = pair_all(&http, &base, &sim, n).await?;
     let rss = rss_kib(gateway.child.id())?;
     println!(
         "gateway RSS: {:.1} MiB idle, {:.1} MiB with {n} connected, {:.2} MiB per connected instance",
@@ -201,21 +192,95 @@ async fn main() -> BenchResult<()> {
 
     drop(gateway);
     wait_online(&sim, 0, Duration::from_secs(60)).await?;
+    sim.reset_most_handshakes();
     let restart = Instant::now();
-    let gateway = start_gateway(&bin, &db, &sim.ws_url(), port).await?;
+    let gateway = start_gateway(&bin, &db, &sim.ws_url(), port, bound).await?;
     let back = wait_online(&sim, n, Duration::from_secs(600)).await?;
     wait_gateway_online(&http, &gateway.base, &ids, Duration::from_secs(600)).await?;
+    let most = sim.most_handshakes();
     println!(
-        "restart: all {n} reconnected in {:.1?} (process start included: {:.1?})",
+        "restart: all {n} reconnected in {:.1?} (process start included: {:.1?}); \
+         at most {most} handshakes at once, bound {bound}: {}",
         back,
-        restart.elapsed()
+        restart.elapsed(),
+        if most <= bound { "held" } else { "EXCEEDED" }
     );
 
+    api(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/v1/webhooks", gateway.base),
+        json!({ "url": hooks.url() }),
+    )
+    .await?;
+    send_all(&http, &gateway.base, &sim, &phones, sends, &hooks).await
+}
+
+/// Creates `n` instances and pairs each as its own phone number.
+async fn pair_all(
+    http: &reqwest::Client,
+    base: &str,
+    sim: &Sim,
+    n: usize,
+) -> BenchResult<(Vec<String>, Vec<String>)> {
+    let pairing = Instant::now();
+    let mut phones = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let phone = format!("62812{:08}", i);
+        let created = api(
+            http,
+            reqwest::Method::POST,
+            format!("{base}/v1/instances"),
+            json!({}),
+        )
+        .await?;
+        let id = created["id"].as_str().ok_or("no id")?.to_owned();
+        let login = api(
+            http,
+            reqwest::Method::POST,
+            format!("{base}/v1/instances/{id}/login"),
+            json!({}),
+        )
+        .await?;
+        let qr = login["qr"]["code"].as_str().ok_or("no QR code")?;
+        sim.scan_qr(qr, &phone)?;
+        phones.push(phone);
+        ids.push(id);
+    }
+    wait_gateway_online(http, base, &ids, Duration::from_secs(600)).await?;
+    println!(
+        "paired and connected: {n} instances in {:.1?}",
+        pairing.elapsed()
+    );
+    Ok((phones, ids))
+}
+
+/// Sends `sends` texts round-robin across the instances, 64 requests in
+/// flight; the contact's phone delivers and reads each one as soon as the
+/// gateway accepted it. Waits for every receipt's webhook.
+async fn send_all(
+    http: &reqwest::Client,
+    base: &str,
+    sim: &Sim,
+    phones: &[String],
+    sends: usize,
+    hooks: &receiver::Receiver,
+) -> BenchResult<()> {
     let started = Instant::now();
     let mut ok = 0usize;
     let mut tasks = tokio::task::JoinSet::new();
+    let mut accepted = |done: Option<Result<Option<String>, tokio::task::JoinError>>| {
+        if let Some(Ok(Some(id))) = done {
+            ok += 1;
+            // The receipts go out while the other sends are still running.
+            let _ = sim.deliver(&id);
+            let _ = sim.read(&id);
+        }
+    };
     for i in 0..sends {
-        let (http, base, phone) = (http.clone(), gateway.base.clone(), phones[i % n].clone());
+        let (http, base) = (http.clone(), base.to_owned());
+        let phone = phones[i % phones.len()].clone();
         tasks.spawn(async move {
             api(
                 &http,
@@ -224,23 +289,39 @@ async fn main() -> BenchResult<()> {
                 json!({ "to": CONTACT, "text": "bench" }),
             )
             .await
-            .is_ok()
+            .ok()
+            .and_then(|v| v["message_id"].as_str().map(str::to_owned))
         });
         while tasks.len() >= 64 {
-            if let Some(Ok(true)) = tasks.join_next().await {
-                ok += 1;
-            }
+            accepted(tasks.join_next().await);
         }
     }
-    while let Some(done) = tasks.join_next().await {
-        if let Ok(true) = done {
-            ok += 1;
-        }
+    while !tasks.is_empty() {
+        accepted(tasks.join_next().await);
     }
     let elapsed = started.elapsed();
     println!(
-        "sends: {ok}/{sends} accepted in {elapsed:.1?}, {:.0} per second across {n} instances",
-        ok as f64 / elapsed.as_secs_f64()
+        "sends: {ok}/{sends} accepted in {elapsed:.1?}, {:.0} per second across {} instances",
+        ok as f64 / elapsed.as_secs_f64(),
+        phones.len()
+    );
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let wanted = ["message.sent", "message.delivered", "message.read"];
+    while wanted.iter().any(|t| hooks.count(t) < ok) {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "webhooks missing after 600 s: {:?}",
+                wanted.map(|t| (t, hooks.count(t)))
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let all = started.elapsed();
+    println!(
+        "receipts: {ok} message.sent, {ok} message.delivered and {ok} message.read webhooks \
+         received {all:.1?} after the first send, {:.0} webhooks per second",
+        (3 * ok) as f64 / all.as_secs_f64()
     );
     Ok(())
 }
