@@ -38,6 +38,16 @@ pub use error::{Result, SimError};
 use server::Shared;
 pub use world::SimEvent;
 
+/// Installs rustls' ring provider for the process unless one is set. Built
+/// in one workspace with wagate, reqwest has no provider of its own, and
+/// the clients that tests and the bench make would panic without it.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race to another installer is fine: one provider is set.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 /// A running simulator. Dropping it stops accepting connections.
 pub struct Sim {
     addr: SocketAddr,
@@ -59,6 +69,7 @@ impl Sim {
 
     /// Listens on `addr` (`host:port`).
     pub async fn start_on(addr: &str) -> Result<Self> {
+        install_crypto_provider();
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(Arc::new(world::World::new()), addr));
