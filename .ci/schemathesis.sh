@@ -16,16 +16,24 @@ WORK=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 KEY="fuzz-$(date +%s%N)"
 cargo build --locked --bin wagate-scripted -q
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 env -i PATH="$PATH" DATABASE_URL="sqlite://$WORK/fuzz.db" WAGATE_LISTEN="127.0.0.1:$PORT" \
   WAGATE_ADMIN_KEY="$KEY" WAGATE_LOG=warn WAGATE_API__RATE_LIMIT_PER_SEC=0 \
   WAGATE_MESSAGING__PACING__MIN_INTERVAL_MS=0 WAGATE_MESSAGING__PACING__JITTER_MS=0 \
-  target/debug/wagate-scripted >"$WORK/server.log" 2>&1 &
+  "$TARGET_DIR/debug/wagate-scripted" >"$WORK/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 1 50); do
-  curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break
+ready=0
+for _ in $(seq 1 150); do
+  if curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then ready=1; break; fi
   sleep 0.2
 done
+if [ "$ready" != 1 ]; then
+  echo "the gateway did not become ready for schemathesis; its log:" >&2
+  cat "$WORK/server.log" >&2
+  exit 1
+fi
 
 set +e
 "$VENV/bin/schemathesis" --config-file .ci/schemathesis.toml run \
