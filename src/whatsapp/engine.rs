@@ -2,7 +2,7 @@
 //! storage backend of the instance's own.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use whatsapp_rust::media::{
 use whatsapp_rust::prelude::{MessageBuilderExt, wa};
 use whatsapp_rust::upload::UploadOptions;
 
+use super::device_saving::{self as flush, NewestDevice};
 use super::http::ReqwestHttp;
 use super::translate::{bare, translate_all};
 use crate::engine::{
@@ -35,6 +36,9 @@ use crate::engine::{
 pub trait BackendSource: Send + Sync {
     /// The storage backend of one instance (one device).
     fn backend(&self, instance_id: Uuid) -> Arc<dyn Backend>;
+    /// The backend a running client uses: its device saves take turns and
+    /// write `newest`'s state once attached.
+    fn session_backend(&self, instance_id: Uuid, newest: Arc<NewestDevice>) -> Arc<dyn Backend>;
     /// Deletes everything the instance's device stored.
     async fn wipe(&self, instance_id: Uuid) -> Result<(), EngineError>;
 }
@@ -88,8 +92,11 @@ impl Engine for WhatsAppEngine {
             transport = transport.with_url(url.clone());
         }
         let qr_attempts = Arc::new(AtomicU32::new(0));
+        let retired = Arc::new(AtomicBool::new(false));
+        let retire = retired.clone();
         let events = sink.clone();
-        let backend = self.backends.backend(instance_id);
+        let newest = Arc::new(NewestDevice::default());
+        let backend = self.backends.session_backend(instance_id, newest.clone());
         let lookups = backend.clone();
         let bot = Bot::builder()
             .with_backend_arc(backend)
@@ -106,8 +113,17 @@ impl Engine for WhatsAppEngine {
                     _ => 0,
                 };
                 let translated = translate_all(&event, client.pn().as_ref(), attempt);
+                let flush_first = flush::must_flush(&event);
+                if matches!(&*event, Event::LoggedOut(_)) {
+                    retire.store(true, Ordering::Release);
+                }
                 let (events, lookups) = (events.clone(), lookups.clone());
                 async move {
+                    // An instance reported paired or online can be killed
+                    // at once and must come back without a new QR code.
+                    if flush_first {
+                        flush::flush(&client, instance_id).await;
+                    }
                     for mut e in translated {
                         complete_parties(&*lookups, &mut e).await;
                         let _ = events.send((instance_id, e)).await;
@@ -117,12 +133,14 @@ impl Engine for WhatsAppEngine {
             .build()
             .await
             .map_err(|e| EngineError::Store(e.to_string()))?;
+        newest.attach(&bot.client().persistence_manager());
         let handle = bot.spawn();
         let client = handle.client();
         self.clients
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(instance_id, Arc::downgrade(&client));
+        flush::spawn_ticker(Arc::downgrade(&client), instance_id, retired.clone());
 
         // A failed connection attempt raises no event of its own; without this
         // an unreachable server would leave the instance looking healthy.
@@ -141,6 +159,7 @@ impl Engine for WhatsAppEngine {
             client,
             handle: Mutex::new(Some(handle)),
             answer_timeout: timeout,
+            retired,
         }))
     }
 
@@ -184,6 +203,8 @@ struct WhatsAppSession {
     client: Arc<Client>,
     handle: Mutex<Option<BotHandle>>,
     answer_timeout: Duration,
+    /// Set once the device is logged out: its state is not saved again.
+    retired: Arc<AtomicBool>,
 }
 
 impl WhatsAppSession {
@@ -232,6 +253,7 @@ impl Session for WhatsAppSession {
     }
 
     async fn logout(&self) {
+        self.retired.store(true, Ordering::Release);
         self.client.logout().await;
         if let Some(handle) = self.take_handle() {
             handle.shutdown().await;

@@ -14,6 +14,11 @@ use crate::sealing::Context;
 #[async_trait]
 impl DeviceStore for SeaStore {
     async fn save(&self, device: &Device) -> Result<()> {
+        // Saves take turns and write the state as it is now, so an old copy
+        // never lands after a newer one.
+        let _turn = self.newest.turn().await;
+        let newest = self.newest.current();
+        let device = newest.as_ref().unwrap_or(device);
         let ctx = Context::device(self.kv.instance_id);
         let data = self
             .kv

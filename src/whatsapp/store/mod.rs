@@ -18,6 +18,7 @@ use whatsapp_rust::store::traits::Backend;
 use whatsapp_rust::wacore::store::error::StoreError;
 
 use super::BackendSource;
+use super::device_saving::NewestDevice;
 use crate::engine::EngineError;
 use crate::sealing::{Keyring, SealError};
 
@@ -27,13 +28,25 @@ pub(crate) use kv::Kv;
 #[derive(Clone)]
 pub struct SeaStore {
     kv: Kv,
+    newest: Arc<NewestDevice>,
 }
 
 impl SeaStore {
     /// `keyring` seals what the store writes; an empty one stores it plain.
     pub fn new(db: DatabaseConnection, instance_id: Uuid, keyring: Keyring) -> Self {
+        Self::for_session(db, instance_id, keyring, Arc::default())
+    }
+
+    /// A running client's store: device saves write `newest`'s state.
+    pub fn for_session(
+        db: DatabaseConnection,
+        instance_id: Uuid,
+        keyring: Keyring,
+        newest: Arc<NewestDevice>,
+    ) -> Self {
         Self {
             kv: Kv::new(db, instance_id, keyring),
+            newest,
         }
     }
 }
@@ -57,6 +70,15 @@ impl BackendSource for SeaBackends {
             self.db.clone(),
             instance_id,
             self.keyring.clone(),
+        ))
+    }
+
+    fn session_backend(&self, instance_id: Uuid, newest: Arc<NewestDevice>) -> Arc<dyn Backend> {
+        Arc::new(SeaStore::for_session(
+            self.db.clone(),
+            instance_id,
+            self.keyring.clone(),
+            newest,
         ))
     }
 

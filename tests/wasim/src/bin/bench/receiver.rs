@@ -1,7 +1,7 @@
 //! The bench's webhook receiver on 127.0.0.1: counts deliveries by event
 //! type and answers 204 at once, so the gateway's side is what is measured.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,9 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
 
-type Counts = Arc<Mutex<HashMap<String, usize>>>;
+/// Per event type: the message ids seen (events without one count once
+/// per delivery under "").
+type Counts = Arc<Mutex<HashMap<String, HashSet<String>>>>;
 
 pub struct Receiver {
     addr: SocketAddr,
@@ -55,12 +57,20 @@ impl Receiver {
         format!("http://{}/hook", self.addr)
     }
 
-    /// Deliveries of events of type `kind` so far.
+    /// Messages an event of type `kind` arrived for so far (a retried
+    /// delivery counts once).
     pub fn count(&self, kind: &str) -> usize {
         self.counts
             .lock()
-            .map(|c| c.get(kind).copied().unwrap_or(0))
+            .map(|c| c.get(kind).map_or(0, HashSet::len))
             .unwrap_or(0)
+    }
+
+    /// Whether an event of type `kind` arrived for message `id`.
+    pub fn has(&self, kind: &str, id: &str) -> bool {
+        self.counts
+            .lock()
+            .is_ok_and(|c| c.get(kind).is_some_and(|ids| ids.contains(id)))
     }
 }
 
@@ -74,12 +84,14 @@ async fn record(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let kind = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["type"].as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let event = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+    let kind = event["type"].as_str().unwrap_or_default().to_owned();
+    let id = event["data"]["message_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     if let Ok(mut counts) = counts.lock() {
-        *counts.entry(kind).or_default() += 1;
+        counts.entry(kind).or_default().insert(id);
     }
     let mut response = Response::new(Empty::new());
     *response.status_mut() = StatusCode::NO_CONTENT;
