@@ -87,6 +87,11 @@ struct Inner {
 }
 
 /// Cheap to clone; all clones share one registry.
+/// Engine events are applied by this many workers at once, so one slow
+/// transaction (a PostgreSQL commit) does not hold up every instance; an
+/// instance's events always take the same worker, in the order they came.
+const EVENT_LANES: usize = 8;
+
 #[derive(Clone)]
 pub struct Sessions {
     inner: Arc<Inner>,
@@ -117,11 +122,28 @@ impl Sessions {
         // Holds only a weak reference so dropping every `Sessions` ends it.
         let weak = Arc::downgrade(&sessions.inner);
         let event_loop = async move {
-            while let Some((id, event)) = events.recv().await {
-                let Some(inner) = weak.upgrade() else { break };
-                let span = tracing::info_span!("instance", instance_id = %id);
-                Sessions { inner }.handle(id, event).instrument(span).await;
+            let mut lanes = Vec::with_capacity(EVENT_LANES);
+            let mut workers = tokio::task::JoinSet::new();
+            for _ in 0..EVENT_LANES {
+                let (tx, mut rx) = mpsc::channel::<(Uuid, EngineEvent)>(256);
+                let weak = weak.clone();
+                workers.spawn(async move {
+                    while let Some((id, event)) = rx.recv().await {
+                        let Some(inner) = weak.upgrade() else { break };
+                        let span = tracing::info_span!("instance", instance_id = %id);
+                        Sessions { inner }.handle(id, event).instrument(span).await;
+                    }
+                });
+                lanes.push(tx);
             }
+            while let Some((id, event)) = events.recv().await {
+                let lane = (id.as_u128() % EVENT_LANES as u128) as usize;
+                if lanes[lane].send((id, event)).await.is_err() {
+                    break;
+                }
+            }
+            drop(lanes);
+            while workers.join_next().await.is_some() {}
         };
         (sessions, event_loop)
     }
