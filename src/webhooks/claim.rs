@@ -33,8 +33,10 @@ pub struct ClaimedRow {
 /// skipping webhooks in `saturated` (this dispatcher already has as many in
 /// flight to them as it allows).
 ///
-/// Due means: `pending` and `next_attempt_at` has come, or `delivering` with
-/// an expired lease (its dispatcher died). Disabled webhooks are skipped. For
+/// Due means: `pending` and `next_attempt_at` has come ([`reclaim_expired`]
+/// turns deliveries whose dispatcher died back into pending ones). One
+/// status keeps the candidates in index order, so a claim reads a batch,
+/// not the whole backlog. Disabled webhooks are skipped. For
 /// an `ordered` webhook only the head of its queue (no earlier delivery still
 /// pending or delivering) is due.
 pub async fn claim<C: ConnectionTrait>(
@@ -153,13 +155,7 @@ fn claim_statement(
     limit: usize,
     saturated: &[Uuid],
 ) -> (String, Vec<Value>) {
-    let mut values: Vec<Value> = vec![
-        lease_until.into(),
-        token.into(),
-        now.into(),
-        now.into(),
-        now.into(),
-    ];
+    let mut values: Vec<Value> = vec![lease_until.into(), token.into(), now.into(), now.into()];
     let exclude = if saturated.is_empty() {
         String::new()
     } else {
@@ -181,8 +177,7 @@ fn claim_statement(
            SELECT d.id FROM webhook_deliveries d \
            JOIN webhooks w ON w.id = d.webhook_id \
            WHERE w.enabled = TRUE \
-             AND ((d.status = 'pending' AND d.next_attempt_at <= ?) \
-               OR (d.status = 'delivering' AND d.locked_until < ?)) \
+             AND d.status = 'pending' AND d.next_attempt_at <= ? \
              AND (w.ordered = FALSE OR NOT EXISTS ( \
                SELECT 1 FROM webhook_deliveries e \
                WHERE e.webhook_id = d.webhook_id AND e.id < d.id \
@@ -211,6 +206,28 @@ fn placeholders(backend: DatabaseBackend, sql: &str) -> String {
         }
     }
     out
+}
+
+/// Makes deliveries whose lease ran out (their dispatcher died or hung)
+/// pending again, for any dispatcher to claim. Returns how many.
+pub async fn reclaim_expired<C: ConnectionTrait>(
+    db: &C,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    use entity::webhook_deliveries::{Column, Entity, Status};
+    use sea_orm::sea_query::Expr;
+    Ok(Entity::update_many()
+        .col_expr(Column::Status, Expr::value(Status::Pending))
+        .col_expr(
+            Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(Column::ClaimToken, Expr::value(Option::<Uuid>::None))
+        .filter(Column::Status.eq(Status::Delivering))
+        .filter(Column::LockedUntil.lt(now))
+        .exec(db)
+        .await?
+        .rows_affected)
 }
 
 /// Gives claimed rows back (e.g. over the per-webhook limit, or at shutdown)

@@ -67,7 +67,10 @@ impl Dispatcher {
     /// claims of any that did not.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
         let hooks = self.settings.webhooks.clone();
-        let (results_tx, results_rx) = mpsc::unbounded_channel::<AttemptResult>();
+        // Bounded: when recording falls behind, finished attempts wait here
+        // and hold their in-flight slots, so the dispatcher claims no faster
+        // than the database records (results never pile up in memory).
+        let (results_tx, results_rx) = mpsc::channel::<AttemptResult>(2 * WRITE_BATCH);
         let writer = tokio::spawn(writer(
             self.db.clone(),
             self.token,
@@ -79,9 +82,18 @@ impl Dispatcher {
         let mut per_webhook: HashMap<Uuid, usize> = HashMap::new();
         tracing::info!(token = %self.token, "webhook dispatcher started");
 
+        let mut next_reclaim = tokio::time::Instant::now();
         loop {
             if *shutdown.borrow() {
                 break;
+            }
+            if tokio::time::Instant::now() >= next_reclaim {
+                next_reclaim = tokio::time::Instant::now() + hooks.sweep_interval();
+                match claim::reclaim_expired(&self.db, Utc::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(reclaimed = n, "webhook deliveries with expired leases"),
+                    Err(e) => tracing::warn!(error = %e, "reclaiming expired webhook leases"),
+                }
             }
             while let Some(done) = tasks.try_join_next() {
                 finished(&mut per_webhook, done);
@@ -143,7 +155,7 @@ impl Dispatcher {
         want: usize,
         tasks: &mut JoinSet<Uuid>,
         per_webhook: &mut HashMap<Uuid, usize>,
-        results: &mpsc::UnboundedSender<AttemptResult>,
+        results: &mpsc::Sender<AttemptResult>,
     ) -> Result<usize, sea_orm::DbErr> {
         let limit = self.settings.webhooks.max_in_flight_per_webhook;
         let saturated: Vec<Uuid> = per_webhook
@@ -179,7 +191,7 @@ impl Dispatcher {
                 let result = attempter.run(job).await;
                 // The writer outlives every attempt; a send fails only if
                 // it died, and then the lease brings the delivery back.
-                let _ = results.send(result);
+                let _ = results.send(result).await;
                 webhook_id
             });
         }
@@ -209,7 +221,7 @@ async fn writer(
     db: DatabaseConnection,
     token: Uuid,
     settings: Arc<Settings>,
-    mut rx: mpsc::UnboundedReceiver<AttemptResult>,
+    mut rx: mpsc::Receiver<AttemptResult>,
     notify: Arc<Notify>,
 ) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
