@@ -210,10 +210,7 @@ fn placeholders(backend: DatabaseBackend, sql: &str) -> String {
 
 /// Makes deliveries whose lease ran out (their dispatcher died or hung)
 /// pending again, for any dispatcher to claim. Returns how many.
-pub async fn reclaim_expired<C: ConnectionTrait>(
-    db: &C,
-    now: DateTime<Utc>,
-) -> Result<u64, DbErr> {
+pub async fn reclaim_expired<C: ConnectionTrait>(db: &C, now: DateTime<Utc>) -> Result<u64, DbErr> {
     use entity::webhook_deliveries::{Column, Entity, Status};
     use sea_orm::sea_query::Expr;
     Ok(Entity::update_many()

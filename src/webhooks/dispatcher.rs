@@ -91,7 +91,9 @@ impl Dispatcher {
                 next_reclaim = tokio::time::Instant::now() + hooks.sweep_interval();
                 match claim::reclaim_expired(&self.db, Utc::now()).await {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!(reclaimed = n, "webhook deliveries with expired leases"),
+                    Ok(n) => {
+                        tracing::info!(reclaimed = n, "webhook deliveries with expired leases")
+                    }
                     Err(e) => tracing::warn!(error = %e, "reclaiming expired webhook leases"),
                 }
             }
