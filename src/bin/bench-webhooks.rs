@@ -307,6 +307,7 @@ async fn produce_backlog(
             produced += 1;
         }
         txn.commit().await?;
+        PRODUCED.fetch_add(200, Ordering::Relaxed);
         wake.wake();
         // SQLite hands its write lock to whoever asks first after a commit,
         // and waiters poll: a producer that never pauses starves the
