@@ -86,12 +86,12 @@ struct Inner {
     on_event: Box<dyn Fn() + Send + Sync>,
 }
 
-/// Cheap to clone; all clones share one registry.
 /// Engine events are applied by this many workers at once, so one slow
 /// transaction (a PostgreSQL commit) does not hold up every instance; an
 /// instance's events always take the same worker, in the order they came.
 const EVENT_LANES: usize = 8;
 
+/// Cheap to clone; all clones share one registry.
 #[derive(Clone)]
 pub struct Sessions {
     inner: Arc<Inner>,

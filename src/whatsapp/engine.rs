@@ -24,7 +24,7 @@ use whatsapp_rust::media::{
 use whatsapp_rust::prelude::{MessageBuilderExt, wa};
 use whatsapp_rust::upload::UploadOptions;
 
-use super::device_saving::{self as flush, NewestDevice};
+use super::device_saving::{self, NewestDevice};
 use super::http::ReqwestHttp;
 use super::translate::{bare, translate_all};
 use crate::engine::{
@@ -34,8 +34,11 @@ use crate::engine::{
 /// Where each instance's keys live.
 #[async_trait::async_trait]
 pub trait BackendSource: Send + Sync {
-    /// The storage backend of one instance (one device).
-    fn backend(&self, instance_id: Uuid) -> Arc<dyn Backend>;
+    /// The storage backend of one instance (one device), outside a running
+    /// client.
+    fn backend(&self, instance_id: Uuid) -> Arc<dyn Backend> {
+        self.session_backend(instance_id, Arc::default())
+    }
     /// The backend a running client uses: its device saves take turns and
     /// write `newest`'s state once attached.
     fn session_backend(&self, instance_id: Uuid, newest: Arc<NewestDevice>) -> Arc<dyn Backend>;
@@ -113,7 +116,7 @@ impl Engine for WhatsAppEngine {
                     _ => 0,
                 };
                 let translated = translate_all(&event, client.pn().as_ref(), attempt);
-                let flush_first = flush::must_flush(&event);
+                let flush_first = device_saving::must_flush(&event);
                 if matches!(&*event, Event::LoggedOut(_)) {
                     retire.store(true, Ordering::Release);
                 }
@@ -122,7 +125,7 @@ impl Engine for WhatsAppEngine {
                     // An instance reported paired or online can be killed
                     // at once and must come back without a new QR code.
                     if flush_first {
-                        flush::flush(&client, instance_id).await;
+                        device_saving::flush(&client, instance_id).await;
                     }
                     for mut e in translated {
                         complete_parties(&*lookups, &mut e).await;
@@ -140,7 +143,7 @@ impl Engine for WhatsAppEngine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(instance_id, Arc::downgrade(&client));
-        flush::spawn_ticker(Arc::downgrade(&client), instance_id, retired.clone());
+        device_saving::spawn_ticker(Arc::downgrade(&client), instance_id, retired.clone());
 
         // A failed connection attempt raises no event of its own; without this
         // an unreachable server would leave the instance looking healthy.

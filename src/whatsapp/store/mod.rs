@@ -65,14 +65,6 @@ impl SeaBackends {
 
 #[async_trait]
 impl BackendSource for SeaBackends {
-    fn backend(&self, instance_id: Uuid) -> Arc<dyn Backend> {
-        Arc::new(SeaStore::new(
-            self.db.clone(),
-            instance_id,
-            self.keyring.clone(),
-        ))
-    }
-
     fn session_backend(&self, instance_id: Uuid, newest: Arc<NewestDevice>) -> Arc<dyn Backend> {
         Arc::new(SeaStore::for_session(
             self.db.clone(),

@@ -11,8 +11,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
 
-/// Per event type: the message ids seen (events without one count once
-/// per delivery under "").
+/// Per event type: the message ids seen (events without one all count as
+/// one, under "").
 type Counts = Arc<Mutex<HashMap<String, HashSet<String>>>>;
 
 pub struct Receiver {
