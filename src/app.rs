@@ -79,12 +79,11 @@ impl App {
         let db = db::connect(&settings).await?;
         db::migrate(&db).await?;
         let webhooks = Webhooks::new();
-        let wake = webhooks.clone();
         let (sessions, event_loop) = Sessions::new(
             db.clone(),
             engine,
             Duration::from_secs(settings.whatsapp.answer_timeout_secs),
-            move || wake.wake(),
+            webhooks.clone(),
         );
         tokio::spawn(event_loop);
         let acceptor = TcpListener::bind(settings.listen)
@@ -146,7 +145,7 @@ impl App {
             let dispatcher = Dispatcher::new(
                 self.state.db.clone(),
                 self.state.settings.clone(),
-                self.state.webhooks.notifier(),
+                self.state.webhooks.clone(),
                 self.state.keyring.clone(),
             )?;
             Some(tokio::spawn(dispatcher.run(stop_rx, grace)))

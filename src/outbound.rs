@@ -79,6 +79,10 @@ pub struct ClientOptions {
     /// Whole-request timeout.
     pub timeout: Duration,
     pub user_agent: String,
+    /// Idle connections kept per host. Below the number of requests that
+    /// may run at once to one host, every burst opens connections only to
+    /// close them again.
+    pub idle_per_host: usize,
 }
 
 /// Builds a client: no redirects, no proxy from the environment, the SSRF
@@ -94,7 +98,7 @@ pub fn client(opts: &ClientOptions) -> Result<reqwest::Client, OutboundError> {
         .timeout(opts.timeout)
         .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
         .user_agent(opts.user_agent.clone())
-        .pool_max_idle_per_host(32)
+        .pool_max_idle_per_host(opts.idle_per_host)
         .dns_resolver(Arc::new(resolver))
         .build()?)
 }

@@ -108,7 +108,7 @@ pub fn spec_json() -> String {
         Default::default(),
         std::sync::Arc::new(crate::engine::scripted::ScriptedEngine::new()),
         std::time::Duration::from_secs(1),
-        || {},
+        Default::default(),
     );
     let settings: crate::config::Settings = Default::default();
     let messenger =

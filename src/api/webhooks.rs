@@ -622,8 +622,8 @@ impl WebhooksApi {
         webhook_id: Path<Uuid>,
     ) -> Result<Accepted<TestSent>, ApiError> {
         auth.instance(id.0, access::Scope::Webhooks)?;
-        let event_id = ops::send_test(&self.state.db, id.0, webhook_id.0).await?;
-        self.state.webhooks.wake();
+        let event_id =
+            ops::send_test(&self.state.db, &self.state.webhooks, id.0, webhook_id.0).await?;
         Ok(Accepted::Accepted(Json(TestSent { event_id })))
     }
 

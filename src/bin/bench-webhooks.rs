@@ -32,15 +32,37 @@ use serde_json::json;
 use uuid::Uuid;
 use wagate::app::App;
 use wagate::config::Settings;
-use wagate::webhooks::{EventType, Webhooks, record, registry};
+use wagate::webhooks::{EventType, Webhooks, registry};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-#[derive(Default)]
 struct Receiver {
     received: AtomicU64,
     /// Event-to-POST latencies in microseconds, while measuring.
     latencies: Mutex<Option<Vec<u64>>>,
+    /// Commit-to-POST latencies in microseconds, while measuring: the part
+    /// of the above that the dispatcher owns.
+    after_commit: Mutex<Vec<u64>>,
+    /// When each latency-phase event `n` was committed, in microseconds
+    /// since `base` (0: not yet).
+    committed: Vec<AtomicU64>,
+    base: Instant,
+}
+
+impl Receiver {
+    fn new(events: usize) -> Self {
+        Self {
+            received: AtomicU64::new(0),
+            latencies: Mutex::new(None),
+            after_commit: Mutex::new(Vec::new()),
+            committed: (0..events).map(|_| AtomicU64::new(0)).collect(),
+            base: Instant::now(),
+        }
+    }
+
+    fn since_base(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -66,7 +88,9 @@ async fn main() -> Result<(), BoxError> {
         reset_postgres(&url).await?;
     }
 
-    let receiver = Arc::new(Receiver::default());
+    let receiver = Arc::new(Receiver::new(
+        usize::try_from(rate * latency_secs + rate).unwrap_or(0),
+    ));
     let receiver_url = start_receiver(receiver.clone()).await?;
 
     let figment = Settings::defaults_figment()
@@ -172,17 +196,28 @@ async fn main() -> Result<(), BoxError> {
             tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
         }
-        let (db, wake) = (db.clone(), wake.clone());
+        let (db, wake, receiver) = (db.clone(), wake.clone(), receiver.clone());
         let id = instance.id;
         let n = sent;
         tokio::spawn(async move {
+            let mut outbox = wake.outbox();
             let recorded = async {
                 let txn = db.begin().await?;
-                record(&txn, id, EventType::MessageReceived, json!({ "n": n })).await?;
+                outbox
+                    .record(&txn, id, EventType::MessageReceived, json!({ "n": n }))
+                    .await?;
                 txn.commit().await
             };
             match recorded.await {
-                Ok(()) => wake.wake(),
+                Ok(()) => {
+                    if let Some(at) = usize::try_from(n)
+                        .ok()
+                        .and_then(|n| receiver.committed.get(n))
+                    {
+                        at.store(receiver.since_base(), Ordering::Relaxed);
+                    }
+                    outbox.committed();
+                }
                 Err(e) => eprintln!("recording an event: {e}"),
             }
         });
@@ -195,24 +230,35 @@ async fn main() -> Result<(), BoxError> {
         .map_err(|_| "poisoned")?
         .take()
         .unwrap_or_default();
-    lat.sort_unstable();
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .map(|us| *us as f64 / 1000.0)
-            .unwrap_or(f64::NAN)
-    };
+    let mut dispatch = std::mem::take(&mut *receiver.after_commit.lock().map_err(|_| "poisoned")?);
     println!(
-        "latency at {:.0} events/s for {latency_secs} s ({} deliveries): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "latency at {:.0} events/s for {latency_secs} s ({} deliveries): {}",
         sent as f64 / latency_secs as f64,
         lat.len(),
-        pct(0.50),
-        pct(0.99),
-        pct(1.0)
+        percentiles(&mut lat)
     );
+    println!("  of which commit-to-POST: {}", percentiles(&mut dispatch));
 
     let _ = stop.send(());
     server.await??;
     Ok(())
+}
+
+/// "p50 …, p99 …, max …" of microsecond samples, in milliseconds.
+fn percentiles(samples: &mut [u64]) -> String {
+    samples.sort_unstable();
+    let pct = |p: f64| {
+        samples
+            .get(((samples.len() as f64 * p) as usize).min(samples.len().saturating_sub(1)))
+            .map(|us| *us as f64 / 1000.0)
+            .unwrap_or(f64::NAN)
+    };
+    format!(
+        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        pct(0.50),
+        pct(0.99),
+        pct(1.0)
+    )
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf, BoxError> {
@@ -262,6 +308,19 @@ async fn start_receiver(state: Arc<Receiver>) -> Result<String, BoxError> {
                     .num_microseconds()
                     .unwrap_or(0);
                 lat.push(u64::try_from(us).unwrap_or(0));
+                let committed = v["data"]["n"]
+                    .as_u64()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .and_then(|n| state.committed.get(n))
+                    .map(|at| at.load(Ordering::Relaxed))
+                    .unwrap_or(0);
+                // 0: the POST overtook the producer's note of its commit.
+                let after = state.since_base().saturating_sub(committed.max(1));
+                if committed > 0
+                    && let Ok(mut dispatch) = state.after_commit.lock()
+                {
+                    dispatch.push(after);
+                }
             }
             state.received.fetch_add(1, Ordering::Relaxed);
             Response::builder().status(StatusCode::NO_CONTENT).body("")
@@ -296,19 +355,21 @@ async fn produce_backlog(
             continue;
         }
         let txn = db.begin().await?;
+        let mut outbox = wake.outbox();
         for _ in 0..200 {
-            record(
-                &txn,
-                instance,
-                EventType::MessageReceived,
-                json!({"n": produced}),
-            )
-            .await?;
+            outbox
+                .record(
+                    &txn,
+                    instance,
+                    EventType::MessageReceived,
+                    json!({"n": produced}),
+                )
+                .await?;
             produced += 1;
         }
         txn.commit().await?;
         PRODUCED.fetch_add(200, Ordering::Relaxed);
-        wake.wake();
+        outbox.committed();
         // SQLite hands its write lock to whoever asks first after a commit,
         // and waiters poll: a producer that never pauses starves the
         // dispatcher. Real event sources pause; so does this one.

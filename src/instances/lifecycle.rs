@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::Instance;
 use crate::engine::EngineEvent;
-use crate::webhooks::{self, EventType};
+use crate::webhooks::{EventType, Webhooks};
 
 /// What applying an event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,7 @@ pub struct Applied {
 /// logged out, in which case nothing changed.
 pub async fn apply(
     db: &DatabaseConnection,
+    hooks: &Webhooks,
     instance_id: Uuid,
     event: &EngineEvent,
 ) -> Result<Option<Applied>, DbErr> {
@@ -57,10 +58,14 @@ pub async fn apply(
     if updated.rows_affected == 0 {
         return Ok(None);
     }
+    let mut outbox = hooks.outbox();
     if let Some((event_type, data)) = &change.event {
-        webhooks::record(&txn, instance_id, *event_type, data.clone()).await?;
+        outbox
+            .record(&txn, instance_id, *event_type, data.clone())
+            .await?;
     }
     txn.commit().await?;
+    outbox.committed();
     Ok(Some(Applied {
         previous: instance.status,
         status: change.status,

@@ -17,6 +17,7 @@ use super::Instance;
 use super::lifecycle;
 use super::store::{self, InstanceError};
 use crate::engine::{Engine, EngineError, EngineEvent, EventSink, Session};
+use crate::webhooks::Webhooks;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -83,13 +84,18 @@ struct Inner {
     sink: EventSink,
     live: Mutex<HashMap<Uuid, Live>>,
     answer_timeout: Duration,
-    on_event: Box<dyn Fn() + Send + Sync>,
+    webhooks: Webhooks,
 }
 
 /// Engine events are applied by this many workers at once, so one slow
 /// transaction (a PostgreSQL commit) does not hold up every instance; an
 /// instance's events always take the same worker, in the order they came.
 const EVENT_LANES: usize = 8;
+
+/// The worker that applies an instance's events.
+pub fn lane(id: Uuid) -> usize {
+    (id.as_u128() % EVENT_LANES as u128) as usize
+}
 
 /// Cheap to clone; all clones share one registry.
 #[derive(Clone)]
@@ -98,13 +104,13 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// The registry and its event loop, which the caller spawns. `on_event`
-    /// runs after every committed outbox event (it wakes the dispatcher).
+    /// The registry and its event loop, which the caller spawns. Events
+    /// are recorded through `webhooks`' outboxes.
     pub fn new(
         db: DatabaseConnection,
         engine: Arc<dyn Engine>,
         answer_timeout: Duration,
-        on_event: impl Fn() + Send + Sync + 'static,
+        webhooks: Webhooks,
     ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
         let (sink, mut events) = mpsc::channel(1024);
         let sessions = Self {
@@ -116,7 +122,7 @@ impl Sessions {
                 backoff: Mutex::new(HashMap::new()),
                 progress: ResumeProgress::default(),
                 answer_timeout,
-                on_event: Box::new(on_event),
+                webhooks,
             }),
         };
         // Holds only a weak reference so dropping every `Sessions` ends it.
@@ -137,8 +143,7 @@ impl Sessions {
                 lanes.push(tx);
             }
             while let Some((id, event)) = events.recv().await {
-                let lane = (id.as_u128() % EVENT_LANES as u128) as usize;
-                if lanes[lane].send((id, event)).await.is_err() {
+                if lanes[lane(id)].send((id, event)).await.is_err() {
                     break;
                 }
             }
@@ -154,14 +159,16 @@ impl Sessions {
 
     async fn handle(&self, id: Uuid, event: EngineEvent) {
         if event.is_message() {
-            match crate::messaging::tracking::apply(&self.inner.db, id, &event).await {
-                Ok(0) => {}
-                Ok(_) => (self.inner.on_event)(),
-                Err(e) => tracing::error!(error = %e, "could not persist a message event"),
+            let hooks = &self.inner.webhooks;
+            if let Err(e) =
+                crate::messaging::tracking::apply(&self.inner.db, hooks, id, &event).await
+            {
+                tracing::error!(error = %e, "could not persist a message event");
             }
             return;
         }
-        let applied = match lifecycle::apply(&self.inner.db, id, &event).await {
+        let applied = match lifecycle::apply(&self.inner.db, &self.inner.webhooks, id, &event).await
+        {
             Ok(applied) => applied,
             Err(e) => {
                 tracing::error!(error = %e, ?event, "could not persist an engine event");
@@ -174,9 +181,6 @@ impl Sessions {
                 to = %lifecycle::status_name(applied.status),
                 "instance event applied"
             );
-            if applied.event.is_some() {
-                (self.inner.on_event)();
-            }
         }
         match event {
             EngineEvent::Qr {
@@ -229,9 +233,9 @@ impl Sessions {
         }
     }
 
-    /// Tells the dispatcher that outbox events were committed elsewhere.
-    pub fn events_committed(&self) {
-        (self.inner.on_event)();
+    /// The outboxes' source, for events recorded elsewhere.
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.inner.webhooks
     }
 
     /// The live client of an instance, if one is running.
@@ -364,12 +368,7 @@ impl Sessions {
         let reason = EngineEvent::LoggedOut {
             reason: "logged out through the API".into(),
         };
-        if lifecycle::apply(&self.inner.db, id, &reason)
-            .await?
-            .is_some()
-        {
-            (self.inner.on_event)();
-        }
+        lifecycle::apply(&self.inner.db, &self.inner.webhooks, id, &reason).await?;
         if let Some(session) = live.and_then(|l| l.session) {
             session.logout().await;
         }

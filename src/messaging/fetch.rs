@@ -45,6 +45,7 @@ impl MediaFetcher {
             targets: targets.clone(),
             timeout,
             user_agent: concat!("wagate/", env!("CARGO_PKG_VERSION")).to_owned(),
+            idle_per_host: 32,
         })?;
         Ok(Self {
             client,

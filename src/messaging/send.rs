@@ -21,7 +21,7 @@ use super::phone::{self, PhoneError};
 use super::tracking::message_payload;
 use crate::engine::{EngineError, MediaKind, NumberInfo, OutgoingMedia, Session};
 use crate::instances::sessions::Sessions;
-use crate::webhooks::{self, EventType};
+use crate::webhooks::EventType;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -327,9 +327,12 @@ impl Messenger {
         } else {
             EventType::MessageSent
         };
-        webhooks::record(&txn, instance_id, event, message_payload(&row)).await?;
+        let mut outbox = self.sessions.webhooks().outbox();
+        outbox
+            .record(&txn, instance_id, event, message_payload(&row))
+            .await?;
         txn.commit().await?;
-        self.sessions.events_committed();
+        outbox.committed();
         Ok(Sent {
             message_id: message_id.to_owned(),
             instance_id,

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::engine::{EngineEvent, Inbound, Party, ReceiptKind};
-use crate::webhooks::{self, EventType};
+use crate::webhooks::{EventType, Webhooks};
 
 /// The statuses a message may move to `status` from.
 fn earlier_than(status: &str) -> &'static [&'static str] {
@@ -53,6 +53,7 @@ fn party(p: &Party) -> Value {
 /// Applies a message event. Returns how many outbox events it wrote.
 pub async fn apply(
     db: &DatabaseConnection,
+    hooks: &Webhooks,
     instance_id: Uuid,
     event: &EngineEvent,
 ) -> Result<usize, DbErr> {
@@ -64,6 +65,7 @@ pub async fn apply(
             };
             advance(
                 db,
+                hooks,
                 instance_id,
                 std::slice::from_ref(message_id),
                 status,
@@ -82,10 +84,19 @@ pub async fn apply(
                 ReceiptKind::Read => "read",
                 ReceiptKind::Played => "played",
             };
-            advance(db, instance_id, message_ids, status, None, Some(from)).await
+            advance(
+                db,
+                hooks,
+                instance_id,
+                message_ids,
+                status,
+                None,
+                Some(from),
+            )
+            .await
         }
         EngineEvent::Message(inbound) => {
-            received(db, instance_id, inbound).await?;
+            received(db, hooks, instance_id, inbound).await?;
             Ok(1)
         }
         _ => Ok(0),
@@ -96,6 +107,7 @@ pub async fn apply(
 /// moved, all in one transaction.
 pub async fn advance(
     db: &DatabaseConnection,
+    hooks: &Webhooks,
     instance_id: Uuid,
     message_ids: &[String],
     status: &str,
@@ -111,6 +123,7 @@ pub async fn advance(
         .await?;
     let now = Utc::now();
     let mut events = 0;
+    let mut outbox = hooks.outbox();
     for mut message in movable {
         let moved = Entity::update_many()
             .col_expr(Column::Status, Expr::value(status))
@@ -131,15 +144,21 @@ pub async fn advance(
             if let Some(r) = recipient {
                 data["recipient"] = party(r);
             }
-            webhooks::record(&txn, instance_id, event_type, data).await?;
+            outbox.record(&txn, instance_id, event_type, data).await?;
             events += 1;
         }
     }
     txn.commit().await?;
+    outbox.committed();
     Ok(events)
 }
 
-async fn received(db: &DatabaseConnection, instance_id: Uuid, m: &Inbound) -> Result<(), DbErr> {
+async fn received(
+    db: &DatabaseConnection,
+    hooks: &Webhooks,
+    instance_id: Uuid,
+    m: &Inbound,
+) -> Result<(), DbErr> {
     let data = json!({
         "message_id": m.message_id,
         "from": m.from.jid,
@@ -156,6 +175,13 @@ async fn received(db: &DatabaseConnection, instance_id: Uuid, m: &Inbound) -> Re
             "caption": media.caption,
         })),
     });
-    webhooks::record(db, instance_id, EventType::MessageReceived, data).await?;
+    // The event and its deliveries land together or not at all.
+    let txn = crate::db::begin_write(db).await?;
+    let mut outbox = hooks.outbox();
+    outbox
+        .record(&txn, instance_id, EventType::MessageReceived, data)
+        .await?;
+    txn.commit().await?;
+    outbox.committed();
     Ok(())
 }

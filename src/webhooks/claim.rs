@@ -307,7 +307,7 @@ pub async fn load_jobs<C: ConnectionTrait>(
 /// The secrets a job signs with, opened; a secret that cannot be opened
 /// (a key missing from the settings) becomes the job's error, so that one
 /// delivery is retried later instead of the whole batch failing.
-fn signing_secrets(
+pub(super) fn signing_secrets(
     keyring: &Keyring,
     webhook_id: Uuid,
     secret: String,

@@ -1,9 +1,9 @@
-//! The dispatcher: claims due deliveries in batches, runs their attempts
-//! concurrently (bounded in all and per webhook, so one hanging endpoint
-//! holds only its own slots), and hands results to a writer that records
-//! them in batched transactions.
+//! The dispatcher: starts the fresh deliveries outboxes hand it, claims
+//! the other due deliveries in batches, runs their attempts concurrently
+//! (bounded in all and per webhook, so one hanging endpoint holds only its
+//! own slots), and hands results to a writer that records them in batched
+//! transactions.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,9 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use super::Webhooks;
 use super::attempt::{AttemptResult, Attempter};
+use super::handoff::{Local, Ready, Slots};
 use super::{claim, complete};
 use crate::config::Settings;
 use crate::outbound::{self, ClientOptions, OutboundError};
@@ -25,7 +27,7 @@ const WRITE_BATCH: usize = 512;
 pub struct Dispatcher {
     db: DatabaseConnection,
     settings: Arc<Settings>,
-    notify: Arc<Notify>,
+    webhooks: Webhooks,
     attempter: Arc<Attempter>,
     /// Opens the webhook secrets that sign each delivery.
     keyring: Keyring,
@@ -38,7 +40,7 @@ impl Dispatcher {
     pub fn new(
         db: DatabaseConnection,
         settings: Arc<Settings>,
-        notify: Arc<Notify>,
+        webhooks: Webhooks,
         keyring: Keyring,
     ) -> Result<Self, OutboundError> {
         let hooks = &settings.webhooks;
@@ -46,6 +48,9 @@ impl Dispatcher {
             targets: outbound::Targets::from_settings(&settings),
             timeout: hooks.request_timeout(),
             user_agent: format!("wagate/{} (webhooks)", env!("CARGO_PKG_VERSION")),
+            // Several webhooks may share a host; together they never run
+            // more than this at once.
+            idle_per_host: hooks.max_in_flight,
         })?;
         let attempter = Arc::new(Attempter {
             client,
@@ -55,7 +60,7 @@ impl Dispatcher {
         Ok(Self {
             db,
             settings,
-            notify,
+            webhooks,
             attempter,
             keyring,
             token: Uuid::now_v7(),
@@ -67,22 +72,40 @@ impl Dispatcher {
     /// claims of any that did not.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
         let hooks = self.settings.webhooks.clone();
+        let notify = self.webhooks.notifier();
         // Bounded: when recording falls behind, finished attempts wait here
-        // and hold their in-flight slots, so the dispatcher claims no faster
-        // than the database records (results never pile up in memory).
+        // and hold their slots, so the dispatcher claims no faster than the
+        // database records (results never pile up in memory).
         let (results_tx, results_rx) = mpsc::channel::<AttemptResult>(2 * WRITE_BATCH);
         let writer = tokio::spawn(writer(
             self.db.clone(),
             self.token,
             self.settings.clone(),
             results_rx,
-            self.notify.clone(),
+            notify.clone(),
         ));
-        let mut tasks: JoinSet<Uuid> = JoinSet::new();
-        let mut per_webhook: HashMap<Uuid, usize> = HashMap::new();
+        let slots = Slots::new(hooks.max_in_flight, hooks.max_in_flight_per_webhook);
+        let (handed_tx, mut handed) = mpsc::unbounded_channel::<Ready>();
+        self.webhooks.lend(Some(Arc::new(Local {
+            token: self.token,
+            lease: self.lease(),
+            keyring: self.keyring.clone(),
+            slots: slots.clone(),
+            jobs: handed_tx,
+        })));
+        let mut tasks: JoinSet<()> = JoinSet::new();
         tracing::info!(token = %self.token, "webhook dispatcher started");
 
+        // An interval, not a sleep per wait: under a steady stream of
+        // hand-offs a fresh sleep would never fire, and retries falling due
+        // would wait for the stream to pause.
+        let mut sweep = tokio::time::interval(hooks.sweep_interval());
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_reclaim = tokio::time::Instant::now();
+        // Whether to run the claim query now, and whether a freed slot is
+        // reason to (the last claim left due rows behind for want of slots).
+        let mut look = true;
+        let mut left_behind = false;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -92,37 +115,44 @@ impl Dispatcher {
                 match claim::reclaim_expired(&self.db, Utc::now()).await {
                     Ok(0) => {}
                     Ok(n) => {
-                        tracing::info!(reclaimed = n, "webhook deliveries with expired leases")
+                        look = true;
+                        tracing::info!(reclaimed = n, "webhook deliveries with expired leases");
                     }
                     Err(e) => tracing::warn!(error = %e, "reclaiming expired webhook leases"),
                 }
             }
-            while let Some(done) = tasks.try_join_next() {
-                finished(&mut per_webhook, done);
+            while let Ok(ready) = handed.try_recv() {
+                self.start(ready, &mut tasks, &results_tx);
             }
-            let room = hooks.max_in_flight.saturating_sub(tasks.len());
-            let mut full_batch = false;
-            if room > 0 {
-                let want = room.min(hooks.claim_batch);
-                match self
-                    .claim_and_start(want, &mut tasks, &mut per_webhook, &results_tx)
-                    .await
-                {
-                    Ok(claimed) => full_batch = claimed == want,
-                    Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries"),
+            while tasks.try_join_next().is_some() {}
+            if look {
+                look = false;
+                let want = slots.room().min(hooks.claim_batch);
+                if want == 0 {
+                    left_behind = true;
+                } else {
+                    match self
+                        .claim_and_start(want, &slots, &mut tasks, &results_tx)
+                        .await
+                    {
+                        Ok(outcome) => {
+                            left_behind = outcome.left_behind;
+                            if outcome.claimed == want {
+                                // More may be due right now.
+                                look = true;
+                                tokio::task::yield_now().await;
+                                continue;
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries"),
+                    }
                 }
-            }
-            if full_batch {
-                // More may be due right now.
-                tokio::task::yield_now().await;
-                continue;
             }
             tokio::select! {
-                () = self.notify.notified() => {}
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    finished(&mut per_webhook, done);
-                }
-                () = tokio::time::sleep(hooks.sweep_interval()) => {}
+                () = notify.notified() => look = true,
+                Some(ready) = handed.recv() => self.start(ready, &mut tasks, &results_tx),
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => look = left_behind,
+                _ = sweep.tick() => look = true,
                 changed = shutdown.changed() => {
                     // The sender gone means the server is gone: stop too.
                     if changed.is_err() {
@@ -133,6 +163,12 @@ impl Dispatcher {
         }
 
         tracing::info!(in_flight = tasks.len(), "webhook dispatcher stopping");
+        // Outboxes committed from now on leave their deliveries leased to
+        // this token; the release below (or, for the last few, the lease)
+        // brings them back.
+        self.webhooks.lend(None);
+        handed.close();
+        while handed.recv().await.is_some() {}
         let drained =
             tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
@@ -150,70 +186,72 @@ impl Dispatcher {
         tracing::info!("webhook dispatcher stopped");
     }
 
-    /// Claims up to `want` deliveries and starts their attempts. Returns how
-    /// many rows were claimed.
+    fn lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.settings.webhooks.lease())
+            .unwrap_or(chrono::Duration::seconds(60))
+    }
+
+    /// Runs one attempt in its slot and hands the result to the writer.
+    fn start(
+        &self,
+        (job, slot): Ready,
+        tasks: &mut JoinSet<()>,
+        results: &mpsc::Sender<AttemptResult>,
+    ) {
+        let attempter = self.attempter.clone();
+        let results = results.clone();
+        tasks.spawn(async move {
+            let result = attempter.run(job).await;
+            // The writer outlives every attempt; a send fails only if it
+            // died, and then the lease brings the delivery back.
+            let _ = results.send(result).await;
+            drop(slot);
+        });
+    }
+
+    /// Claims up to `want` deliveries and starts their attempts.
     async fn claim_and_start(
         &self,
         want: usize,
-        tasks: &mut JoinSet<Uuid>,
-        per_webhook: &mut HashMap<Uuid, usize>,
+        slots: &Arc<Slots>,
+        tasks: &mut JoinSet<()>,
         results: &mpsc::Sender<AttemptResult>,
-    ) -> Result<usize, sea_orm::DbErr> {
-        let limit = self.settings.webhooks.max_in_flight_per_webhook;
-        let saturated: Vec<Uuid> = per_webhook
-            .iter()
-            .filter(|(_, n)| **n >= limit)
-            .map(|(id, _)| *id)
-            .collect();
+    ) -> Result<Claimed, sea_orm::DbErr> {
+        let saturated = slots.saturated();
         let now = Utc::now();
-        let lease = chrono::Duration::from_std(self.settings.webhooks.lease())
-            .unwrap_or(chrono::Duration::seconds(60));
         let (claimed, jobs) = claim::claim_jobs(
             &self.db,
             &self.keyring,
             self.token,
             now,
-            now + lease,
+            now + self.lease(),
             want,
             &saturated,
         )
         .await?;
         let mut give_back = Vec::new();
         for job in jobs {
-            let n = per_webhook.entry(job.webhook_id).or_default();
-            if *n >= limit {
-                give_back.push(job.delivery_id);
-                continue;
+            // A hand-off may have taken the webhook's last slot meanwhile.
+            match slots.take(job.webhook_id) {
+                Some(slot) => self.start((job, slot), tasks, results),
+                None => give_back.push(job.delivery_id),
             }
-            *n += 1;
-            let attempter = self.attempter.clone();
-            let results = results.clone();
-            tasks.spawn(async move {
-                let webhook_id = job.webhook_id;
-                let result = attempter.run(job).await;
-                // The writer outlives every attempt; a send fails only if
-                // it died, and then the lease brings the delivery back.
-                let _ = results.send(result).await;
-                webhook_id
-            });
         }
+        let left_behind = claimed == want || !saturated.is_empty() || !give_back.is_empty();
         if !give_back.is_empty() {
             claim::release(&self.db, self.token, Some(&give_back)).await?;
         }
-        Ok(claimed)
+        Ok(Claimed {
+            claimed,
+            left_behind,
+        })
     }
 }
 
-fn finished(per_webhook: &mut HashMap<Uuid, usize>, done: Result<Uuid, tokio::task::JoinError>) {
-    let Ok(webhook_id) = done else {
-        return;
-    };
-    if let Some(n) = per_webhook.get_mut(&webhook_id) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            per_webhook.remove(&webhook_id);
-        }
-    }
+struct Claimed {
+    claimed: usize,
+    /// Due deliveries may remain that only want a free slot.
+    left_behind: bool,
 }
 
 /// Drains results in batches into single transactions, then wakes the

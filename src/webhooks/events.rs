@@ -1,9 +1,12 @@
-//! The event outbox. Whatever changes state calls [`record`] inside the same
-//! transaction, so an event exists exactly when its change was committed.
+//! The event outbox. Whatever changes state records its events inside the
+//! same transaction (through an [`Outbox`], or [`record`]), so an event
+//! exists exactly when its change was committed.
+
+use std::sync::Arc;
 
 use chrono::Utc;
 use entity::webhook_deliveries::{self, Status as DeliveryStatus};
-use entity::webhook_events::{ActiveModel, Entity};
+use entity::webhook_events::{ActiveModel, Entity, Model};
 use entity::webhooks;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
@@ -11,6 +14,10 @@ use sea_orm::{
 };
 use serde_json::Value;
 use uuid::Uuid;
+
+use super::Webhooks;
+use super::handoff::{Local, Ready};
+use super::payload;
 
 /// Every event type a webhook can receive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,8 +99,9 @@ pub enum Audience {
 }
 
 /// Writes an event to the outbox on `conn` (pass the transaction that makes
-/// the change) with one delivery per subscribed webhook, and returns its id.
-/// Call [`super::Webhooks::wake`] after the commit.
+/// the change) with one pending delivery per subscribed webhook, and returns
+/// its id. Call [`super::Webhooks::wake`] after the commit; or record
+/// through an [`Outbox`], whose deliveries start without waiting for a claim.
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
     instance_id: Uuid,
@@ -111,17 +119,119 @@ pub async fn record_for<C: ConnectionTrait>(
     data: Value,
     audience: Audience,
 ) -> Result<String, DbErr> {
+    let mut unused = Vec::new();
+    let recorded = insert(
+        conn,
+        instance_id,
+        event_type,
+        data,
+        audience,
+        None,
+        &mut unused,
+    )
+    .await?;
+    Ok(recorded.0)
+}
+
+/// The events of one transaction. Record through it, commit, then call
+/// [`Outbox::committed`]: the deliveries it could claim for this process's
+/// dispatcher start at once, the others when a dispatcher claims them.
+/// Dropped without `committed`, it gives its slots back; deliveries it
+/// claimed in a transaction that did commit are delivered after their lease.
+#[must_use = "call committed() once the transaction has committed"]
+pub struct Outbox {
+    webhooks: Webhooks,
+    local: Option<Arc<Local>>,
+    ready: Vec<Ready>,
+    /// Deliveries left pending for the claim query.
+    pending: usize,
+}
+
+impl Outbox {
+    pub(super) fn new(webhooks: Webhooks, local: Option<Arc<Local>>) -> Self {
+        Self {
+            webhooks,
+            local,
+            ready: Vec::new(),
+            pending: 0,
+        }
+    }
+
+    /// [`record`] within this outbox's transaction.
+    pub async fn record<C: ConnectionTrait>(
+        &mut self,
+        conn: &C,
+        instance_id: Uuid,
+        event_type: EventType,
+        data: Value,
+    ) -> Result<String, DbErr> {
+        self.record_for(conn, instance_id, event_type, data, Audience::Subscribers)
+            .await
+    }
+
+    /// [`record_for`] within this outbox's transaction.
+    pub async fn record_for<C: ConnectionTrait>(
+        &mut self,
+        conn: &C,
+        instance_id: Uuid,
+        event_type: EventType,
+        data: Value,
+        audience: Audience,
+    ) -> Result<String, DbErr> {
+        let (id, pending) = insert(
+            conn,
+            instance_id,
+            event_type,
+            data,
+            audience,
+            self.local.as_deref(),
+            &mut self.ready,
+        )
+        .await?;
+        self.pending += pending;
+        Ok(id)
+    }
+
+    /// Call after the transaction committed.
+    pub fn committed(mut self) {
+        if let Some(local) = &self.local {
+            for ready in self.ready.drain(..) {
+                // A dispatcher that stopped drops it: the lease brings the
+                // delivery back.
+                let _ = local.jobs.send(ready);
+            }
+        }
+        if self.pending > 0 {
+            self.webhooks.wake();
+        }
+    }
+}
+
+/// Inserts the event and its deliveries; those `local` can take are
+/// claimed for it and pushed to `ready`. Returns the event id and how many
+/// deliveries were left pending.
+async fn insert<C: ConnectionTrait>(
+    conn: &C,
+    instance_id: Uuid,
+    event_type: EventType,
+    data: Value,
+    audience: Audience,
+    local: Option<&Local>,
+    ready: &mut Vec<Ready>,
+) -> Result<(String, usize), DbErr> {
     let id = new_event_id();
     let now = Utc::now();
-    Entity::insert(ActiveModel {
-        id: Set(id.clone()),
-        instance_id: Set(instance_id),
-        event_type: Set(event_type.as_str().to_owned()),
-        data: Set(data),
-        created_at: Set(now),
-    })
-    .exec_without_returning(conn)
-    .await?;
+    let event = Model {
+        id: id.clone(),
+        instance_id,
+        event_type: event_type.as_str().to_owned(),
+        data,
+        created_at: now,
+    };
+    let body = local.map(|_| payload::body(&event));
+    Entity::insert(ActiveModel::from(event))
+        .exec_without_returning(conn)
+        .await?;
 
     // The instance's own webhooks and the global ones.
     let mut query = webhooks::Entity::find()
@@ -138,36 +248,58 @@ pub async fn record_for<C: ConnectionTrait>(
             .filter(webhooks::Column::Enabled.eq(true))
             .filter(webhooks::Column::Id.ne(webhook_id)),
     };
-    let targets: Vec<Uuid> = query
+    let targets: Vec<webhooks::Model> = query
         .all(conn)
         .await?
         .into_iter()
         .filter(|w| matches!(audience, Audience::Only(_)) || subscribes(&w.events, event_type))
-        .map(|w| w.id)
         .collect();
-    if !targets.is_empty() {
-        let rows = targets
-            .into_iter()
-            .map(|webhook_id| webhook_deliveries::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                event_id: Set(id.clone()),
-                webhook_id: Set(webhook_id),
-                status: Set(DeliveryStatus::Pending),
-                attempts: Set(0),
-                next_attempt_at: Set(now),
-                locked_until: Set(None),
-                claim_token: Set(None),
-                last_status_code: Set(None),
-                last_error: Set(None),
-                delivered_at: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-            });
+    let mut pending = 0;
+    let mut rows = Vec::with_capacity(targets.len());
+    for webhook in &targets {
+        let delivery_id = Uuid::now_v7();
+        let claimed = match (local, &body) {
+            (Some(local), Some(body)) => local
+                .claim(webhook, delivery_id, &id, instance_id, body)
+                .map(|r| (local, r)),
+            _ => None,
+        };
+        let (status, locked_until, claim_token) = match claimed {
+            Some((local, r)) => {
+                ready.push(r);
+                (
+                    DeliveryStatus::Delivering,
+                    Some(local.lease_until(now)),
+                    Some(local.token),
+                )
+            }
+            None => {
+                pending += 1;
+                (DeliveryStatus::Pending, None, None)
+            }
+        };
+        rows.push(webhook_deliveries::ActiveModel {
+            id: Set(delivery_id),
+            event_id: Set(id.clone()),
+            webhook_id: Set(webhook.id),
+            status: Set(status),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            locked_until: Set(locked_until),
+            claim_token: Set(claim_token),
+            last_status_code: Set(None),
+            last_error: Set(None),
+            delivered_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        });
+    }
+    if !rows.is_empty() {
         webhook_deliveries::Entity::insert_many(rows)
             .exec_without_returning(conn)
             .await?;
     }
-    Ok(id)
+    Ok((id, pending))
 }
 
 /// Whether a webhook's stored filter (a JSON array of type names; empty

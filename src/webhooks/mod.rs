@@ -6,25 +6,28 @@ pub mod claim;
 pub mod complete;
 pub mod dispatcher;
 pub mod events;
+pub mod handoff;
 pub mod ops;
 pub mod payload;
 pub mod registry;
 pub mod retry;
 pub mod signing;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-pub use events::{Audience, EventType, record, record_for};
+pub use events::{Audience, EventType, Outbox, record, record_for};
 pub use registry::WebhookError;
 
-/// The handle state-changing code holds: after committing a transaction
-/// that recorded events, call [`Webhooks::wake`] so the dispatcher looks at
-/// once instead of at its next sweep. Cheap to clone.
+/// The handle state-changing code holds: it records a transaction's events
+/// through an [`Outbox`] and tells it when the transaction has committed, so
+/// the dispatcher starts at once instead of at its next sweep. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Webhooks {
     notify: Arc<Notify>,
+    /// What this process's running dispatcher lends to outboxes.
+    local: Arc<Mutex<Option<Arc<handoff::Local>>>>,
 }
 
 impl Webhooks {
@@ -38,7 +41,18 @@ impl Webhooks {
         self.notify.notify_one();
     }
 
+    /// An outbox for one transaction's events.
+    pub fn outbox(&self) -> Outbox {
+        let local = self.local.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Outbox::new(self.clone(), local)
+    }
+
     pub(crate) fn notifier(&self) -> Arc<Notify> {
         self.notify.clone()
+    }
+
+    /// Set by the dispatcher while it runs.
+    pub(crate) fn lend(&self, local: Option<Arc<handoff::Local>>) {
+        *self.local.lock().unwrap_or_else(|p| p.into_inner()) = local;
     }
 }

@@ -13,7 +13,8 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::events::{Audience, EventType, record_for};
+use super::Webhooks;
+use super::events::{Audience, EventType};
 use super::registry::{self, Scope, WebhookError};
 
 pub type Delivery = webhook_deliveries::Model;
@@ -180,6 +181,7 @@ pub async fn recover(
 /// a disabled webhook receives it once re-enabled). Returns the event id.
 pub async fn send_test(
     db: &DatabaseConnection,
+    hooks: &Webhooks,
     instance_id: Uuid,
     webhook_id: Uuid,
 ) -> Result<String, WebhookError> {
@@ -187,15 +189,18 @@ pub async fn send_test(
     // first to wait for the write lock rather than fail.
     registry::get(db, Scope::Instance(instance_id), webhook_id).await?;
     let txn = db.begin().await?;
-    let id = record_for(
-        &txn,
-        instance_id,
-        EventType::WebhookTest,
-        json!({ "webhook_id": webhook_id, "message": "a test event from wagate" }),
-        Audience::Only(webhook_id),
-    )
-    .await?;
+    let mut outbox = hooks.outbox();
+    let id = outbox
+        .record_for(
+            &txn,
+            instance_id,
+            EventType::WebhookTest,
+            json!({ "webhook_id": webhook_id, "message": "a test event from wagate" }),
+            Audience::Only(webhook_id),
+        )
+        .await?;
     txn.commit().await?;
+    outbox.committed();
     Ok(id)
 }
 

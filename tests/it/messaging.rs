@@ -235,7 +235,7 @@ async fn receipts_move_a_message_forward_only() {
     app.engine.emit(id, receipt(ReceiptKind::Delivered)).await;
     app.engine.emit(id, receipt(ReceiptKind::Read)).await;
     app.engine.emit(id, receipt(ReceiptKind::Delivered)).await;
-    settle(&app).await;
+    settle(&app, id).await;
     let stored = send(app.req(Method::GET, &format!("/v1/instances/{id}/messages/{mid}"))).await;
     assert_eq!(stored.body["status"], "read");
     let evs = events(&app, id).await;
@@ -410,7 +410,7 @@ async fn inbound_messages_become_events() {
             })),
         )
         .await;
-    settle(&app).await;
+    settle(&app, id).await;
     let evs = events(&app, id).await;
     let (_, data) = evs
         .iter()

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use wagate::engine::EngineEvent;
 use wagate::engine::scripted::{Call, ScriptedEngine};
+use wagate::instances::sessions::lane;
 
 use crate::harness::{Reply, TestApp, TestDb, eventually, send, settings, settings_with};
 
@@ -56,11 +57,16 @@ pub(crate) fn types(events: &[(String, Value)]) -> Vec<&str> {
     events.iter().map(|(t, _)| t.as_str()).collect()
 }
 
-/// Every event sent before this returns has been applied: the engine's
-/// events are applied in order, so a fresh instance's first QR code trails
-/// them all.
-pub(crate) async fn settle(app: &TestApp) {
-    let marker = new_instance(app).await;
+/// Every event sent for `id` before this returns has been applied: an
+/// instance's events are applied in order by its lane's worker, so the first
+/// QR code of a fresh instance on the same lane trails them all.
+pub(crate) async fn settle(app: &TestApp, id: Uuid) {
+    let marker = loop {
+        let marker = new_instance(app).await;
+        if lane(marker) == lane(id) {
+            break marker;
+        }
+    };
     assert_eq!(post(app, marker, "login").await.status, 200);
 }
 
@@ -207,7 +213,7 @@ async fn the_whole_lifecycle() {
         .await
         .assert_problem(410, "instance_logged_out");
 
-    settle(&app).await;
+    settle(&app, id).await;
     let evs = events(&app, id).await;
     assert_eq!(
         types(&evs),
@@ -266,7 +272,7 @@ async fn phone_side_logout() {
             },
         )
         .await;
-    settle(&app).await;
+    settle(&app, id).await;
     assert_eq!(instance(&app, id).await["status"], "logged_out");
     assert_eq!(
         types(&events(&app, id).await).last(),
