@@ -35,9 +35,30 @@ async fn register(app: &TestApp, instance: Uuid, body: Value) -> (Uuid, String) 
     )
 }
 
-/// Records events the way the engine does (each in its own transaction),
-/// then wakes the dispatcher. Returns the event ids in order.
+/// Records events the way the engine does: each in its own transaction,
+/// through an outbox, so fresh deliveries go straight to the dispatcher.
+/// Returns the event ids in order.
 async fn emit(app: &TestApp, instance: Uuid, n: usize) -> Vec<String> {
+    let db = app.db.connect().await;
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let txn = db.begin().await.expect("begin");
+        let mut outbox = app.webhooks.outbox();
+        let id = outbox
+            .record(&txn, instance, EventType::MessageSent, json!({ "seq": i }))
+            .await
+            .expect("record");
+        txn.commit().await.expect("commit");
+        outbox.committed();
+        ids.push(id);
+    }
+    db.close().await.ok();
+    ids
+}
+
+/// Records events as pending deliveries only, for the dispatcher's claim
+/// query to find (as after a restart), then wakes it.
+async fn emit_pending(app: &TestApp, instance: Uuid, n: usize) -> Vec<String> {
     let db = app.db.connect().await;
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
@@ -633,6 +654,20 @@ async fn failing_for_the_period_disables() {
 
 #[tokio::test]
 async fn a_hanging_endpoint_does_not_delay_others() {
+    hanging_endpoint_case(emit).await;
+}
+
+#[tokio::test]
+async fn a_hanging_endpoint_does_not_delay_others_claimed() {
+    hanging_endpoint_case(emit_pending).await;
+}
+
+/// Events reach the fast endpoint while the hanging one holds its slots,
+/// whether `record` hands them to the dispatcher or leaves them to claim.
+async fn hanging_endpoint_case<F>(record: F)
+where
+    F: for<'a> AsyncFnOnce(&'a TestApp, Uuid, usize) -> Vec<String>,
+{
     let app = TestApp::spawn_with(|f| {
         f.merge(("webhooks.request_timeout_secs", 60.0))
             .merge(("webhooks.lease_secs", 120.0))
@@ -647,7 +682,7 @@ async fn a_hanging_endpoint_does_not_delay_others() {
     register(&app, inst, json!({ "url": hanging.url("/") })).await;
     register(&app, inst, json!({ "url": fast.url("/") })).await;
     let started = Instant::now();
-    emit(&app, inst, 30).await;
+    record(&app, inst, 30).await;
     fast.wait_for(30, Duration::from_secs(10)).await;
     assert!(started.elapsed() < Duration::from_secs(10));
     // The hanging one holds at most its own share of slots.
@@ -948,4 +983,47 @@ async fn global_webhooks_receive_every_instance_events() {
     }
     let deleted = send(app.req(Method::DELETE, &format!("/v1/webhooks/{gid}"))).await;
     assert_eq!(deleted.status, 204);
+}
+
+#[tokio::test]
+async fn a_hand_off_lost_after_its_commit_is_delivered_after_the_lease() {
+    let app = TestApp::spawn_with(|f| {
+        f.merge(("webhooks.request_timeout_secs", 0.5))
+            .merge(("webhooks.lease_secs", 1.0))
+            .merge(("webhooks.sweep_interval_secs", 0.2))
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let inst = instance(&app).await;
+    let (hook, _) = register(&app, inst, json!({ "url": receiver.url("/") })).await;
+    // Once one hand-off has arrived, the dispatcher is lending its slots.
+    emit(&app, inst, 1).await;
+    receiver.wait_for(1, WITHIN).await;
+
+    let db = app.db.connect().await;
+    let txn = db.begin().await.expect("begin");
+    let mut outbox = app.webhooks.outbox();
+    let event = outbox
+        .record(&txn, inst, EventType::MessageSent, json!({ "lost": true }))
+        .await
+        .expect("record");
+    txn.commit().await.expect("commit");
+    // The process dies between the commit and the hand-off.
+    drop(outbox);
+    use entity::webhook_deliveries::{Column, Entity, Status};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let row = Entity::find()
+        .filter(Column::EventId.eq(&event))
+        .one(&db)
+        .await
+        .expect("query")
+        .expect("the delivery");
+    db.close().await.ok();
+    assert_eq!(row.status, Status::Delivering, "claimed when recorded");
+    assert!(row.claim_token.is_some());
+
+    let got = receiver.wait_for(2, WITHIN).await;
+    assert_eq!(got[1].header("webhook-id"), event);
+    let done = wait_status(&app, inst, hook, "succeeded", 2).await;
+    assert!(done.iter().any(|d| d["event_id"] == event.as_str()));
 }
