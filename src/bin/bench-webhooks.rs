@@ -12,9 +12,10 @@
 //! ```
 //! Settings (environment): `DATABASE_URL` (default: a SQLite file in a temp
 //! folder; a PostgreSQL database is created if missing and emptied first),
-//! `BENCH_SECS` (throughput phase, default 60), `BENCH_RATE` (events per
-//! second in the latency phase, default 1000), `BENCH_LATENCY_SECS`
-//! (default 20).
+//! `BENCH_SECS` (throughput phase, default 60), `BENCH_WEBHOOKS` (per event
+//! in the throughput phase, default 4), `BENCH_RATE` (events per second in
+//! the latency phase, default 1000), `BENCH_LATENCY_WEBHOOKS` (per event in
+//! the latency phase, default 1), `BENCH_LATENCY_SECS` (default 20).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,6 +80,7 @@ async fn main() -> Result<(), BoxError> {
     let latency_secs = env_u64("BENCH_LATENCY_SECS", 20);
     let webhooks = env_u64("BENCH_WEBHOOKS", 4);
     let producers = env_u64("BENCH_PRODUCERS", 4);
+    let latency_webhooks = env_u64("BENCH_LATENCY_WEBHOOKS", 1);
     let dir = tempfile_dir()?;
     let url = match std::env::var("DATABASE_URL") {
         Ok(url) => url,
@@ -120,24 +122,16 @@ async fn main() -> Result<(), BoxError> {
     } else {
         "SQLite"
     };
-    println!("bench-webhooks on {backend}: {webhooks} webhooks per event, {producers} producers");
+    println!(
+        "bench-webhooks on {backend}: throughput with {webhooks} webhooks per event, \
+         {producers} producers"
+    );
     let commits = commit_rate(&db, Duration::from_secs(5)).await?;
     println!("database commit rate (8 writers, 1-row transactions): {commits:.0}/s");
 
-    let instance = wagate::instances::store::create(&db, Some("bench".into())).await?;
-    for i in 0..webhooks {
-        registry::create(
-            &db,
-            &Default::default(),
-            registry::Scope::Instance(instance.id),
-            registry::Changes {
-                url: Some(format!("{receiver_url}/{i}")),
-                ..Default::default()
-            },
-            &wagate::outbound::Targets::new(true, &[]),
-        )
-        .await?;
-    }
+    let instance = instance_with_webhooks(&db, "bench", webhooks, &receiver_url).await?;
+    let latency_instance =
+        instance_with_webhooks(&db, "latency", latency_webhooks, &receiver_url).await?;
 
     // Throughput: keep a backlog, measure what arrives per second.
     let mut producing = Vec::new();
@@ -145,7 +139,7 @@ async fn main() -> Result<(), BoxError> {
         producing.push(tokio::spawn(produce_backlog(
             db.clone(),
             wake.clone(),
-            instance.id,
+            instance,
             receiver.clone(),
             Duration::from_secs(secs + 2),
             webhooks,
@@ -197,7 +191,7 @@ async fn main() -> Result<(), BoxError> {
             continue;
         }
         let (db, wake, receiver) = (db.clone(), wake.clone(), receiver.clone());
-        let id = instance.id;
+        let id = latency_instance;
         let n = sent;
         tokio::spawn(async move {
             let mut outbox = wake.outbox();
@@ -232,7 +226,8 @@ async fn main() -> Result<(), BoxError> {
         .unwrap_or_default();
     let mut dispatch = std::mem::take(&mut *receiver.after_commit.lock().map_err(|_| "poisoned")?);
     println!(
-        "latency at {:.0} events/s for {latency_secs} s ({} deliveries): {}",
+        "latency at {:.0} events/s, {latency_webhooks} webhook(s) per event, for {latency_secs} s \
+         ({} deliveries): {}",
         sent as f64 / latency_secs as f64,
         lat.len(),
         percentiles(&mut lat)
@@ -259,6 +254,30 @@ fn percentiles(samples: &mut [u64]) -> String {
         pct(0.99),
         pct(1.0)
     )
+}
+
+/// A fresh instance with `n` webhooks to the receiver; returns its id.
+async fn instance_with_webhooks(
+    db: &DatabaseConnection,
+    name: &str,
+    n: u64,
+    receiver_url: &str,
+) -> Result<Uuid, BoxError> {
+    let instance = wagate::instances::store::create(db, Some(name.into())).await?;
+    for i in 0..n {
+        registry::create(
+            db,
+            &Default::default(),
+            registry::Scope::Instance(instance.id),
+            registry::Changes {
+                url: Some(format!("{receiver_url}/{name}/{i}")),
+                ..Default::default()
+            },
+            &wagate::outbound::Targets::new(true, &[]),
+        )
+        .await?;
+    }
+    Ok(instance.id)
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf, BoxError> {

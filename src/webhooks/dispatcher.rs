@@ -102,6 +102,10 @@ impl Dispatcher {
         let mut sweep = tokio::time::interval(hooks.sweep_interval());
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_reclaim = tokio::time::Instant::now();
+        // A lease runs out only when its dispatcher died or hung; looking a
+        // few times per lease bounds the extra wait without scanning the
+        // open deliveries every sweep.
+        let reclaim_every = hooks.sweep_interval().max(hooks.lease() / 4);
         // Whether to run the claim query now, and whether a freed slot is
         // reason to (the last claim left due rows behind for want of slots).
         let mut look = true;
@@ -111,7 +115,7 @@ impl Dispatcher {
                 break;
             }
             if tokio::time::Instant::now() >= next_reclaim {
-                next_reclaim = tokio::time::Instant::now() + hooks.sweep_interval();
+                next_reclaim = tokio::time::Instant::now() + reclaim_every;
                 match claim::reclaim_expired(&self.db, Utc::now()).await {
                     Ok(0) => {}
                     Ok(n) => {
