@@ -128,6 +128,11 @@ impl Sim {
         control::delay(&self.shared, delay);
     }
 
+    /// Whether the server has taken in message `id` from its sender.
+    pub fn knows_message(&self, id: &str) -> bool {
+        self.shared.world.lock().sent.contains_key(id)
+    }
+
     /// The recipient of message `id` reports it delivered.
     pub fn deliver(&self, id: &str) -> Result<()> {
         control::receipt(&self.shared, id, None)
