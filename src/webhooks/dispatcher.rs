@@ -128,7 +128,9 @@ impl Dispatcher {
             while let Ok(ready) = handed.try_recv() {
                 self.start(ready, &mut tasks, &results_tx);
             }
-            while tasks.try_join_next().is_some() {}
+            while tasks.try_join_next().is_some() {
+                look |= left_behind;
+            }
             if look {
                 look = false;
                 let want = slots.room().min(hooks.claim_batch);

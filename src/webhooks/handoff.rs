@@ -110,11 +110,11 @@ pub type Ready = (Job, Slot);
 
 /// What a running dispatcher lends the transactions that record events.
 pub struct Local {
-    pub token: Uuid,
-    pub lease: chrono::Duration,
-    pub keyring: Keyring,
-    pub slots: Arc<Slots>,
-    pub jobs: mpsc::UnboundedSender<Ready>,
+    pub(crate) token: Uuid,
+    pub(crate) lease: chrono::Duration,
+    pub(crate) keyring: Keyring,
+    pub(crate) slots: Arc<Slots>,
+    pub(crate) jobs: mpsc::UnboundedSender<Ready>,
 }
 
 impl Local {
