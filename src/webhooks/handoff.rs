@@ -156,3 +156,28 @@ impl Local {
         now.checked_add_signed(self.lease).unwrap_or(now)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_hold_both_limits_and_come_back_on_drop() {
+        let slots = Slots::new(3, 2);
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let a1 = slots.take(a).expect("a first");
+        let a2 = slots.take(a).expect("a second");
+        assert!(slots.take(a).is_none(), "two per webhook");
+        assert_eq!(slots.saturated(), vec![a]);
+        let b1 = slots.take(b).expect("b first");
+        assert!(slots.take(b).is_none(), "three in all");
+        assert_eq!(slots.room(), 0);
+        drop(a1);
+        assert_eq!(slots.room(), 1);
+        assert!(slots.saturated().is_empty());
+        let a3 = slots.take(a).expect("a again");
+        drop((a2, a3, b1));
+        assert_eq!(slots.room(), 3);
+        assert!(slots.taken().per_webhook.is_empty(), "no empty entries kept");
+    }
+}
