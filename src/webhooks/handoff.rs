@@ -178,6 +178,9 @@ mod tests {
         let a3 = slots.take(a).expect("a again");
         drop((a2, a3, b1));
         assert_eq!(slots.room(), 3);
-        assert!(slots.taken().per_webhook.is_empty(), "no empty entries kept");
+        assert!(
+            slots.taken().per_webhook.is_empty(),
+            "no empty entries kept"
+        );
     }
 }
