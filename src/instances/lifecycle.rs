@@ -23,8 +23,6 @@ use crate::webhooks::{EventType, Webhooks};
 pub struct Applied {
     pub previous: Status,
     pub status: Status,
-    /// The outbox event written, if any.
-    pub event: Option<EventType>,
 }
 
 /// Applies `event` to the instance. `None` when the instance is gone or
@@ -59,17 +57,14 @@ pub async fn apply(
         return Ok(None);
     }
     let mut outbox = hooks.outbox();
-    if let Some((event_type, data)) = &change.event {
-        outbox
-            .record(&txn, instance_id, *event_type, data.clone())
-            .await?;
+    if let Some((event_type, data)) = change.event {
+        outbox.record(&txn, instance_id, event_type, data).await?;
     }
     txn.commit().await?;
     outbox.committed();
     Ok(Some(Applied {
         previous: instance.status,
         status: change.status,
-        event: change.event.map(|(t, _)| t),
     }))
 }
 

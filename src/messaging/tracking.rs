@@ -50,13 +50,13 @@ fn party(p: &Party) -> Value {
     json!({"jid": p.jid, "phone_number": p.phone_number, "lid": p.lid})
 }
 
-/// Applies a message event. Returns how many outbox events it wrote.
+/// Applies a message event, with its outbox events.
 pub async fn apply(
     db: &DatabaseConnection,
     hooks: &Webhooks,
     instance_id: Uuid,
     event: &EngineEvent,
-) -> Result<usize, DbErr> {
+) -> Result<(), DbErr> {
     match event {
         EngineEvent::ServerAck { message_id, error } => {
             let (status, error) = match error {
@@ -95,11 +95,8 @@ pub async fn apply(
             )
             .await
         }
-        EngineEvent::Message(inbound) => {
-            received(db, hooks, instance_id, inbound).await?;
-            Ok(1)
-        }
-        _ => Ok(0),
+        EngineEvent::Message(inbound) => received(db, hooks, instance_id, inbound).await,
+        _ => Ok(()),
     }
 }
 
@@ -113,7 +110,7 @@ pub async fn advance(
     status: &str,
     error: Option<String>,
     recipient: Option<&Party>,
-) -> Result<usize, DbErr> {
+) -> Result<(), DbErr> {
     let txn = crate::db::begin_write(db).await?;
     let movable = Entity::find()
         .filter(Column::InstanceId.eq(instance_id))
@@ -122,7 +119,6 @@ pub async fn advance(
         .all(&txn)
         .await?;
     let now = Utc::now();
-    let mut events = 0;
     let mut outbox = hooks.outbox();
     for mut message in movable {
         let moved = Entity::update_many()
@@ -145,12 +141,11 @@ pub async fn advance(
                 data["recipient"] = party(r);
             }
             outbox.record(&txn, instance_id, event_type, data).await?;
-            events += 1;
         }
     }
     txn.commit().await?;
     outbox.committed();
-    Ok(events)
+    Ok(())
 }
 
 async fn received(

@@ -211,16 +211,8 @@ fn placeholders(backend: DatabaseBackend, sql: &str) -> String {
 /// Makes deliveries whose lease ran out (their dispatcher died or hung)
 /// pending again, for any dispatcher to claim. Returns how many.
 pub async fn reclaim_expired<C: ConnectionTrait>(db: &C, now: DateTime<Utc>) -> Result<u64, DbErr> {
-    use entity::webhook_deliveries::{Column, Entity, Status};
-    use sea_orm::sea_query::Expr;
-    Ok(Entity::update_many()
-        .col_expr(Column::Status, Expr::value(Status::Pending))
-        .col_expr(
-            Column::LockedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(Column::ClaimToken, Expr::value(Option::<Uuid>::None))
-        .filter(Column::Status.eq(Status::Delivering))
+    use entity::webhook_deliveries::Column;
+    Ok(back_to_pending()
         .filter(Column::LockedUntil.lt(now))
         .exec(db)
         .await?
@@ -234,21 +226,26 @@ pub async fn release<C: ConnectionTrait>(
     token: Uuid,
     ids: Option<&[Uuid]>,
 ) -> Result<u64, DbErr> {
+    use entity::webhook_deliveries::Column;
+    let mut update = back_to_pending().filter(Column::ClaimToken.eq(token));
+    if let Some(ids) = ids {
+        update = update.filter(Column::Id.is_in(ids.iter().copied()));
+    }
+    Ok(update.exec(db).await?.rows_affected)
+}
+
+/// Claimed deliveries, unclaimed: the caller narrows down which.
+fn back_to_pending() -> sea_orm::UpdateMany<entity::webhook_deliveries::Entity> {
     use entity::webhook_deliveries::{Column, Entity, Status};
     use sea_orm::sea_query::Expr;
-    let mut update = Entity::update_many()
+    Entity::update_many()
         .col_expr(Column::Status, Expr::value(Status::Pending))
         .col_expr(
             Column::LockedUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .col_expr(Column::ClaimToken, Expr::value(Option::<Uuid>::None))
-        .filter(Column::ClaimToken.eq(token))
-        .filter(Column::Status.eq(Status::Delivering));
-    if let Some(ids) = ids {
-        update = update.filter(Column::Id.is_in(ids.iter().copied()));
-    }
-    Ok(update.exec(db).await?.rows_affected)
+        .filter(Column::Status.eq(Status::Delivering))
 }
 
 /// Loads the events and webhooks of claimed rows (two queries for the whole

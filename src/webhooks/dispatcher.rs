@@ -84,15 +84,17 @@ impl Dispatcher {
             results_rx,
             notify.clone(),
         ));
-        let slots = Slots::new(hooks.max_in_flight, hooks.max_in_flight_per_webhook);
         let (handed_tx, mut handed) = mpsc::unbounded_channel::<Ready>();
-        self.webhooks.lend(Some(Arc::new(Local {
+        // Claims and hand-offs share one budget and one lease.
+        let local = Arc::new(Local {
             token: self.token,
-            lease: self.lease(),
+            lease: chrono::Duration::from_std(hooks.lease())
+                .unwrap_or(chrono::Duration::seconds(60)),
             keyring: self.keyring.clone(),
-            slots: slots.clone(),
+            slots: Slots::new(hooks.max_in_flight, hooks.max_in_flight_per_webhook),
             jobs: handed_tx,
-        })));
+        });
+        self.webhooks.lend(Some(local.clone()));
         let mut tasks: JoinSet<()> = JoinSet::new();
         tracing::info!(token = %self.token, "webhook dispatcher started");
 
@@ -133,12 +135,12 @@ impl Dispatcher {
             }
             if look {
                 look = false;
-                let want = slots.room().min(hooks.claim_batch);
+                let want = local.slots.room().min(hooks.claim_batch);
                 if want == 0 {
                     left_behind = true;
                 } else {
                     match self
-                        .claim_and_start(want, &slots, &mut tasks, &results_tx)
+                        .claim_and_start(want, &local, &mut tasks, &results_tx)
                         .await
                     {
                         Ok(outcome) => {
@@ -192,11 +194,6 @@ impl Dispatcher {
         tracing::info!("webhook dispatcher stopped");
     }
 
-    fn lease(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.settings.webhooks.lease())
-            .unwrap_or(chrono::Duration::seconds(60))
-    }
-
     /// Runs one attempt in its slot and hands the result to the writer.
     fn start(
         &self,
@@ -219,18 +216,18 @@ impl Dispatcher {
     async fn claim_and_start(
         &self,
         want: usize,
-        slots: &Arc<Slots>,
+        local: &Local,
         tasks: &mut JoinSet<()>,
         results: &mpsc::Sender<AttemptResult>,
     ) -> Result<Claimed, sea_orm::DbErr> {
-        let saturated = slots.saturated();
+        let saturated = local.slots.saturated();
         let now = Utc::now();
         let (claimed, jobs) = claim::claim_jobs(
             &self.db,
             &self.keyring,
             self.token,
             now,
-            now + self.lease(),
+            local.lease_until(now),
             want,
             &saturated,
         )
@@ -238,7 +235,7 @@ impl Dispatcher {
         let mut give_back = Vec::new();
         for job in jobs {
             // A hand-off may have taken the webhook's last slot meanwhile.
-            match slots.take(job.webhook_id) {
+            match local.slots.take(job.webhook_id) {
                 Some(slot) => self.start((job, slot), tasks, results),
                 None => give_back.push(job.delivery_id),
             }

@@ -228,7 +228,8 @@ async fn insert<C: ConnectionTrait>(
         data,
         created_at: now,
     };
-    let body = local.map(|_| payload::body(&event));
+    // A delivery handed to the local dispatcher carries the body with it.
+    let claimer = local.map(|local| (local, payload::body(&event)));
     Entity::insert(ActiveModel::from(event))
         .exec_without_returning(conn)
         .await?;
@@ -258,12 +259,11 @@ async fn insert<C: ConnectionTrait>(
     let mut rows = Vec::with_capacity(targets.len());
     for webhook in &targets {
         let delivery_id = Uuid::now_v7();
-        let claimed = match (local, &body) {
-            (Some(local), Some(body)) => local
+        let claimed = claimer.as_ref().and_then(|(local, body)| {
+            local
                 .claim(webhook, delivery_id, &id, instance_id, body)
-                .map(|r| (local, r)),
-            _ => None,
-        };
+                .map(|r| (*local, r))
+        });
         let (status, locked_until, claim_token) = match claimed {
             Some((local, r)) => {
                 ready.push(r);
