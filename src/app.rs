@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use sea_orm::DatabaseConnection;
 
 use crate::config::Settings;
 use crate::db::{self, DbError};
@@ -15,23 +14,9 @@ use crate::engine::Engine;
 use crate::instances::sessions::{SessionError, Sessions};
 use crate::messaging::send::Messenger;
 use crate::outbound::OutboundError;
+pub use crate::state::AppState;
 use crate::webhooks::Webhooks;
 use crate::webhooks::dispatcher::Dispatcher;
-
-/// What every handler shares. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub settings: Arc<Settings>,
-    pub admin_key: Arc<str>,
-    pub sessions: Sessions,
-    pub messenger: Messenger,
-    pub jobs: crate::scheduler::Jobs,
-    /// Wakes the webhook dispatcher after a commit that recorded events.
-    pub webhooks: Webhooks,
-    /// Seals and opens webhook secrets at rest.
-    pub keyring: crate::sealing::Keyring,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

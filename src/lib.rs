@@ -13,6 +13,7 @@ pub mod outbound;
 pub mod retention;
 pub mod scheduler;
 pub mod sealing;
+pub mod state;
 pub mod telemetry;
 pub mod webhooks;
 pub mod whatsapp;

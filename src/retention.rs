@@ -6,7 +6,7 @@ use chrono::Utc;
 use entity::{idempotency_keys, messages};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Returns how many rows were deleted.
 pub async fn purge(state: &AppState) -> Result<u64, DbErr> {

@@ -9,8 +9,8 @@ use poem_openapi::{Object, OpenApi};
 use super::ApiTags;
 use super::auth::Auth;
 use super::error::ApiError;
-use crate::app::AppState;
 use crate::scheduler::{JobRecord, SchedulerError};
+use crate::state::AppState;
 
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none, rename = "Job")]

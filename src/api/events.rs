@@ -10,7 +10,7 @@ use super::ApiTags;
 use super::auth::Auth;
 use super::error::ApiError;
 use crate::access::Scope;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::webhooks::ops::{self, Event};
 
 /// An event exactly as webhooks receive it, plus its id.

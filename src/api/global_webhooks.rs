@@ -14,7 +14,7 @@ use super::webhooks::{
     Accepted, AttemptList, CreateWebhook, CreatedResp, Deleted, DeliveryOut, DeliveryPage,
     DeliveryStatus, Handlers, Recovered, UpdateWebhook, WebhookList, WebhookSecret, WebhookView,
 };
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::webhooks::registry::Scope;
 
 pub struct GlobalWebhooksApi {

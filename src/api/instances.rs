@@ -12,8 +12,8 @@ use super::auth::Auth;
 use super::error::ApiError;
 use super::text::{self, Text};
 use crate::access::Scope;
-use crate::app::AppState;
 use crate::instances::{Instance, Status, store};
+use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "snake_case")]

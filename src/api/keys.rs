@@ -13,7 +13,7 @@ use super::error::ApiError;
 use super::text::{self, Text};
 use crate::access::Scope;
 use crate::access::keys::{self, KeyError, KeyInfo};
-use crate::app::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "snake_case", rename = "KeyScope")]

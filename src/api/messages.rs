@@ -15,12 +15,12 @@ use super::auth::Auth;
 use super::error::ApiError;
 use super::text::{self, Text};
 use crate::access::Scope;
-use crate::app::AppState;
 use crate::engine::{EngineError, MediaKind};
 use crate::messaging::fetch::FetchError;
 use crate::messaging::history;
 use crate::messaging::media::MediaError;
 use crate::messaging::send::{Content, Idempotency, MediaSource, SendError, Sent, request_hash};
+use crate::state::AppState;
 
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none, deny_unknown_fields)]

@@ -21,7 +21,7 @@ pub mod webhooks;
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::{OpenApiService, Tags};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 #[derive(Tags)]
 pub enum ApiTags {

@@ -18,9 +18,9 @@ use super::instances::{InstanceStatus, InstanceView};
 use super::qr_image;
 use super::text::Text;
 use crate::access::Scope;
-use crate::app::AppState;
 use crate::instances::sessions::{Qr, SessionError};
 use crate::messaging::phone;
+use crate::state::AppState;
 
 /// A QR code to scan with WhatsApp on the phone (Linked devices).
 #[derive(Debug, Object)]

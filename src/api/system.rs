@@ -5,7 +5,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
 use super::error::Problem;
-use crate::app::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none)]

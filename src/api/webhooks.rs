@@ -14,8 +14,8 @@ use super::auth::Auth;
 use super::error::ApiError;
 use super::text::{self, Text};
 use crate::access;
-use crate::app::AppState;
 use crate::outbound::Targets;
+use crate::state::AppState;
 use crate::webhooks::ops::{self, Attempt, DeliveryView};
 use crate::webhooks::registry::{self, Changes, Scope, Webhook};
 

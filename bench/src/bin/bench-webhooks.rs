@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/wagate_bench \
-//!   cargo run --release --bin bench-webhooks
+//!   cargo run --release -p wagate-bench --bin bench-webhooks
 //! ```
 //! Settings (environment): `DATABASE_URL` (default: a SQLite file in a temp
 //! folder; a PostgreSQL database is created if missing and emptied first),
