@@ -229,7 +229,8 @@ impl Sessions {
             EngineEvent::Paired { .. }
             | EngineEvent::ServerAck { .. }
             | EngineEvent::Receipt { .. }
-            | EngineEvent::Message(_) => {}
+            | EngineEvent::Message(_)
+            | EngineEvent::Messages { .. } => {}
         }
     }
 
