@@ -25,7 +25,13 @@ use crate::state::AppState;
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct CheckNumbers {
-    #[oai(validator(min_items = 1, max_items = 50))]
+    /// Numbers as the send routes take them.
+    #[oai(validator(
+        min_items = 1,
+        max_items = 50,
+        max_length = 32,
+        pattern = r"^\+?[0-9][0-9 ().-]{6,30}$"
+    ))]
     pub numbers: Vec<Text>,
     /// Ask through this instance; any online instance when absent.
     pub instance_id: Option<Uuid>,

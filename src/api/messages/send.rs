@@ -232,7 +232,11 @@ impl SendApi {
     async fn send_text(
         &self,
         auth: Auth,
-        #[oai(name = "phoneNumber")] phone_number: Path<String>,
+        #[oai(
+            name = "phoneNumber",
+            validator(max_length = 32, pattern = r"^\+?[0-9][0-9 ().-]{6,30}$")
+        )]
+        phone_number: Path<String>,
         #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))] key: Header<
             Option<String>,
         >,
@@ -254,7 +258,11 @@ impl SendApi {
     async fn send_media_url(
         &self,
         auth: Auth,
-        #[oai(name = "phoneNumber")] phone_number: Path<String>,
+        #[oai(
+            name = "phoneNumber",
+            validator(max_length = 32, pattern = r"^\+?[0-9][0-9 ().-]{6,30}$")
+        )]
+        phone_number: Path<String>,
         #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))] key: Header<
             Option<String>,
         >,
@@ -276,7 +284,11 @@ impl SendApi {
     async fn send_media_file(
         &self,
         auth: Auth,
-        #[oai(name = "phoneNumber")] phone_number: Path<String>,
+        #[oai(
+            name = "phoneNumber",
+            validator(max_length = 32, pattern = r"^\+?[0-9][0-9 ().-]{6,30}$")
+        )]
+        phone_number: Path<String>,
         #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))] key: Header<
             Option<String>,
         >,

@@ -5,7 +5,7 @@ use poem_openapi::types::multipart::Upload;
 use poem_openapi::{Enum, Multipart, Object};
 use uuid::Uuid;
 
-use crate::api::text::Text;
+use crate::api::text::{Text, Uri};
 use crate::engine::MediaKind;
 use crate::messaging::send::Sent;
 
@@ -13,8 +13,9 @@ use crate::messaging::send::Sent;
 #[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct SendText {
     /// Recipient's number: international (`+62…`, `0062…`) or national with
-    /// the configured default region.
-    #[oai(validator(max_length = 32))]
+    /// the configured default region; spaces, dashes, dots and parentheses
+    /// are ignored.
+    #[oai(validator(max_length = 32, pattern = r"^\+?[0-9][0-9 ().-]{6,30}$"))]
     pub to: Text,
     #[oai(validator(min_length = 1, max_length = 65536))]
     pub text: Text,
@@ -53,11 +54,10 @@ impl Kind {
 #[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct SendUrl {
     /// Recipient's number.
-    #[oai(validator(max_length = 32))]
+    #[oai(validator(max_length = 32, pattern = r"^\+?[0-9][0-9 ().-]{6,30}$"))]
     pub to: Text,
     /// An http(s) URL the gateway fetches the file from.
-    #[oai(validator(max_length = 2048))]
-    pub url: Text,
+    pub url: Uri,
     pub caption: Option<Text>,
     /// File name shown for documents; taken from the URL when absent.
     #[oai(validator(max_length = 255))]
@@ -71,6 +71,7 @@ pub struct SendUrl {
 #[oai(deny_unknown_fields)]
 pub struct SendFile {
     /// Recipient's number.
+    #[oai(validator(max_length = 32, pattern = r"^\+?[0-9][0-9 ().-]{6,30}$"))]
     pub to: String,
     pub file: Upload,
     pub caption: Option<String>,

@@ -4,11 +4,15 @@
 use chrono::{DateTime, Utc};
 use entity::webhook_deliveries::Status;
 use poem_openapi::payload::Json;
-use poem_openapi::types::MaybeUndefined;
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
+use poem_openapi::types::{MaybeUndefined, ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
 use poem_openapi::{ApiResponse, Enum, Object};
+use serde_json::Value;
+use std::borrow::Cow;
 use uuid::Uuid;
 
-use crate::api::text::Text;
+use crate::api::text::{Text, Uri};
+use crate::webhooks::events::EventType;
 use crate::webhooks::ops::{Attempt, DeliveryView};
 use crate::webhooks::registry::{self, Webhook};
 
@@ -99,14 +103,70 @@ impl From<registry::Secrets> for WebhookSecret {
     }
 }
 
+/// An event type a webhook subscribes to; the document lists them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventName(pub EventType);
+
+impl From<EventName> for String {
+    fn from(e: EventName) -> Self {
+        e.0.as_str().to_owned()
+    }
+}
+
+impl Type for EventName {
+    const IS_REQUIRED: bool = true;
+
+    type RawValueType = Self;
+
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "EventType".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            enum_items: EventType::ALL
+                .iter()
+                .map(|t| Value::from(t.as_str()))
+                .collect(),
+            ..MetaSchema::new("string")
+        }))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl ParseFromJSON for EventName {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            Some(Value::String(s)) => EventType::parse(&s)
+                .map(EventName)
+                .ok_or_else(|| ParseError::custom(format!("unknown event type `{s}`"))),
+            other => Err(ParseError::expected_type(other.unwrap_or_default())),
+        }
+    }
+}
+
+impl ToJSON for EventName {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::from(self.0.as_str()))
+    }
+}
+
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct CreateWebhook {
     /// An absolute http or https URL.
-    #[oai(validator(min_length = 1, max_length = 2048))]
-    pub url: Text,
+    pub url: Uri,
     /// Event types to receive; absent or empty means all.
-    pub events: Option<Vec<Text>>,
+    pub events: Option<Vec<EventName>>,
     #[oai(validator(max_length = 500))]
     pub description: Option<Text>,
     /// Default true.
@@ -118,10 +178,10 @@ pub struct CreateWebhook {
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct UpdateWebhook {
-    #[oai(validator(min_length = 1, max_length = 2048))]
-    pub url: Option<Text>,
+    /// An absolute http or https URL.
+    pub url: Option<Uri>,
     /// Event types to receive; empty means all.
-    pub events: Option<Vec<Text>>,
+    pub events: Option<Vec<EventName>>,
     /// `null` removes it.
     #[oai(validator(max_length = 500))]
     pub description: MaybeUndefined<Text>,

@@ -33,7 +33,7 @@ impl Handlers<'_> {
     pub async fn create(&self, b: CreateWebhook) -> Result<CreatedResp, ApiError> {
         let changes = Changes {
             url: Some(b.url.0),
-            events: b.events.map(text::list),
+            events: b.events.map(|e| e.into_iter().map(String::from).collect()),
             description: Some(text::opt(b.description)),
             enabled: b.enabled,
             ordered: b.ordered,
@@ -79,8 +79,8 @@ impl Handlers<'_> {
             MaybeUndefined::Value(d) => Some(Some(d.0)),
         };
         let changes = Changes {
-            url: text::opt(b.url),
-            events: b.events.map(text::list),
+            url: b.url.map(String::from),
+            events: b.events.map(|e| e.into_iter().map(String::from).collect()),
             description,
             enabled: b.enabled,
             ordered: b.ordered,
