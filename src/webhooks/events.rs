@@ -32,12 +32,15 @@ pub enum EventType {
     MessageRead,
     MessageFailed,
     MessageReceived,
+    MessageReaction,
+    MessageEdited,
+    MessageDeleted,
     EndpointDisabled,
     WebhookTest,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 15] = [
         Self::InstanceQr,
         Self::InstancePaired,
         Self::InstanceConnected,
@@ -48,6 +51,9 @@ impl EventType {
         Self::MessageRead,
         Self::MessageFailed,
         Self::MessageReceived,
+        Self::MessageReaction,
+        Self::MessageEdited,
+        Self::MessageDeleted,
         Self::EndpointDisabled,
         Self::WebhookTest,
     ];
@@ -64,6 +70,9 @@ impl EventType {
             Self::MessageRead => "message.read",
             Self::MessageFailed => "message.failed",
             Self::MessageReceived => "message.received",
+            Self::MessageReaction => "message.reaction",
+            Self::MessageEdited => "message.edited",
+            Self::MessageDeleted => "message.deleted",
             Self::EndpointDisabled => "endpoint.disabled",
             Self::WebhookTest => "webhook.test",
         }
