@@ -163,11 +163,46 @@ impl MediaKind {
     }
 }
 
+/// The content of media to send: in memory (fetched from a URL) or in a
+/// spooled file (an upload), which only the engine reads.
+#[derive(Debug)]
+pub enum MediaBody {
+    Bytes(Vec<u8>),
+    File { file: std::fs::File, len: u64 },
+}
+
+impl MediaBody {
+    pub fn len(&self) -> u64 {
+        match self {
+            Self::Bytes(bytes) => bytes.len() as u64,
+            Self::File { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole content in memory, for an upload that takes bytes.
+    pub async fn into_bytes(self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Self::Bytes(bytes) => Ok(bytes),
+            Self::File { mut file, len } => tokio::task::spawn_blocking(move || {
+                use std::io::Read;
+                let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or_default());
+                file.read_to_end(&mut bytes).map(|_| bytes)
+            })
+            .await
+            .map_err(std::io::Error::other)?,
+        }
+    }
+}
+
 /// Media to send.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct OutgoingMedia {
     pub kind: MediaKind,
-    pub bytes: Vec<u8>,
+    pub body: MediaBody,
     pub mime_type: String,
     pub file_name: Option<String>,
     pub caption: Option<String>,

@@ -313,7 +313,7 @@ impl Session for ScriptedSession {
             to: to_jid.to_owned(),
             kind: media.kind,
             mime_type: media.mime_type,
-            size: media.bytes.len(),
+            size: media.body.len() as usize,
             file_name: media.file_name,
             caption: media.caption,
             voice: media.voice,

@@ -33,17 +33,19 @@ pub fn limit(kind: MediaKind, configured_max: u64) -> u64 {
     whatsapp.min(configured_max)
 }
 
-/// The kind and MIME type to send `bytes` as. A declared kind wins when the
-/// bytes agree (anything may go as a document); otherwise the sniffed kind.
+/// The kind and MIME type to send a file of `size` bytes that starts with
+/// `head` as. A declared kind wins when the bytes agree (anything may go as
+/// a document); otherwise the sniffed kind.
 pub fn classify(
-    bytes: &[u8],
+    head: &[u8],
+    size: u64,
     declared: Option<MediaKind>,
     configured_max: u64,
 ) -> Result<(MediaKind, String), MediaError> {
-    if bytes.is_empty() {
+    if size == 0 {
         return Err(MediaError::Empty);
     }
-    let sniffed = infer::get(bytes).map(|t| t.mime_type().to_owned());
+    let sniffed = infer::get(head).map(|t| t.mime_type().to_owned());
     let sniffed_kind = sniffed.as_deref().map(kind_of);
     let kind = match (declared, sniffed_kind) {
         (Some(MediaKind::Document), _) => MediaKind::Document,
@@ -58,7 +60,6 @@ pub fn classify(
         (None, Some(s)) => s,
         (None, None) => MediaKind::Document,
     };
-    let size = bytes.len() as u64;
     let max = limit(kind, configured_max);
     if size > max {
         return Err(MediaError::TooLarge {
@@ -91,37 +92,45 @@ mod tests {
     #[test]
     fn sniffs_and_checks() {
         assert_eq!(
-            classify(PNG, None, u64::MAX),
+            classify(PNG, PNG.len() as u64, None, u64::MAX),
             Ok((MediaKind::Image, "image/png".into()))
         );
         assert_eq!(
-            classify(OGG, None, u64::MAX).map(|k| k.0),
+            classify(OGG, OGG.len() as u64, None, u64::MAX).map(|k| k.0),
             Ok(MediaKind::Audio)
         );
         assert_eq!(
-            classify(PDF, None, u64::MAX).map(|k| k.0),
+            classify(PDF, PDF.len() as u64, None, u64::MAX).map(|k| k.0),
             Ok(MediaKind::Document)
         );
         assert_eq!(
-            classify(PNG, Some(MediaKind::Document), u64::MAX).map(|k| k.0),
+            classify(PNG, PNG.len() as u64, Some(MediaKind::Document), u64::MAX).map(|k| k.0),
             Ok(MediaKind::Document)
         );
         assert!(matches!(
-            classify(PNG, Some(MediaKind::Video), u64::MAX),
+            classify(PNG, PNG.len() as u64, Some(MediaKind::Video), u64::MAX),
             Err(MediaError::Mismatch { .. })
         ));
         assert_eq!(
-            classify(b"plain words", Some(MediaKind::Image), u64::MAX),
+            classify(
+                b"plain words",
+                b"plain words".len() as u64,
+                Some(MediaKind::Image),
+                u64::MAX
+            ),
             Err(MediaError::Unrecognised)
         );
         assert_eq!(
-            classify(b"plain words", None, u64::MAX).map(|k| k.0),
+            classify(b"plain words", b"plain words".len() as u64, None, u64::MAX).map(|k| k.0),
             Ok(MediaKind::Document)
         );
         assert!(matches!(
-            classify(PNG, None, 4),
+            classify(PNG, PNG.len() as u64, None, 4),
             Err(MediaError::TooLarge { .. })
         ));
-        assert_eq!(classify(b"", None, 4), Err(MediaError::Empty));
+        assert_eq!(
+            classify(b"", b"".len() as u64, None, 4),
+            Err(MediaError::Empty)
+        );
     }
 }

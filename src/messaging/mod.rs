@@ -8,4 +8,5 @@ pub mod numbers;
 pub mod pacing;
 pub mod phone;
 pub mod send;
+pub mod spool;
 pub mod tracking;

@@ -19,8 +19,9 @@ use super::numbers::NumberCache;
 use super::pacing::{Pacer, QueueFull};
 use super::phone::{self, PhoneError};
 use super::tracking::message_payload;
-use crate::engine::{EngineError, MediaKind, NumberInfo, OutgoingMedia, Session};
+use crate::engine::{EngineError, MediaBody, MediaKind, NumberInfo, OutgoingMedia, Session};
 use crate::instances::sessions::Sessions;
+use crate::messaging::spool::{HEAD_LEN, Spooled};
 use crate::webhooks::EventType;
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +73,8 @@ pub enum Content {
 }
 
 pub enum MediaSource {
-    Bytes(Vec<u8>),
+    /// An upload, spooled to disk as it arrived.
+    File(Spooled),
     /// Fetched once the request is accepted (after the idempotency check).
     Url(String),
 }
@@ -232,17 +234,26 @@ impl Messenger {
                 caption,
                 voice,
             } => {
-                let (bytes, file_name) = match source {
-                    MediaSource::Bytes(bytes) => (bytes, file_name),
+                let (body, head, file_name) = match source {
+                    MediaSource::File(spooled) => {
+                        let body = MediaBody::File {
+                            file: spooled.file,
+                            len: spooled.len,
+                        };
+                        (body, spooled.head, file_name)
+                    }
                     MediaSource::Url(url) => {
                         let fetched = self.fetcher.fetch(&url).await?;
-                        (fetched.bytes, file_name.or(fetched.file_name))
+                        let head = fetched.bytes[..fetched.bytes.len().min(HEAD_LEN)].to_vec();
+                        let body = MediaBody::Bytes(fetched.bytes);
+                        (body, head, file_name.or(fetched.file_name))
                     }
                 };
-                let (kind, mime_type) = media::classify(&bytes, declared, self.max_media_bytes)?;
+                let (kind, mime_type) =
+                    media::classify(&head, body.len(), declared, self.max_media_bytes)?;
                 let media = OutgoingMedia {
                     kind,
-                    bytes,
+                    body,
                     mime_type,
                     file_name,
                     caption,

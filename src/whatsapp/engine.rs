@@ -325,9 +325,15 @@ impl Session for WhatsAppSession {
             MediaKind::Audio => MediaType::Audio,
             MediaKind::Document => MediaType::Document,
         };
+        // whatsapp-rust's `upload` takes the plaintext whole.
+        let bytes = media
+            .body
+            .into_bytes()
+            .await
+            .map_err(|e| EngineError::Refused(format!("media file: {e}")))?;
         let uploaded = self
             .client
-            .upload(media.bytes, media_type, UploadOptions::default())
+            .upload(bytes, media_type, UploadOptions::default())
             .await
             .map_err(|e| EngineError::Refused(format!("media upload: {e}")))?;
         let mimetype = Some(media.mime_type);

@@ -3,6 +3,7 @@
 mod send;
 pub mod send_dto;
 mod unversioned;
+pub mod upload;
 
 pub use send::SendApi;
 pub use unversioned::Unversioned;

@@ -5,7 +5,6 @@ use poem::http::StatusCode;
 use poem_openapi::OpenApi;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
-use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
 use super::send_dto::{Kind, SendFile, SendResult, SendText, SendUrl};
@@ -163,21 +162,9 @@ impl SendApi {
         visible: Option<Vec<Uuid>>,
     ) -> Result<Json<SendResult>, ApiError> {
         let limit = self.state.messenger.max_media_bytes();
-        let file_name = form.file.file_name().map(str::to_owned);
-        let mut bytes = Vec::new();
-        form.file
-            .into_async_read()
-            .take(limit + 1)
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_body",
-                    e.to_string(),
-                )
-            })?;
-        if bytes.len() as u64 > limit {
+        let file_name = form.file.file_name;
+        let spooled = form.file.spooled;
+        if spooled.len > limit {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "media_too_large",
@@ -197,13 +184,13 @@ impl SendApi {
                 b"file",
                 sender.as_bytes(),
                 form.to.as_bytes(),
-                &bytes,
+                &spooled.sha256,
                 caption.as_bytes(),
                 kind.as_bytes(),
             ],
         );
         let content = Content::Media {
-            source: MediaSource::Bytes(bytes),
+            source: MediaSource::File(spooled),
             declared,
             file_name,
             caption: form.caption,

@@ -1,10 +1,10 @@
 //! The bodies and the answer of the send routes.
 
 use chrono::{DateTime, Utc};
-use poem_openapi::types::multipart::Upload;
 use poem_openapi::{Enum, Multipart, Object};
 use uuid::Uuid;
 
+use super::upload::SpooledFile;
 use crate::api::text::{Text, Uri};
 use crate::engine::MediaKind;
 use crate::messaging::send::Sent;
@@ -73,7 +73,7 @@ pub struct SendFile {
     /// Recipient's number.
     #[oai(validator(max_length = 32, pattern = r"^\+?[0-9][0-9 ().-]{6,30}$"))]
     pub to: String,
-    pub file: Upload,
+    pub file: SpooledFile,
     pub caption: Option<String>,
     /// Declared kind; sniffed from the bytes when absent.
     pub kind: Option<Kind>,
