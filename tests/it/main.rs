@@ -15,6 +15,8 @@ mod scheduler;
 mod secrets_at_rest;
 #[cfg(feature = "sim")]
 mod sim_e2e;
+#[cfg(feature = "sim")]
+mod sim_outbound;
 mod system;
 mod wa_store;
 mod webhook_crash;

@@ -202,8 +202,10 @@ impl Session {
         }
         match node.tag.as_ref() {
             "iq" => iq::handle(self, &node),
-            "message" => crate::messages::from_device(self, &node),
-            "receipt" | "notification" | "call" => crate::messages::acknowledge(self, &node),
+            "message" => crate::messages::from_device(self, &node).await,
+            "receipt" | "notification" | "call" | "chatstate" | "presence" => {
+                crate::messages::from_device_other(self, &node)
+            }
             _ => {}
         }
     }

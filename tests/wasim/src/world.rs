@@ -44,6 +44,59 @@ pub enum SimEvent {
         id: String,
         to: String,
     },
+    /// The phone of `to` decrypted message `id` from `from`; its content
+    /// is in [`crate::Sim::received`].
+    MessageReceived {
+        to: String,
+        from: String,
+        id: String,
+    },
+    /// A device sent a stanza other than a message (a receipt, chat state,
+    /// presence or call); see [`crate::Sim::stanzas`].
+    StanzaSent { phone: String, tag: String },
+}
+
+/// A message a simulated phone received and decrypted.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub id: String,
+    /// The sender's phone number.
+    pub from: String,
+    /// The stanza's `edit` attribute (`1` edit, `7`/`8` revoke, ...).
+    pub edit: Option<String>,
+    pub message: waproto::whatsapp::Message,
+}
+
+/// A non-message stanza a device sent, flattened for assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stanza {
+    pub tag: String,
+    pub attrs: BTreeMap<String, String>,
+    /// Its children: tag and attributes.
+    pub children: Vec<(String, BTreeMap<String, String>)>,
+}
+
+impl Stanza {
+    pub fn of(node: &Node) -> Self {
+        let attrs = |n: &Node| {
+            n.attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_str().into_owned()))
+                .collect()
+        };
+        Self {
+            tag: node.tag.to_string(),
+            attrs: attrs(node),
+            children: node
+                .children()
+                .map(|c| c.iter().map(|c| (c.tag.to_string(), attrs(c))).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attrs.get(key).map(String::as_str)
+    }
 }
 
 /// A companion device of an account.
@@ -131,6 +184,10 @@ pub struct State {
     pub accounts: HashMap<String, Account>,
     /// Messages devices sent, by id.
     pub sent: HashMap<String, SentMessage>,
+    /// What each phone received and decrypted, by its number, in order.
+    pub received: HashMap<String, Vec<Received>>,
+    /// Non-message stanzas each account's devices sent, by number, in order.
+    pub stanzas: HashMap<String, Vec<Stanza>>,
     pub conns: HashMap<ConnId, Conn>,
     /// Numbers whose logins get `<failure reason=code>`.
     pub refuse_logins: HashMap<String, u16>,
