@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod body_limit;
+pub mod conversations;
 pub mod error;
 pub mod events;
 pub mod global_webhooks;
@@ -50,6 +51,7 @@ type Apis = (
     instances::InstancesApi,
     pairing::PairingApi,
     messages::MessagesApi,
+    conversations::ConversationsApi,
     webhooks::WebhooksApi,
     global_webhooks::GlobalWebhooksApi,
     events::EventsApi,
@@ -70,6 +72,9 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             messages::MessagesApi {
+                state: state.clone(),
+            },
+            conversations::ConversationsApi {
                 state: state.clone(),
             },
             webhooks::WebhooksApi {

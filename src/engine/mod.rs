@@ -151,6 +151,51 @@ pub struct OutgoingMedia {
     pub voice: bool,
 }
 
+/// A message other than text or media: what the conversation routes send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutgoingMessage {
+    /// `emoji` on message `target_id` of the chat; empty removes it.
+    /// `from_me`: whether this instance sent the target.
+    Reaction {
+        target_id: String,
+        from_me: bool,
+        emoji: String,
+    },
+    Location {
+        latitude: f64,
+        longitude: f64,
+        name: Option<String>,
+        address: Option<String>,
+    },
+    /// One or more contact cards.
+    Contacts(Vec<ContactCard>),
+    Poll {
+        question: String,
+        options: Vec<String>,
+        /// How many options a voter may pick (1..=options).
+        selectable: u32,
+    },
+}
+
+impl OutgoingMessage {
+    /// The tracked message's `kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Reaction { .. } => "reaction",
+            Self::Location { .. } => "location",
+            Self::Contacts(_) => "contact",
+            Self::Poll { .. } => "poll",
+        }
+    }
+}
+
+/// A contact card: the name shown and its vCard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactCard {
+    pub display_name: String,
+    pub vcard: String,
+}
+
 /// What WhatsApp's directory says of a number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NumberInfo {
@@ -202,6 +247,14 @@ pub trait Session: Send + Sync {
 
     /// Uploads media to WhatsApp and sends it; returns the message id.
     async fn send_media(&self, to_jid: &str, media: OutgoingMedia) -> Result<String, EngineError>;
+
+    /// Sends a reaction, location, contact card(s) or poll; returns the
+    /// message id.
+    async fn send_message(
+        &self,
+        to_jid: &str,
+        message: OutgoingMessage,
+    ) -> Result<String, EngineError>;
 
     /// Looks numbers (E.164 digits) up in WhatsApp's directory.
     async fn check_numbers(&self, numbers: &[String]) -> Result<Vec<NumberInfo>, EngineError>;

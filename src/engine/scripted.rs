@@ -9,11 +9,12 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    Engine, EngineError, EngineEvent, EventSink, MediaKind, NumberInfo, OutgoingMedia, Session,
+    Engine, EngineError, EngineEvent, EventSink, MediaKind, NumberInfo, OutgoingMedia,
+    OutgoingMessage, Session,
 };
 
 /// What the gateway asked of the engine, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Call {
     Start(Uuid),
     PairCode(Uuid, String),
@@ -39,6 +40,11 @@ pub enum Call {
         file_name: Option<String>,
         caption: Option<String>,
         voice: bool,
+    },
+    SendMessage {
+        instance: Uuid,
+        to: String,
+        message: OutgoingMessage,
     },
     CheckNumbers(Uuid, Vec<String>),
 }
@@ -317,6 +323,20 @@ impl Session for ScriptedSession {
             file_name: media.file_name,
             caption: media.caption,
             voice: media.voice,
+        });
+        next_message_id(&mut state)
+    }
+
+    async fn send_message(
+        &self,
+        to_jid: &str,
+        message: OutgoingMessage,
+    ) -> Result<String, EngineError> {
+        let mut state = self.engine.lock();
+        state.calls.push(Call::SendMessage {
+            instance: self.instance_id,
+            to: to_jid.to_owned(),
+            message,
         });
         next_message_id(&mut state)
     }

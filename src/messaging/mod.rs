@@ -1,6 +1,7 @@
 //! Messaging: phone numbers, media, the send pipeline, and tracking of
 //! sent and received messages.
 
+pub mod compose;
 pub mod fetch;
 pub mod history;
 pub mod media;

@@ -19,7 +19,7 @@ use super::numbers::NumberCache;
 use super::pacing::{Pacer, QueueFull};
 use super::phone::{self, PhoneError};
 use super::tracking::message_payload;
-use crate::engine::{EngineError, MediaKind, NumberInfo, OutgoingMedia, Session};
+use crate::engine::{EngineError, MediaKind, NumberInfo, OutgoingMedia, OutgoingMessage, Session};
 use crate::instances::sessions::Sessions;
 use crate::webhooks::EventType;
 
@@ -69,6 +69,9 @@ pub enum Content {
         caption: Option<String>,
         voice: bool,
     },
+    /// A reaction, location, contact card(s) or poll, already checked
+    /// (see [`super::compose`]).
+    Message(OutgoingMessage),
 }
 
 pub enum MediaSource {
@@ -83,6 +86,7 @@ enum Outgoing {
         reply_to: Option<String>,
     },
     Media(OutgoingMedia),
+    Message(OutgoingMessage),
 }
 
 /// The answer to an accepted send; replayed verbatim for a repeated
@@ -250,6 +254,15 @@ impl Messenger {
                 };
                 (kind.as_str(), Outgoing::Media(media))
             }
+            Content::Message(mut message) => {
+                if let OutgoingMessage::Reaction {
+                    target_id, from_me, ..
+                } = &mut message
+                {
+                    *from_me = self.sent_by(instance_id, target_id).await?;
+                }
+                (message.kind(), Outgoing::Message(message))
+            }
         };
         let info = self
             .numbers
@@ -277,6 +290,7 @@ impl Messenger {
                 session.send_text(&to_jid, &text, reply_to.as_deref()).await
             }
             Outgoing::Media(media) => session.send_media(&to_jid, media).await,
+            Outgoing::Message(message) => session.send_message(&to_jid, message).await,
         };
         drop(turn);
         match sent {
@@ -292,6 +306,17 @@ impl Messenger {
                 Err(SendError::Failed { message_id, reason })
             }
         }
+    }
+
+    /// Whether this instance sent message `wa_message_id` (else it is one
+    /// the chat sent us).
+    async fn sent_by(&self, instance_id: Uuid, wa_message_id: &str) -> Result<bool, SendError> {
+        Ok(messages::Entity::find()
+            .filter(messages::Column::InstanceId.eq(instance_id))
+            .filter(messages::Column::WaMessageId.eq(wa_message_id))
+            .one(&self.db)
+            .await?
+            .is_some())
     }
 
     /// The tracking row and its event, in one transaction.
