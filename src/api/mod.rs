@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod body_limit;
+pub mod chats;
 pub mod conversations;
 pub mod error;
 pub mod events;
@@ -52,6 +53,7 @@ type Apis = (
     pairing::PairingApi,
     messages::MessagesApi,
     conversations::ConversationsApi,
+    chats::ChatsApi,
     webhooks::WebhooksApi,
     global_webhooks::GlobalWebhooksApi,
     events::EventsApi,
@@ -75,6 +77,9 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             conversations::ConversationsApi {
+                state: state.clone(),
+            },
+            chats::ChatsApi {
                 state: state.clone(),
             },
             webhooks::WebhooksApi {

@@ -189,6 +189,14 @@ impl OutgoingMessage {
     }
 }
 
+/// What a chat shows of this instance: typing, recording audio, or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatPresence {
+    Typing,
+    Recording,
+    Paused,
+}
+
 /// A contact card: the name shown and its vCard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactCard {
@@ -255,6 +263,26 @@ pub trait Session: Send + Sync {
         to_jid: &str,
         message: OutgoingMessage,
     ) -> Result<String, EngineError>;
+
+    /// Replaces the text of text message `message_id` sent to `to_jid`.
+    async fn edit_text(
+        &self,
+        to_jid: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), EngineError>;
+
+    /// Deletes message `message_id` sent to `to_jid` for everyone.
+    async fn revoke(&self, to_jid: &str, message_id: &str) -> Result<(), EngineError>;
+
+    /// Sends read receipts for messages `chat_jid` sent.
+    async fn mark_read(&self, chat_jid: &str, message_ids: &[String]) -> Result<(), EngineError>;
+
+    /// Shows typing or recording in `chat_jid`, or stops.
+    async fn chat_presence(&self, chat_jid: &str, state: ChatPresence) -> Result<(), EngineError>;
+
+    /// Shows the instance as online (available) or not.
+    async fn set_presence(&self, available: bool) -> Result<(), EngineError>;
 
     /// Looks numbers (E.164 digits) up in WhatsApp's directory.
     async fn check_numbers(&self, numbers: &[String]) -> Result<Vec<NumberInfo>, EngineError>;

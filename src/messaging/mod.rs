@@ -6,6 +6,7 @@ pub mod fetch;
 pub mod history;
 pub mod media;
 pub mod numbers;
+pub mod operations;
 pub mod pacing;
 pub mod phone;
 pub mod send;

@@ -158,6 +158,27 @@ impl Messenger {
         })
     }
 
+    pub(super) fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub(super) fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// What WhatsApp's directory says of one number (cached).
+    pub(super) async fn check(
+        &self,
+        session: &dyn Session,
+        number: &str,
+    ) -> Result<NumberInfo, SendError> {
+        self.numbers
+            .check(session, std::slice::from_ref(&number.to_owned()))
+            .await?
+            .pop()
+            .ok_or_else(|| SendError::NotOnWhatsApp(number.to_owned()))
+    }
+
     pub fn max_media_bytes(&self) -> u64 {
         self.max_media_bytes
     }
@@ -342,6 +363,8 @@ impl Messenger {
             error: failure.map(str::to_owned),
             created_at: now,
             updated_at: now,
+            edited_at: None,
+            deleted_at: None,
         };
         let txn = crate::db::begin_write(&self.db).await?;
         messages::Entity::insert(messages::ActiveModel::from(row.clone()))

@@ -32,12 +32,14 @@ pub enum EventType {
     MessageRead,
     MessageFailed,
     MessageReceived,
+    MessageEdited,
+    MessageDeleted,
     EndpointDisabled,
     WebhookTest,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 14] = [
         Self::InstanceQr,
         Self::InstancePaired,
         Self::InstanceConnected,
@@ -48,6 +50,8 @@ impl EventType {
         Self::MessageRead,
         Self::MessageFailed,
         Self::MessageReceived,
+        Self::MessageEdited,
+        Self::MessageDeleted,
         Self::EndpointDisabled,
         Self::WebhookTest,
     ];
@@ -64,6 +68,8 @@ impl EventType {
             Self::MessageRead => "message.read",
             Self::MessageFailed => "message.failed",
             Self::MessageReceived => "message.received",
+            Self::MessageEdited => "message.edited",
+            Self::MessageDeleted => "message.deleted",
             Self::EndpointDisabled => "endpoint.disabled",
             Self::WebhookTest => "webhook.test",
         }

@@ -28,8 +28,8 @@ use super::device_saving::{self, NewestDevice};
 use super::http::ReqwestHttp;
 use super::translate::{bare, translate_all};
 use crate::engine::{
-    Engine, EngineError, EngineEvent, EventSink, MediaKind, NumberInfo, OutgoingMedia,
-    OutgoingMessage, Session,
+    ChatPresence, Engine, EngineError, EngineEvent, EventSink, MediaKind, NumberInfo,
+    OutgoingMedia, OutgoingMessage, Session,
 };
 
 /// Where each instance's keys live.
@@ -434,6 +434,64 @@ impl Session for WhatsAppSession {
             },
         };
         self.send(to_jid, message).await
+    }
+
+    async fn edit_text(
+        &self,
+        to_jid: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), EngineError> {
+        self.connected()?;
+        self.client
+            .edit_message(parse_jid(to_jid)?, message_id, wa::Message::text(text))
+            .await
+            .map(|_| ())
+            .map_err(|e| EngineError::Refused(e.to_string()))
+    }
+
+    async fn revoke(&self, to_jid: &str, message_id: &str) -> Result<(), EngineError> {
+        self.connected()?;
+        self.client
+            .revoke_message(
+                parse_jid(to_jid)?,
+                message_id,
+                whatsapp_rust::RevokeType::Sender,
+            )
+            .await
+            .map_err(|e| EngineError::Refused(e.to_string()))
+    }
+
+    async fn mark_read(&self, chat_jid: &str, message_ids: &[String]) -> Result<(), EngineError> {
+        self.connected()?;
+        let ids: Vec<&str> = message_ids.iter().map(String::as_str).collect();
+        self.client
+            .mark_as_read(&parse_jid(chat_jid)?, None, &ids)
+            .await
+            .map_err(|e| EngineError::Refused(e.to_string()))
+    }
+
+    async fn chat_presence(&self, chat_jid: &str, state: ChatPresence) -> Result<(), EngineError> {
+        self.connected()?;
+        let to = parse_jid(chat_jid)?;
+        let chatstate = self.client.chatstate();
+        match state {
+            ChatPresence::Typing => chatstate.send_composing(&to).await,
+            ChatPresence::Recording => chatstate.send_recording(&to).await,
+            ChatPresence::Paused => chatstate.send_paused(&to).await,
+        }
+        .map_err(|e| EngineError::Refused(e.to_string()))
+    }
+
+    async fn set_presence(&self, available: bool) -> Result<(), EngineError> {
+        self.connected()?;
+        let presence = self.client.presence();
+        if available {
+            presence.set_available().await
+        } else {
+            presence.set_unavailable().await
+        }
+        .map_err(|e| EngineError::Refused(e.to_string()))
     }
 
     async fn check_numbers(&self, numbers: &[String]) -> Result<Vec<NumberInfo>, EngineError> {

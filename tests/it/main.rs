@@ -2,12 +2,14 @@
 //! SQLite by default; PostgreSQL when `TEST_DATABASE_URL` names a server.
 
 mod access;
+mod chats;
 mod conversations;
 mod harness;
 mod instances;
 mod media_url;
 mod messaging;
 mod pairing;
+mod playground;
 mod process;
 mod receiver;
 mod reencrypt;

@@ -235,3 +235,151 @@ async fn reactions_locations_polls_and_contacts_arrive_as_sent() {
     .await;
     assert_eq!(stored.body["kind"], "contact", "{:?}", stored.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_revokes_read_marks_and_presence_reach_the_contact() {
+    use wasim::wa::message::protocol_message::Type;
+    const SENDER: &str = "6281234569021";
+    const FRIEND: &str = "6281234569022";
+    let sim = Sim::start().await.expect("simulator");
+    let (gw, id, secret) = paired(&sim, SENDER, FRIEND).await;
+    let base = format!("/v1/instances/{id}");
+    let mut texts = Vec::new();
+    for body in ["harga 10rb", "salah kirim"] {
+        let r = send(
+            gw.req(Method::POST, &format!("/send/by-number/{SENDER}"))
+                .json(&json!({ "to": FRIEND, "text": body })),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let mid = r.body["message_id"].as_str().expect("id").to_owned();
+        received(&sim, FRIEND, &mid).await;
+        texts.push(mid);
+    }
+
+    // The edit: a protocol message naming the original, with the new text.
+    let r = send(
+        gw.req(Method::PATCH, &format!("{base}/messages/{}", texts[0]))
+            .json(&json!({ "text": "harga 12rb" })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let got = eventually_value("the edit to arrive", || async {
+        sim.received(FRIEND)
+            .into_iter()
+            .find(|r| r.edit.as_deref() == Some("1"))
+    })
+    .await;
+    let edit = got.message.protocol_message.as_option().expect("protocol");
+    assert_eq!(edit.r#type, Some(Type::MessageEdit));
+    let key = edit.key.as_option().expect("key");
+    assert_eq!(key.id.as_deref(), Some(texts[0].as_str()));
+    let new = edit.edited_message.as_option().expect("edited message");
+    assert_eq!(new.conversation.as_deref(), Some("harga 12rb"), "{new:?}");
+    let event = gw
+        .message_webhook(id, "message.edited", &secret, &texts[0])
+        .await;
+    assert_eq!(event["data"]["text"], "harga 12rb", "{event}");
+
+    // The revoke: deleted for everyone.
+    let r = send(gw.req(Method::DELETE, &format!("{base}/messages/{}", texts[1]))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let got = eventually_value("the revoke to arrive", || async {
+        sim.received(FRIEND)
+            .into_iter()
+            .find(|r| r.edit.as_deref() == Some("7"))
+    })
+    .await;
+    let revoke = got.message.protocol_message.as_option().expect("protocol");
+    assert_eq!(revoke.r#type, Some(Type::Revoke));
+    let key = revoke.key.as_option().expect("key");
+    assert_eq!(key.id.as_deref(), Some(texts[1].as_str()));
+    let event = gw
+        .message_webhook(id, "message.deleted", &secret, &texts[1])
+        .await;
+    assert_eq!(event["data"]["for"], "everyone", "{event}");
+
+    // Read marks for what the contact sent, as receipts to the contact.
+    eventually_value("the device's prekeys", || async {
+        sim.has_prekeys(SENDER, 1).then_some(())
+    })
+    .await;
+    let mut inbound = Vec::new();
+    for body in ["halo", "ada stok?"] {
+        let mid = sim.send_text(FRIEND, SENDER, body).await.expect("inbound");
+        gw.message_webhook(id, "message.received", &secret, &mid)
+            .await;
+        inbound.push(mid);
+    }
+    let r = send(
+        gw.req(Method::POST, &format!("{base}/chats/+{FRIEND}/read"))
+            .json(&json!({ "message_ids": inbound })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let receipt = eventually_value("a read receipt", || async {
+        sim.stanzas(SENDER)
+            .into_iter()
+            .find(|s| s.tag == "receipt" && s.attr("type") == Some("read"))
+    })
+    .await;
+    let mut ids: Vec<&str> = receipt.attr("id").into_iter().collect();
+    ids.extend(
+        receipt
+            .children
+            .iter()
+            .filter(|(tag, _)| tag == "item")
+            .filter_map(|(_, attrs)| attrs.get("id").map(String::as_str)),
+    );
+    assert_eq!(ids, inbound, "{receipt:?}");
+    assert!(
+        receipt
+            .attr("to")
+            .is_some_and(|to| to.starts_with(FRIEND) || to.ends_with("@lid")),
+        "{receipt:?}"
+    );
+
+    // Chat states, then the instance's own presence.
+    for (state, child, media) in [
+        ("typing", "composing", None),
+        ("recording", "composing", Some("audio")),
+        ("paused", "paused", None),
+    ] {
+        let before = sim.stanzas(SENDER).len();
+        let r = send(
+            gw.req(Method::POST, &format!("{base}/chats/{FRIEND}/presence"))
+                .json(&json!({ "state": state })),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let stanza = eventually_value(&format!("chat state {state}"), || async {
+            sim.stanzas(SENDER)
+                .into_iter()
+                .skip(before)
+                .find(|s| s.tag == "chatstate")
+        })
+        .await;
+        assert_eq!(stanza.children[0].0, child, "{stanza:?}");
+        assert_eq!(
+            stanza.children[0].1.get("media").map(String::as_str),
+            media,
+            "{stanza:?}"
+        );
+    }
+    for (available, kind) in [(false, "unavailable"), (true, "available")] {
+        let before = sim.stanzas(SENDER).len();
+        let r = send(
+            gw.req(Method::PUT, &format!("{base}/presence"))
+                .json(&json!({ "available": available })),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        eventually_value(&format!("presence {kind}"), || async {
+            sim.stanzas(SENDER)
+                .into_iter()
+                .skip(before)
+                .find(|s| s.tag == "presence" && s.attr("type") == Some(kind))
+        })
+        .await;
+    }
+}

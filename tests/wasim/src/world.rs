@@ -72,25 +72,32 @@ pub struct Received {
 pub struct Stanza {
     pub tag: String,
     pub attrs: BTreeMap<String, String>,
-    /// Its children: tag and attributes.
+    /// Everything inside it, depth first: tag and attributes.
     pub children: Vec<(String, BTreeMap<String, String>)>,
+}
+
+fn attrs_of(node: &Node) -> BTreeMap<String, String> {
+    node.attrs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.as_str().into_owned()))
+        .collect()
+}
+
+fn descendants(node: &Node, out: &mut Vec<(String, BTreeMap<String, String>)>) {
+    for child in node.children().unwrap_or_default() {
+        out.push((child.tag.to_string(), attrs_of(child)));
+        descendants(child, out);
+    }
 }
 
 impl Stanza {
     pub fn of(node: &Node) -> Self {
-        let attrs = |n: &Node| {
-            n.attrs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.as_str().into_owned()))
-                .collect()
-        };
+        let mut children = Vec::new();
+        descendants(node, &mut children);
         Self {
             tag: node.tag.to_string(),
-            attrs: attrs(node),
-            children: node
-                .children()
-                .map(|c| c.iter().map(|c| (c.tag.to_string(), attrs(c))).collect())
-                .unwrap_or_default(),
+            attrs: attrs_of(node),
+            children,
         }
     }
 
