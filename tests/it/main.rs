@@ -4,6 +4,7 @@
 mod access;
 mod chats;
 mod conversations;
+mod event_cursor;
 mod harness;
 mod instances;
 mod media_url;
