@@ -11,6 +11,7 @@ pub mod events;
 pub mod global_webhooks;
 pub mod instances;
 pub mod keys;
+pub mod merged;
 pub mod messages;
 pub mod pairing;
 pub mod qr_image;
@@ -47,7 +48,7 @@ pub enum ApiTags {
     System,
 }
 
-type Apis = (
+type Apis = merged::Merged<(
     system::SystemApi,
     instances::InstancesApi,
     pairing::PairingApi,
@@ -59,11 +60,11 @@ type Apis = (
     events::EventsApi,
     keys::KeysApi,
     admin::AdminApi,
-);
+)>;
 
 fn service(state: AppState) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (
+        merged::Merged((
             system::SystemApi {
                 state: state.clone(),
             },
@@ -95,7 +96,7 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             admin::AdminApi { state },
-        ),
+        )),
         "wagate",
         env!("CARGO_PKG_VERSION"),
     )
