@@ -1,6 +1,7 @@
 //! Sending reactions, locations, contact cards and polls by the sender's
-//! number (each also under `/v1`), with the guarantees of a text send:
-//! number checks, `Idempotency-Key`, pacing, tracking and events.
+//! number, with the guarantees of a text send: number checks,
+//! `Idempotency-Key`, pacing, tracking and events. The routes live under
+//! `/v1`; `messages::Unversioned` mounts them at the seed's paths too.
 
 use poem::http::StatusCode;
 use poem_openapi::param::{Header, Path};
@@ -11,7 +12,7 @@ use uuid::Uuid;
 use super::ApiTags;
 use super::auth::Auth;
 use super::error::ApiError;
-use super::messages::SendResult;
+use super::messages::send_dto::SendResult;
 use super::text::{self, Text};
 use crate::access::Scope;
 use crate::engine::OutgoingMessage;
@@ -231,25 +232,6 @@ impl ConversationsApi {
     ///
     /// A pin at `latitude`/`longitude`, with an optional name and address.
     #[oai(
-        path = "/send/by-number/:phoneNumber/location",
-        method = "post",
-        operation_id = "send_location"
-    )]
-    async fn send_location(
-        &self,
-        auth: Auth,
-        #[oai(name = "phoneNumber")] phone_number: Path<String>,
-        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))] key: Header<
-            Option<String>,
-        >,
-        body: Json<SendLocation>,
-    ) -> Result<Json<SendResult>, ApiError> {
-        self.location(phone_number.0, body.0, key.0, auth.visible(Scope::Send))
-            .await
-    }
-
-    /// Send a location (v1)
-    #[oai(
         path = "/v1/send/by-number/:phoneNumber/location",
         method = "post",
         operation_id = "send_location_v1"
@@ -272,25 +254,6 @@ impl ConversationsApi {
     /// `emoji` on a message this instance sent to `to` or received from it;
     /// an empty `emoji` removes the reaction.
     #[oai(
-        path = "/send/by-number/:phoneNumber/reaction",
-        method = "post",
-        operation_id = "send_reaction"
-    )]
-    async fn send_reaction(
-        &self,
-        auth: Auth,
-        #[oai(name = "phoneNumber")] phone_number: Path<String>,
-        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))] key: Header<
-            Option<String>,
-        >,
-        body: Json<SendReaction>,
-    ) -> Result<Json<SendResult>, ApiError> {
-        self.reaction(phone_number.0, body.0, key.0, auth.visible(Scope::Send))
-            .await
-    }
-
-    /// React to a message (v1)
-    #[oai(
         path = "/v1/send/by-number/:phoneNumber/reaction",
         method = "post",
         operation_id = "send_reaction_v1"
@@ -310,27 +273,10 @@ impl ConversationsApi {
 
     /// Send a poll
     ///
+    /// Send a poll
+    ///
     /// A question with 2 to 12 distinct options; `selectable_count` says
     /// how many a voter may pick.
-    #[oai(
-        path = "/send/by-number/:phoneNumber/poll",
-        method = "post",
-        operation_id = "send_poll"
-    )]
-    async fn send_poll(
-        &self,
-        auth: Auth,
-        #[oai(name = "phoneNumber")] phone_number: Path<String>,
-        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))] key: Header<
-            Option<String>,
-        >,
-        body: Json<SendPoll>,
-    ) -> Result<Json<SendResult>, ApiError> {
-        self.poll(phone_number.0, body.0, key.0, auth.visible(Scope::Send))
-            .await
-    }
-
-    /// Send a poll (v1)
     #[oai(
         path = "/v1/send/by-number/:phoneNumber/poll",
         method = "post",
@@ -351,26 +297,9 @@ impl ConversationsApi {
 
     /// Send contact cards
     ///
+    /// Send contact cards
+    ///
     /// One or more contacts, each a raw vCard or a name with numbers.
-    #[oai(
-        path = "/send/by-number/:phoneNumber/contact",
-        method = "post",
-        operation_id = "send_contact"
-    )]
-    async fn send_contact(
-        &self,
-        auth: Auth,
-        #[oai(name = "phoneNumber")] phone_number: Path<String>,
-        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))] key: Header<
-            Option<String>,
-        >,
-        body: Json<SendContacts>,
-    ) -> Result<Json<SendResult>, ApiError> {
-        self.contacts(phone_number.0, body.0, key.0, auth.visible(Scope::Send))
-            .await
-    }
-
-    /// Send contact cards (v1)
     #[oai(
         path = "/v1/send/by-number/:phoneNumber/contact",
         method = "post",

@@ -52,7 +52,10 @@ type Apis = merged::Merged<(
     system::SystemApi,
     instances::InstancesApi,
     pairing::PairingApi,
+    messages::Unversioned<messages::SendApi>,
+    messages::SendApi,
     messages::MessagesApi,
+    messages::Unversioned<conversations::ConversationsApi>,
     conversations::ConversationsApi,
     chats::ChatsApi,
     webhooks::WebhooksApi,
@@ -74,9 +77,18 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
             pairing::PairingApi {
                 state: state.clone(),
             },
+            messages::Unversioned(messages::SendApi {
+                state: state.clone(),
+            }),
+            messages::SendApi {
+                state: state.clone(),
+            },
             messages::MessagesApi {
                 state: state.clone(),
             },
+            messages::Unversioned(conversations::ConversationsApi {
+                state: state.clone(),
+            }),
             conversations::ConversationsApi {
                 state: state.clone(),
             },

@@ -203,9 +203,14 @@ impl Session {
         match node.tag.as_ref() {
             "iq" => iq::handle(self, &node),
             "message" => crate::messages::from_device(self, &node).await,
-            "receipt" | "notification" | "call" | "chatstate" | "presence" => {
+            "receipt" => {
+                crate::offline::acknowledged(self, &node);
+                crate::messages::from_device_other(self, &node);
+            }
+            "notification" | "call" | "chatstate" | "presence" => {
                 crate::messages::from_device_other(self, &node)
             }
+            "ack" => crate::offline::acknowledged(self, &node),
             _ => {}
         }
     }
