@@ -273,8 +273,6 @@ impl ConversationsApi {
 
     /// Send a poll
     ///
-    /// Send a poll
-    ///
     /// A question with 2 to 12 distinct options; `selectable_count` says
     /// how many a voter may pick.
     #[oai(
@@ -295,8 +293,6 @@ impl ConversationsApi {
             .await
     }
 
-    /// Send contact cards
-    ///
     /// Send contact cards
     ///
     /// One or more contacts, each a raw vCard or a name with numbers.
