@@ -2,7 +2,10 @@
 //! to these traits only: `crate::whatsapp` implements them with
 //! whatsapp-rust, and [`scripted`] with a double that tests drive.
 
+mod inbound;
 pub mod scripted;
+
+pub use inbound::{Content, Inbound, Quoted, ReceivedContact, ReceivedMedia, ReceivedMediaKind};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +28,7 @@ pub enum EngineError {
 }
 
 /// What WhatsApp told a session, in the gateway's words.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum EngineEvent {
     /// A QR code to show; `attempt` counts from 1 within one pairing.
     Qr {
@@ -138,28 +141,6 @@ pub struct Party {
     /// E.164 digits, when known (from the JID or the LID mapping).
     pub phone_number: Option<String>,
     pub lid: Option<String>,
-}
-
-/// Media attached to an inbound message (metadata only).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MediaInfo {
-    pub kind: MediaKind,
-    pub mime_type: Option<String>,
-    pub file_name: Option<String>,
-    pub size: Option<u64>,
-    pub caption: Option<String>,
-}
-
-/// A message someone sent to the instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Inbound {
-    pub message_id: String,
-    pub from: Party,
-    /// The chat it arrived in (the sender's JID, or a group's).
-    pub chat: String,
-    pub timestamp: chrono::DateTime<chrono::Utc>,
-    pub text: Option<String>,
-    pub media: Option<MediaInfo>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -163,11 +163,20 @@ impl Sessions {
                 });
                 lanes.push(tx);
             }
+            // Once drained for shutdown, later events (a session that was
+            // still connecting) are not applied: the pool is about to close,
+            // and a start re-derives every status. A durable batch dropped
+            // here is not acknowledged, so WhatsApp delivers it again.
+            let mut drained = false;
             loop {
                 tokio::select! {
                     biased;
                     event = events.recv() => {
                         let Some((id, event)) = event else { break };
+                        if drained {
+                            tracing::debug!(instance_id = %id, "engine event after shutdown; not applied");
+                            continue;
+                        }
                         if lanes[lane(id)].send(LaneItem::Event(id, event)).await.is_err() {
                             break;
                         }
@@ -186,6 +195,7 @@ impl Sessions {
                         for wait in waits {
                             let _ = wait.await;
                         }
+                        drained = true;
                         let _ = done.send(());
                     }
                 }
@@ -569,8 +579,9 @@ impl Sessions {
     }
 
     /// Returns once every engine event queued so far has been applied, so
-    /// nothing is still on its way to the database when the pool closes.
-    pub async fn drain(&self) {
+    /// nothing is still on its way to the database when the pool closes;
+    /// later events are not applied.
+    async fn drain(&self) {
         let (tx, rx) = oneshot::channel();
         if self.inner.drain.send(tx).is_ok() {
             let _ = rx.await;

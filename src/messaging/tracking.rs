@@ -11,7 +11,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTra
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::engine::{EngineEvent, Inbound, Party, ReceiptKind};
+use crate::engine::{Content, EngineEvent, Inbound, Party, ReceiptKind};
 use crate::webhooks::{EventType, Webhooks};
 
 /// The statuses a message may move to `status` from.
@@ -175,14 +175,8 @@ async fn received(
         if already_recorded(&txn, instance_id, m).await? {
             continue;
         }
-        let event_id = outbox
-            .record(
-                &txn,
-                instance_id,
-                EventType::MessageReceived,
-                received_payload(m),
-            )
-            .await?;
+        let (event_type, data) = received_event(m);
+        let event_id = outbox.record(&txn, instance_id, event_type, data).await?;
         inbound_messages::Entity::insert(inbound_messages::ActiveModel {
             id: Set(Uuid::now_v7()),
             instance_id: Set(instance_id),
@@ -221,21 +215,83 @@ async fn already_recorded<C: ConnectionTrait>(
         .is_some())
 }
 
-fn received_payload(m: &Inbound) -> Value {
-    json!({
+/// The event a received message emits: reactions, edits and deletions
+/// change another message and have events of their own.
+fn received_event(m: &Inbound) -> (EventType, Value) {
+    let sender = party(&m.from);
+    let mut data = json!({
         "message_id": m.message_id,
+        "kind": m.content.kind(),
+        "chat": m.chat,
+        "sender": sender,
         "from": m.from.jid,
         "from_pn": m.from.phone_number,
         "from_lid": m.from.lid,
-        "chat": m.chat,
         "timestamp": m.timestamp,
-        "text": m.text,
-        "media": m.media.as_ref().map(|media| json!({
-            "kind": media.kind.as_str(),
-            "mime_type": media.mime_type,
-            "file_name": media.file_name,
-            "size": media.size,
-            "caption": media.caption,
-        })),
-    })
+    });
+    let event = match &m.content {
+        Content::Text {
+            text,
+            quoted,
+            mentions,
+        } => {
+            data["text"] = json!(text);
+            data["quoted"] = json!(quoted);
+            data["mentions"] = json!(mentions);
+            EventType::MessageReceived
+        }
+        Content::Media(media) => {
+            data["text"] = json!(media.caption);
+            data["media"] = json!(media);
+            EventType::MessageReceived
+        }
+        Content::Location {
+            latitude,
+            longitude,
+            name,
+            address,
+            live,
+        } => {
+            data["location"] = json!({
+                "latitude": latitude, "longitude": longitude,
+                "name": name, "address": address, "live": live,
+            });
+            EventType::MessageReceived
+        }
+        Content::Contacts(contacts) => {
+            data["contacts"] = json!(contacts);
+            EventType::MessageReceived
+        }
+        Content::Poll {
+            question,
+            options,
+            selectable,
+        } => {
+            data["poll"] = json!({
+                "question": question, "options": options, "selectable": selectable,
+            });
+            EventType::MessageReceived
+        }
+        Content::Unknown { type_name } => {
+            data["unknown_type"] = json!(type_name);
+            EventType::MessageReceived
+        }
+        Content::Reaction { target_id, emoji } => {
+            data["target_id"] = json!(target_id);
+            data["emoji"] = json!(emoji);
+            data["removed"] = json!(emoji.is_empty());
+            EventType::MessageReaction
+        }
+        Content::Edited { target_id, text } => {
+            data["target_id"] = json!(target_id);
+            data["text"] = json!(text);
+            EventType::MessageEdited
+        }
+        Content::Deleted { target_id } => {
+            data["target_id"] = json!(target_id);
+            data["for_everyone"] = json!(true);
+            EventType::MessageDeleted
+        }
+    };
+    (event, data)
 }

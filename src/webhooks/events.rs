@@ -32,6 +32,7 @@ pub enum EventType {
     MessageRead,
     MessageFailed,
     MessageReceived,
+    MessageReaction,
     MessageEdited,
     MessageDeleted,
     EndpointDisabled,
@@ -39,7 +40,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 15] = [
         Self::InstanceQr,
         Self::InstancePaired,
         Self::InstanceConnected,
@@ -50,6 +51,7 @@ impl EventType {
         Self::MessageRead,
         Self::MessageFailed,
         Self::MessageReceived,
+        Self::MessageReaction,
         Self::MessageEdited,
         Self::MessageDeleted,
         Self::EndpointDisabled,
@@ -68,6 +70,7 @@ impl EventType {
             Self::MessageRead => "message.read",
             Self::MessageFailed => "message.failed",
             Self::MessageReceived => "message.received",
+            Self::MessageReaction => "message.reaction",
             Self::MessageEdited => "message.edited",
             Self::MessageDeleted => "message.deleted",
             Self::EndpointDisabled => "endpoint.disabled",

@@ -2,11 +2,11 @@
 //! what the caller passes in.
 
 use whatsapp_rust::Jid;
-use whatsapp_rust::prelude::{MessageExt, wa};
+use whatsapp_rust::prelude::MessageExt;
 use whatsapp_rust::types::events::{Event, InboundMessage};
 use whatsapp_rust::types::presence::ReceiptType;
 
-use crate::engine::{EngineEvent, Inbound, MediaInfo, MediaKind, Party, ReceiptKind};
+use crate::engine::{EngineEvent, Inbound, Party, ReceiptKind};
 
 /// E.164 digits of a phone-number JID; `None` for LIDs and groups.
 pub fn phone_of(jid: &Jid) -> Option<String> {
@@ -42,44 +42,15 @@ pub fn received(messages: &[InboundMessage]) -> Vec<Inbound> {
         .filter(|m| !m.info.source.is_from_me)
         .map(|m| {
             let info = &m.info;
-            let base = m.message.get_base_message();
             Inbound {
                 message_id: info.id.clone(),
                 from: party(&info.source.sender, info.source.sender_alt.as_ref()),
                 chat: bare(&info.source.chat),
                 timestamp: info.timestamp,
-                text: m.message.text_content().map(str::to_owned),
-                media: media_of(base),
+                content: super::content::content_of(m.message.get_base_message()),
             }
         })
         .collect()
-}
-
-fn media_of(m: &wa::Message) -> Option<MediaInfo> {
-    let info = |kind, mime: &Option<String>, size: Option<u64>, caption: &Option<String>| {
-        Some(MediaInfo {
-            kind,
-            mime_type: mime.clone(),
-            file_name: None,
-            size,
-            caption: caption.clone(),
-        })
-    };
-    if let Some(i) = m.image_message.as_option() {
-        return info(MediaKind::Image, &i.mimetype, i.file_length, &i.caption);
-    }
-    if let Some(v) = m.video_message.as_option() {
-        return info(MediaKind::Video, &v.mimetype, v.file_length, &v.caption);
-    }
-    if let Some(a) = m.audio_message.as_option() {
-        return info(MediaKind::Audio, &a.mimetype, a.file_length, &None);
-    }
-    if let Some(d) = m.document_message.as_option() {
-        let mut media = info(MediaKind::Document, &d.mimetype, d.file_length, &d.caption)?;
-        media.file_name = d.file_name.clone();
-        return Some(media);
-    }
-    None
 }
 
 /// Translates one event into zero or more gateway events. `own_pn` is the

@@ -6,7 +6,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use wagate::engine::scripted::{Call, ScriptedEngine};
-use wagate::engine::{EngineEvent, Inbound, MediaKind, Party, ReceiptKind};
+use wagate::engine::{Content, EngineEvent, Inbound, MediaKind, Party, ReceiptKind};
 
 use crate::harness::{Reply, TestApp, TestDb, eventually, send, settings_with};
 use crate::pairing::{events, new_instance, pair_and_connect, settle, types};
@@ -427,8 +427,11 @@ async fn inbound_messages_become_events() {
                 },
                 chat: "12345678901234@lid".into(),
                 timestamp: chrono::Utc::now(),
-                text: Some("apa kabar?".into()),
-                media: None,
+                content: Content::Text {
+                    text: "apa kabar?".into(),
+                    quoted: None,
+                    mentions: Vec::new(),
+                },
             })),
         )
         .await;
@@ -439,6 +442,8 @@ async fn inbound_messages_become_events() {
         .find(|(t, _)| t == "message.received")
         .expect("message.received");
     assert_eq!(data["text"], "apa kabar?");
+    assert_eq!(data["kind"], "text");
+    assert_eq!(data["sender"]["phone_number"], FRIEND);
     assert_eq!(data["from_pn"], FRIEND);
     assert_eq!(data["from_lid"], "12345678901234@lid");
     assert_eq!(data["message_id"], "3EB0INBOUND");

@@ -1,0 +1,147 @@
+//! Inbound messages in the gateway's words: who sent what, where, and a
+//! typed body for every kind WhatsApp carries.
+
+use serde::Serialize;
+
+use super::Party;
+
+/// A message someone sent to the instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inbound {
+    pub message_id: String,
+    pub from: Party,
+    /// The chat it arrived in (the sender's JID, or a group's).
+    pub chat: String,
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+    pub content: Content,
+}
+
+/// What a message carries. Reactions, edits and deletions name the
+/// message they change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Content {
+    Text {
+        text: String,
+        quoted: Option<Quoted>,
+        /// JIDs of the people mentioned.
+        mentions: Vec<String>,
+    },
+    /// Image, video, audio, voice note, document or sticker: its kind is
+    /// the media's.
+    Media(ReceivedMedia),
+    Location {
+        latitude: f64,
+        longitude: f64,
+        name: Option<String>,
+        address: Option<String>,
+        /// A live location (its first report).
+        live: bool,
+    },
+    Contacts(Vec<ReceivedContact>),
+    Poll {
+        question: String,
+        options: Vec<String>,
+        /// How many options a voter may pick; 0 means any number.
+        selectable: u32,
+    },
+    Reaction {
+        target_id: String,
+        /// Empty when the reaction was removed.
+        emoji: String,
+    },
+    Edited {
+        target_id: String,
+        text: String,
+    },
+    Deleted {
+        target_id: String,
+    },
+    /// Anything else, named by its protobuf field (e.g. `eventMessage`).
+    Unknown {
+        type_name: String,
+    },
+}
+
+impl Content {
+    /// The `kind` a webhook receiver switches on.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Text { .. } => "text",
+            Self::Media(m) => m.kind.as_str(),
+            Self::Location { live: false, .. } => "location",
+            Self::Location { live: true, .. } => "live_location",
+            Self::Contacts(_) => "contacts",
+            Self::Poll { .. } => "poll",
+            Self::Reaction { .. } => "reaction",
+            Self::Edited { .. } => "edited",
+            Self::Deleted { .. } => "deleted",
+            Self::Unknown { .. } => "unknown",
+        }
+    }
+
+    /// The text a person reads in it, if any.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Self::Text { text, .. } | Self::Edited { text, .. } => Some(text),
+            Self::Media(m) => m.caption.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// The message a reply quotes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quoted {
+    pub message_id: String,
+    /// Who wrote the quoted message (a JID), when WhatsApp says.
+    pub participant: Option<String>,
+    /// Its text (or kind), cut to 100 characters.
+    pub preview: Option<String>,
+}
+
+/// A contact card someone shared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReceivedContact {
+    pub display_name: String,
+    pub vcard: String,
+}
+
+/// Media attached to an inbound message, as WhatsApp described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReceivedMedia {
+    pub kind: ReceivedMediaKind,
+    pub mime_type: Option<String>,
+    pub file_name: Option<String>,
+    pub size: Option<u64>,
+    pub caption: Option<String>,
+    /// Hex SHA-256 of the plaintext file.
+    pub sha256: Option<String>,
+    pub duration_secs: Option<u32>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceivedMediaKind {
+    Image,
+    Video,
+    Audio,
+    /// A voice note (push to talk).
+    Voice,
+    Document,
+    Sticker,
+}
+
+impl ReceivedMediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Video => "video",
+            Self::Audio => "audio",
+            Self::Voice => "voice",
+            Self::Document => "document",
+            Self::Sticker => "sticker",
+        }
+    }
+}
