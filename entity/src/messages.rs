@@ -19,6 +19,10 @@ pub struct Model {
     pub error: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// When its text was last edited.
+    pub edited_at: Option<DateTimeUtc>,
+    /// When it was deleted (for everyone, or only on our side).
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

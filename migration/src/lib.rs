@@ -12,6 +12,7 @@ mod m20261125_000007_webhook_secrets_text;
 mod m20261130_000008_webhook_open_indexes;
 mod m20261201_000009_event_positions;
 mod m20261201_000010_inbound_messages;
+mod m20261201_230000_message_edits_ob;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000008_webhook_open_indexes::Migration),
             Box::new(m20261201_000009_event_positions::Migration),
             Box::new(m20261201_000010_inbound_messages::Migration),
+            Box::new(m20261201_230000_message_edits_ob::Migration),
         ]
     }
 }

@@ -4,11 +4,14 @@
 pub mod admin;
 pub mod auth;
 pub mod body_limit;
+pub mod chats;
+pub mod conversations;
 pub mod error;
 pub mod events;
 pub mod global_webhooks;
 pub mod instances;
 pub mod keys;
+pub mod merged;
 pub mod messages;
 pub mod pairing;
 pub mod qr_image;
@@ -45,23 +48,26 @@ pub enum ApiTags {
     System,
 }
 
-type Apis = (
+type Apis = merged::Merged<(
     system::SystemApi,
     instances::InstancesApi,
     pairing::PairingApi,
     messages::Unversioned<messages::SendApi>,
     messages::SendApi,
     messages::MessagesApi,
+    messages::Unversioned<conversations::ConversationsApi>,
+    conversations::ConversationsApi,
+    chats::ChatsApi,
     webhooks::WebhooksApi,
     global_webhooks::GlobalWebhooksApi,
     events::EventsApi,
     keys::KeysApi,
     admin::AdminApi,
-);
+)>;
 
 fn service(state: AppState) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (
+        merged::Merged((
             system::SystemApi {
                 state: state.clone(),
             },
@@ -80,6 +86,15 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
             messages::MessagesApi {
                 state: state.clone(),
             },
+            messages::Unversioned(conversations::ConversationsApi {
+                state: state.clone(),
+            }),
+            conversations::ConversationsApi {
+                state: state.clone(),
+            },
+            chats::ChatsApi {
+                state: state.clone(),
+            },
             webhooks::WebhooksApi {
                 state: state.clone(),
             },
@@ -93,7 +108,7 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             admin::AdminApi { state },
-        ),
+        )),
         "wagate",
         env!("CARGO_PKG_VERSION"),
     )

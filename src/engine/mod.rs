@@ -210,6 +210,59 @@ pub struct OutgoingMedia {
     pub voice: bool,
 }
 
+/// A message other than text or media: what the conversation routes send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutgoingMessage {
+    /// `emoji` on message `target_id` of the chat; empty removes it.
+    /// `from_me`: whether this instance sent the target.
+    Reaction {
+        target_id: String,
+        from_me: bool,
+        emoji: String,
+    },
+    Location {
+        latitude: f64,
+        longitude: f64,
+        name: Option<String>,
+        address: Option<String>,
+    },
+    /// One or more contact cards.
+    Contacts(Vec<ContactCard>),
+    Poll {
+        question: String,
+        options: Vec<String>,
+        /// How many options a voter may pick (1..=options).
+        selectable: u32,
+    },
+}
+
+impl OutgoingMessage {
+    /// The tracked message's `kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Reaction { .. } => "reaction",
+            Self::Location { .. } => "location",
+            Self::Contacts(_) => "contact",
+            Self::Poll { .. } => "poll",
+        }
+    }
+}
+
+/// What a chat shows of this instance: typing, recording audio, or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatPresence {
+    Typing,
+    Recording,
+    Paused,
+}
+
+/// A contact card: the name shown and its vCard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactCard {
+    pub display_name: String,
+    pub vcard: String,
+}
+
 /// What WhatsApp's directory says of a number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NumberInfo {
@@ -264,6 +317,34 @@ pub trait Session: Send + Sync {
 
     /// Uploads media to WhatsApp and sends it; returns the message id.
     async fn send_media(&self, to_jid: &str, media: OutgoingMedia) -> Result<String, EngineError>;
+
+    /// Sends a reaction, location, contact card(s) or poll; returns the
+    /// message id.
+    async fn send_message(
+        &self,
+        to_jid: &str,
+        message: OutgoingMessage,
+    ) -> Result<String, EngineError>;
+
+    /// Replaces the text of text message `message_id` sent to `to_jid`.
+    async fn edit_text(
+        &self,
+        to_jid: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), EngineError>;
+
+    /// Deletes message `message_id` sent to `to_jid` for everyone.
+    async fn revoke(&self, to_jid: &str, message_id: &str) -> Result<(), EngineError>;
+
+    /// Sends read receipts for messages `chat_jid` sent.
+    async fn mark_read(&self, chat_jid: &str, message_ids: &[String]) -> Result<(), EngineError>;
+
+    /// Shows typing or recording in `chat_jid`, or stops.
+    async fn chat_presence(&self, chat_jid: &str, state: ChatPresence) -> Result<(), EngineError>;
+
+    /// Shows the instance as online (available) or not.
+    async fn set_presence(&self, available: bool) -> Result<(), EngineError>;
 
     /// Looks numbers (E.164 digits) up in WhatsApp's directory.
     async fn check_numbers(&self, numbers: &[String]) -> Result<Vec<NumberInfo>, EngineError>;

@@ -9,11 +9,12 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    Engine, EngineError, EngineEvent, EventSink, MediaKind, NumberInfo, OutgoingMedia, Session,
+    ChatPresence, Engine, EngineError, EngineEvent, EventSink, MediaKind, NumberInfo,
+    OutgoingMedia, OutgoingMessage, Party, ReceiptKind, Session,
 };
 
 /// What the gateway asked of the engine, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Call {
     Start(Uuid),
     PairCode(Uuid, String),
@@ -40,6 +41,36 @@ pub enum Call {
         caption: Option<String>,
         voice: bool,
     },
+    SendMessage {
+        instance: Uuid,
+        to: String,
+        message: OutgoingMessage,
+    },
+    EditText {
+        instance: Uuid,
+        to: String,
+        message_id: String,
+        text: String,
+    },
+    Revoke {
+        instance: Uuid,
+        to: String,
+        message_id: String,
+    },
+    MarkRead {
+        instance: Uuid,
+        chat: String,
+        message_ids: Vec<String>,
+    },
+    ChatPresence {
+        instance: Uuid,
+        chat: String,
+        state: ChatPresence,
+    },
+    SetPresence {
+        instance: Uuid,
+        available: bool,
+    },
     CheckNumbers(Uuid, Vec<String>),
 }
 
@@ -61,6 +92,18 @@ struct State {
     directory: HashMap<String, String>,
     sent: u64,
     fail_sends: bool,
+    /// The playground: numbers handed to instances, and receipts after sends.
+    playground: Option<Playground>,
+}
+
+/// What `wagate-scripted` plays for a newcomer trying the API.
+struct Playground {
+    /// The first number handed out; later instances count up from it.
+    base: u64,
+    numbers: HashMap<Uuid, String>,
+    /// How long after a send the recipient "delivers" it, and as long again
+    /// until it "reads" it.
+    receipt_delay: Duration,
 }
 
 #[derive(Clone, Default)]
@@ -165,6 +208,64 @@ impl ScriptedEngine {
         self.lock().silent = silent;
     }
 
+    /// Plays WhatsApp for people trying the gateway: each instance it starts
+    /// comes online with a number of its own (`base`, then `base + 1`, … in
+    /// the order they start; an instance keeps its number while the process
+    /// runs), and each send is delivered after `receipt_delay` and read as
+    /// long again after that. Implies [`Self::resume_everyone`].
+    pub fn playground(&self, base: u64, receipt_delay: Duration) {
+        let mut state = self.lock();
+        state.resume_everyone = true;
+        state.playground = Some(Playground {
+            base,
+            numbers: HashMap::new(),
+            receipt_delay,
+        });
+    }
+
+    /// The playground number of `instance_id`, handed out on first use.
+    fn number_for(state: &mut State, instance_id: Uuid) -> Option<String> {
+        let playground = state.playground.as_mut()?;
+        let next = playground.base + playground.numbers.len() as u64;
+        Some(
+            playground
+                .numbers
+                .entry(instance_id)
+                .or_insert_with(|| next.to_string())
+                .clone(),
+        )
+    }
+
+    /// In the playground, the recipient delivers and then reads `sent`.
+    fn play_receipts(&self, instance_id: Uuid, to_jid: &str, sent: &Result<String, EngineError>) {
+        let (Ok(message_id), Some(delay)) = (
+            sent,
+            self.lock().playground.as_ref().map(|p| p.receipt_delay),
+        ) else {
+            return;
+        };
+        let engine = self.clone();
+        let from = Party {
+            jid: to_jid.to_owned(),
+            phone_number: to_jid.split('@').next().map(str::to_owned),
+            lid: None,
+        };
+        let message_ids = vec![message_id.clone()];
+        tokio::spawn(async move {
+            for kind in [ReceiptKind::Delivered, ReceiptKind::Read] {
+                tokio::time::sleep(delay).await;
+                let receipt = EngineEvent::Receipt {
+                    message_ids: message_ids.clone(),
+                    kind,
+                    from: from.clone(),
+                };
+                if !engine.emit(instance_id, receipt).await {
+                    return;
+                }
+            }
+        });
+    }
+
     /// The QR code the double shows for an instance's `attempt`.
     pub fn qr_code(instance_id: Uuid, attempt: u32) -> String {
         format!("scripted-ref-{attempt},{instance_id}")
@@ -195,9 +296,12 @@ impl Engine for ScriptedEngine {
                     connecting = state.connecting,
                     "scripted session connecting"
                 );
+                let phone_number = Self::number_for(&mut state, instance_id);
                 let connected = EngineEvent::Connected {
-                    jid: None,
-                    phone_number: None,
+                    jid: phone_number
+                        .as_ref()
+                        .map(|n| format!("{n}:1@s.whatsapp.net")),
+                    phone_number,
                 };
                 (Some(connected), state.connect_delay)
             } else {
@@ -295,6 +399,7 @@ impl Session for ScriptedSession {
         };
         tracing::info!(to = to_jid, "scripted send started");
         tokio::time::sleep(delay).await;
+        self.engine.play_receipts(self.instance_id, to_jid, &sent);
         sent
     }
 
@@ -318,7 +423,72 @@ impl Session for ScriptedSession {
             caption: media.caption,
             voice: media.voice,
         });
-        next_message_id(&mut state)
+        let sent = next_message_id(&mut state);
+        drop(state);
+        self.engine.play_receipts(self.instance_id, to_jid, &sent);
+        sent
+    }
+
+    async fn send_message(
+        &self,
+        to_jid: &str,
+        message: OutgoingMessage,
+    ) -> Result<String, EngineError> {
+        let mut state = self.engine.lock();
+        state.calls.push(Call::SendMessage {
+            instance: self.instance_id,
+            to: to_jid.to_owned(),
+            message,
+        });
+        let sent = next_message_id(&mut state);
+        drop(state);
+        self.engine.play_receipts(self.instance_id, to_jid, &sent);
+        sent
+    }
+
+    async fn edit_text(
+        &self,
+        to_jid: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), EngineError> {
+        self.record(Call::EditText {
+            instance: self.instance_id,
+            to: to_jid.to_owned(),
+            message_id: message_id.to_owned(),
+            text: text.to_owned(),
+        })
+    }
+
+    async fn revoke(&self, to_jid: &str, message_id: &str) -> Result<(), EngineError> {
+        self.record(Call::Revoke {
+            instance: self.instance_id,
+            to: to_jid.to_owned(),
+            message_id: message_id.to_owned(),
+        })
+    }
+
+    async fn mark_read(&self, chat_jid: &str, message_ids: &[String]) -> Result<(), EngineError> {
+        self.record(Call::MarkRead {
+            instance: self.instance_id,
+            chat: chat_jid.to_owned(),
+            message_ids: message_ids.to_vec(),
+        })
+    }
+
+    async fn chat_presence(&self, chat_jid: &str, state: ChatPresence) -> Result<(), EngineError> {
+        self.record(Call::ChatPresence {
+            instance: self.instance_id,
+            chat: chat_jid.to_owned(),
+            state,
+        })
+    }
+
+    async fn set_presence(&self, available: bool) -> Result<(), EngineError> {
+        self.record(Call::SetPresence {
+            instance: self.instance_id,
+            available,
+        })
     }
 
     async fn check_numbers(&self, numbers: &[String]) -> Result<Vec<NumberInfo>, EngineError> {
@@ -344,6 +514,18 @@ impl Session for ScriptedSession {
                 }
             })
             .collect())
+    }
+}
+
+impl ScriptedSession {
+    /// Records an operation that sends nothing new; it fails when sends do.
+    fn record(&self, call: Call) -> Result<(), EngineError> {
+        let mut state = self.engine.lock();
+        state.calls.push(call);
+        if state.fail_sends {
+            return Err(EngineError::Refused("scripted send failure".into()));
+        }
+        Ok(())
     }
 }
 

@@ -1,10 +1,12 @@
 //! Messaging: phone numbers, media, the send pipeline, and tracking of
 //! sent and received messages.
 
+pub mod compose;
 pub mod fetch;
 pub mod history;
 pub mod media;
 pub mod numbers;
+pub mod operations;
 pub mod pacing;
 pub mod phone;
 pub mod send;

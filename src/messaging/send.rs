@@ -19,7 +19,9 @@ use super::numbers::NumberCache;
 use super::pacing::{Pacer, QueueFull};
 use super::phone::{self, PhoneError};
 use super::tracking::message_payload;
-use crate::engine::{EngineError, MediaBody, MediaKind, NumberInfo, OutgoingMedia, Session};
+use crate::engine::{
+    EngineError, MediaBody, MediaKind, NumberInfo, OutgoingMedia, OutgoingMessage, Session,
+};
 use crate::instances::sessions::Sessions;
 use crate::messaging::spool::{HEAD_LEN, Spooled};
 use crate::webhooks::EventType;
@@ -70,6 +72,9 @@ pub enum Content {
         caption: Option<String>,
         voice: bool,
     },
+    /// A reaction, location, contact card(s) or poll, already checked
+    /// (see [`super::compose`]).
+    Message(OutgoingMessage),
 }
 
 pub enum MediaSource {
@@ -85,6 +90,7 @@ enum Outgoing {
         reply_to: Option<String>,
     },
     Media(OutgoingMedia),
+    Message(OutgoingMessage),
 }
 
 /// The answer to an accepted send; replayed verbatim for a repeated
@@ -154,6 +160,27 @@ impl Messenger {
             idempotency_ttl: Duration::from_secs(settings.idempotency_ttl_secs),
             pacer: Pacer::new(settings.pacing.clone()),
         })
+    }
+
+    pub(super) fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub(super) fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// What WhatsApp's directory says of one number (cached).
+    pub(super) async fn check(
+        &self,
+        session: &dyn Session,
+        number: &str,
+    ) -> Result<NumberInfo, SendError> {
+        self.numbers
+            .check(session, std::slice::from_ref(&number.to_owned()))
+            .await?
+            .pop()
+            .ok_or_else(|| SendError::NotOnWhatsApp(number.to_owned()))
     }
 
     pub fn max_media_bytes(&self) -> u64 {
@@ -261,6 +288,15 @@ impl Messenger {
                 };
                 (kind.as_str(), Outgoing::Media(media))
             }
+            Content::Message(mut message) => {
+                if let OutgoingMessage::Reaction {
+                    target_id, from_me, ..
+                } = &mut message
+                {
+                    *from_me = self.sent_by(instance_id, target_id).await?;
+                }
+                (message.kind(), Outgoing::Message(message))
+            }
         };
         let info = self
             .numbers
@@ -288,6 +324,7 @@ impl Messenger {
                 session.send_text(&to_jid, &text, reply_to.as_deref()).await
             }
             Outgoing::Media(media) => session.send_media(&to_jid, media).await,
+            Outgoing::Message(message) => session.send_message(&to_jid, message).await,
         };
         drop(turn);
         match sent {
@@ -303,6 +340,17 @@ impl Messenger {
                 Err(SendError::Failed { message_id, reason })
             }
         }
+    }
+
+    /// Whether this instance sent message `wa_message_id` (else it is one
+    /// the chat sent us).
+    async fn sent_by(&self, instance_id: Uuid, wa_message_id: &str) -> Result<bool, SendError> {
+        Ok(messages::Entity::find()
+            .filter(messages::Column::InstanceId.eq(instance_id))
+            .filter(messages::Column::WaMessageId.eq(wa_message_id))
+            .one(&self.db)
+            .await?
+            .is_some())
     }
 
     /// The tracking row and its event, in one transaction.
@@ -328,6 +376,8 @@ impl Messenger {
             error: failure.map(str::to_owned),
             created_at: now,
             updated_at: now,
+            edited_at: None,
+            deleted_at: None,
         };
         let txn = crate::db::begin_write(&self.db).await?;
         messages::Entity::insert(messages::ActiveModel::from(row.clone()))

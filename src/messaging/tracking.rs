@@ -276,20 +276,25 @@ fn received_event(m: &Inbound) -> (EventType, Value) {
             data["unknown_type"] = json!(type_name);
             EventType::MessageReceived
         }
+        // Reactions, edits and deletions name the message they change in
+        // `message_id`, as the events of our own edits and deletions do.
         Content::Reaction { target_id, emoji } => {
-            data["target_id"] = json!(target_id);
+            data["reaction_id"] = json!(m.message_id);
+            data["message_id"] = json!(target_id);
             data["emoji"] = json!(emoji);
             data["removed"] = json!(emoji.is_empty());
             EventType::MessageReaction
         }
         Content::Edited { target_id, text } => {
-            data["target_id"] = json!(target_id);
+            data["message_id"] = json!(target_id);
             data["text"] = json!(text);
+            data["edited_at"] = json!(m.timestamp);
             EventType::MessageEdited
         }
         Content::Deleted { target_id } => {
-            data["target_id"] = json!(target_id);
-            data["for_everyone"] = json!(true);
+            data["message_id"] = json!(target_id);
+            data["for"] = json!("everyone");
+            data["deleted_at"] = json!(m.timestamp);
             EventType::MessageDeleted
         }
     };

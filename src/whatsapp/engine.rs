@@ -29,8 +29,8 @@ use super::durable::CommitFirst;
 use super::http::ReqwestHttp;
 use super::translate::{bare, translate_all};
 use crate::engine::{
-    Engine, EngineError, EngineEvent, EventSink, MediaKind, NumberInfo, OutgoingMedia, Party,
-    Session,
+    ChatPresence, Engine, EngineError, EngineEvent, EventSink, MediaKind, NumberInfo,
+    OutgoingMedia, OutgoingMessage, Party, Session,
 };
 
 /// Where each instance's keys live.
@@ -250,6 +250,14 @@ impl WhatsAppSession {
     }
 }
 
+fn contact(card: crate::engine::ContactCard) -> wa::message::ContactMessage {
+    wa::message::ContactMessage {
+        display_name: Some(card.display_name),
+        vcard: Some(card.vcard),
+        ..Default::default()
+    }
+}
+
 fn parse_jid(jid: &str) -> Result<Jid, EngineError> {
     jid.parse()
         .map_err(|e| EngineError::Other(format!("`{jid}` is not a JID: {e}")))
@@ -374,6 +382,138 @@ impl Session for WhatsAppSession {
             ),
         };
         self.send(to_jid, message).await
+    }
+
+    async fn send_message(
+        &self,
+        to_jid: &str,
+        message: OutgoingMessage,
+    ) -> Result<String, EngineError> {
+        use whatsapp_rust::buffa::MessageField;
+        self.connected()?;
+        let refused = |e: &dyn std::fmt::Display| EngineError::Refused(e.to_string());
+        let message = match message {
+            OutgoingMessage::Reaction {
+                target_id,
+                from_me,
+                emoji,
+            } => {
+                let key = wa::MessageKey {
+                    remote_jid: Some(to_jid.to_owned()),
+                    from_me: Some(from_me),
+                    id: Some(target_id),
+                    ..Default::default()
+                };
+                return self
+                    .client
+                    .send_reaction(parse_jid(to_jid)?, key, &emoji)
+                    .await
+                    .map(|sent| sent.message_id)
+                    .map_err(|e| refused(&e));
+            }
+            OutgoingMessage::Poll {
+                question,
+                options,
+                selectable,
+            } => {
+                return self
+                    .client
+                    .polls()
+                    .create(parse_jid(to_jid)?, &question, &options, selectable)
+                    .await
+                    .map(|(sent, _secret)| sent.message_id)
+                    .map_err(|e| refused(&e));
+            }
+            OutgoingMessage::Location {
+                latitude,
+                longitude,
+                name,
+                address,
+            } => wa::Message {
+                location_message: MessageField::some(wa::message::LocationMessage {
+                    degrees_latitude: Some(latitude),
+                    degrees_longitude: Some(longitude),
+                    name,
+                    address,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            OutgoingMessage::Contacts(mut cards) if cards.len() == 1 => {
+                let card = cards.remove(0);
+                wa::Message {
+                    contact_message: MessageField::some(contact(card)),
+                    ..Default::default()
+                }
+            }
+            OutgoingMessage::Contacts(cards) => wa::Message {
+                contacts_array_message: MessageField::some(wa::message::ContactsArrayMessage {
+                    display_name: Some(format!("{} contacts", cards.len())),
+                    contacts: cards.into_iter().map(contact).collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        };
+        self.send(to_jid, message).await
+    }
+
+    async fn edit_text(
+        &self,
+        to_jid: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), EngineError> {
+        self.connected()?;
+        self.client
+            .edit_message(parse_jid(to_jid)?, message_id, wa::Message::text(text))
+            .await
+            .map(|_| ())
+            .map_err(|e| EngineError::Refused(e.to_string()))
+    }
+
+    async fn revoke(&self, to_jid: &str, message_id: &str) -> Result<(), EngineError> {
+        self.connected()?;
+        self.client
+            .revoke_message(
+                parse_jid(to_jid)?,
+                message_id,
+                whatsapp_rust::RevokeType::Sender,
+            )
+            .await
+            .map_err(|e| EngineError::Refused(e.to_string()))
+    }
+
+    async fn mark_read(&self, chat_jid: &str, message_ids: &[String]) -> Result<(), EngineError> {
+        self.connected()?;
+        let ids: Vec<&str> = message_ids.iter().map(String::as_str).collect();
+        self.client
+            .mark_as_read(&parse_jid(chat_jid)?, None, &ids)
+            .await
+            .map_err(|e| EngineError::Refused(e.to_string()))
+    }
+
+    async fn chat_presence(&self, chat_jid: &str, state: ChatPresence) -> Result<(), EngineError> {
+        self.connected()?;
+        let to = parse_jid(chat_jid)?;
+        let chatstate = self.client.chatstate();
+        match state {
+            ChatPresence::Typing => chatstate.send_composing(&to).await,
+            ChatPresence::Recording => chatstate.send_recording(&to).await,
+            ChatPresence::Paused => chatstate.send_paused(&to).await,
+        }
+        .map_err(|e| EngineError::Refused(e.to_string()))
+    }
+
+    async fn set_presence(&self, available: bool) -> Result<(), EngineError> {
+        self.connected()?;
+        let presence = self.client.presence();
+        if available {
+            presence.set_available().await
+        } else {
+            presence.set_unavailable().await
+        }
+        .map_err(|e| EngineError::Refused(e.to_string()))
     }
 
     async fn check_numbers(&self, numbers: &[String]) -> Result<Vec<NumberInfo>, EngineError> {

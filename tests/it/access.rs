@@ -88,7 +88,8 @@ fn request(app: &TestApp, op: &Op, instance: Uuid, phone: &str) -> reqwest::Requ
         .replace("{delivery_id}", &Uuid::new_v4().to_string())
         .replace("{key_id}", &Uuid::new_v4().to_string())
         .replace("{message_id}", "3EB0000000000000")
-        .replace("{name}", "retention");
+        .replace("{name}", "retention")
+        .replace("{chat}", FRIEND);
     assert!(!path.contains('{'), "unfilled parameter in {path}");
     let query: Vec<String> = op
         .query
@@ -121,6 +122,22 @@ fn request(app: &TestApp, op: &Op, instance: Uuid, phone: &str) -> reqwest::Requ
         }
         "check_numbers" => json!({ "numbers": [FRIEND], "instance_id": instance }),
         "create_key" => json!({ "instances": [instance], "scopes": ["read"] }),
+        "send_location" | "send_location_v1" => {
+            json!({ "to": FRIEND, "latitude": 1.0, "longitude": 2.0 })
+        }
+        "send_reaction" | "send_reaction_v1" => {
+            json!({ "to": FRIEND, "message_id": "3EB0000000000000", "emoji": "👍" })
+        }
+        "send_poll" | "send_poll_v1" => {
+            json!({ "to": FRIEND, "question": "?", "options": [{ "name": "a" }, { "name": "b" }] })
+        }
+        "send_contact" | "send_contact_v1" => {
+            json!({ "to": FRIEND, "contacts": [{ "display_name": "A", "phone_numbers": [FRIEND] }] })
+        }
+        "edit_message" => json!({ "text": "x" }),
+        "mark_chat_read" => json!({ "message_ids": ["3EB0000000000000"] }),
+        "set_chat_presence" => json!({ "state": "typing" }),
+        "set_presence" => json!({ "available": true }),
         _ => json!({}),
     };
     req.json(&body)

@@ -2,12 +2,15 @@
 //! SQLite by default; PostgreSQL when `TEST_DATABASE_URL` names a server.
 
 mod access;
+mod chats;
+mod conversations;
 mod event_cursor;
 mod harness;
 mod instances;
 mod media_url;
 mod messaging;
 mod pairing;
+mod playground;
 mod process;
 mod receiver;
 mod reencrypt;
@@ -16,6 +19,8 @@ mod scheduler;
 mod secrets_at_rest;
 #[cfg(feature = "sim")]
 mod sim_e2e;
+#[cfg(feature = "sim")]
+mod sim_outbound;
 mod system;
 mod wa_store;
 mod webhook_crash;

@@ -135,6 +135,7 @@ async fn retention_deletes_only_old_rows() {
         error: Set(None),
         created_at: Set(Utc::now() - Duration::days(age_days)),
         updated_at: Set(Utc::now()),
+        ..Default::default()
     };
     for age in [45, 31, 29, 0] {
         messages::Entity::insert(row(age))

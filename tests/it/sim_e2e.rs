@@ -19,11 +19,11 @@ use crate::receiver::Receiver;
 use crate::secrets_at_rest::{keyring, new_key};
 
 /// Generous for a loaded 2-core machine; each step takes milliseconds.
-const WITHIN: Duration = Duration::from_secs(60);
+pub(crate) const WITHIN: Duration = Duration::from_secs(60);
 
-struct Gateway {
+pub(crate) struct Gateway {
     // Dropped first: the process lets go of the database before it goes.
-    process: Running,
+    pub(crate) process: Running,
     db: TestDb,
     /// The session keys are sealed at rest, as in production.
     key: String,
@@ -49,7 +49,7 @@ async fn launch_with(db: &TestDb, key: &str, sim: &Sim, env: &[(&str, &str)]) ->
         .expect("the gateway starts")
 }
 
-async fn gateway(db: TestDb, sim: &Sim) -> Gateway {
+pub(crate) async fn gateway(db: TestDb, sim: &Sim) -> Gateway {
     let key = new_key();
     Gateway {
         process: launch(&db, &key, sim).await,
@@ -62,13 +62,13 @@ async fn gateway(db: TestDb, sim: &Sim) -> Gateway {
 
 impl Gateway {
     /// A request with the admin key.
-    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, self.process.url(path))
             .bearer_auth(ADMIN_KEY)
     }
 
-    async fn new_instance(&self) -> (Uuid, String) {
+    pub(crate) async fn new_instance(&self) -> (Uuid, String) {
         let r = send(self.req(Method::POST, "/v1/instances").json(&json!({}))).await;
         let id: Uuid = r.body["id"].as_str().expect("id").parse().expect("uuid");
         let hook = send(
@@ -89,19 +89,25 @@ impl Gateway {
 
     /// The first webhook of `kind` for `id`, verified against `secret`;
     /// fails past [`WITHIN`].
-    async fn webhook(&self, id: Uuid, kind: &str, secret: &str) -> Value {
+    pub(crate) async fn webhook(&self, id: Uuid, kind: &str, secret: &str) -> Value {
         self.webhook_where(id, kind, secret, |_| true).await
     }
 
     /// The first webhook of `kind` about the message `message_id`.
-    async fn message_webhook(&self, id: Uuid, kind: &str, secret: &str, message_id: &str) -> Value {
+    pub(crate) async fn message_webhook(
+        &self,
+        id: Uuid,
+        kind: &str,
+        secret: &str,
+        message_id: &str,
+    ) -> Value {
         self.webhook_where(id, kind, secret, |body| {
             body["data"]["message_id"] == message_id
         })
         .await
     }
 
-    async fn webhook_where(
+    pub(crate) async fn webhook_where(
         &self,
         id: Uuid,
         kind: &str,
@@ -140,7 +146,7 @@ impl Gateway {
 
     /// Logs in, has the simulator scan the first QR code as `phone`, and
     /// waits for `instance.connected`.
-    async fn pair(&self, sim: &Sim, id: Uuid, secret: &str, phone: &str) {
+    pub(crate) async fn pair(&self, sim: &Sim, id: Uuid, secret: &str, phone: &str) {
         let login = send(self.req(Method::POST, &format!("/v1/instances/{id}/login"))).await;
         assert_eq!(login.status, 200, "{:?}", login.body);
         assert_eq!(login.body["status"], "qr_pending");
@@ -335,7 +341,7 @@ async fn a_killed_gateway_restarts_and_reconnects_without_a_new_qr() {
 /// Waits until the simulator has taken in message `mid`. `message.sent`
 /// may reach the webhook before the simulated server has read the stanza
 /// the gateway wrote, so a receipt is only asked for once it has.
-async fn contact_has(sim: &Sim, mid: &str) {
+pub(crate) async fn contact_has(sim: &Sim, mid: &str) {
     eventually_value("the simulator to hold the message", || async {
         sim.knows_message(mid).then_some(())
     })
@@ -351,7 +357,7 @@ async fn eventually_status(gw: &Gateway, id: Uuid, status: &str) -> Value {
 }
 
 /// Polls `check` until it returns `Some`, failing past [`WITHIN`].
-async fn eventually_value<T, F, Fut>(what: &str, mut check: F) -> T
+pub(crate) async fn eventually_value<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,

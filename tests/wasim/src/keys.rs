@@ -9,7 +9,7 @@ use wacore_libsignal::protocol::KeyPair;
 use crate::error::{Result, SimError};
 
 /// The signed prekey id every simulated phone publishes.
-const SIGNED_PREKEY_ID: u32 = 1;
+pub const SIGNED_PREKEY_ID: u32 = 1;
 
 pub struct PhoneKeys {
     pub identity: KeyPair,

@@ -37,7 +37,8 @@ use tokio::task::JoinHandle;
 
 pub use error::{Result, SimError};
 use server::Shared;
-pub use world::SimEvent;
+pub use waproto::whatsapp as wa;
+pub use world::{Received, SimEvent, Stanza};
 
 /// Installs rustls' ring provider for the process unless one is set. Built
 /// in one workspace with wagate, reqwest has no provider of its own, and
@@ -174,6 +175,40 @@ impl Sim {
     /// (a real Signal message). Returns the message id.
     pub async fn send_text(&self, from: &str, to: &str, text: &str) -> Result<String> {
         control::send_text(&self.shared, from, to, text).await
+    }
+
+    /// What the phone of `phone` received and decrypted, oldest first.
+    pub fn received(&self, phone: &str) -> Vec<Received> {
+        self.shared
+            .world
+            .lock()
+            .received
+            .get(phone)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The non-message stanzas (receipts, chat states, presences, calls)
+    /// the devices of `phone` sent, oldest first.
+    pub fn stanzas(&self, phone: &str) -> Vec<Stanza> {
+        self.shared
+            .world
+            .lock()
+            .stanzas
+            .get(phone)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The phone of `from` sends `message` to the online companions of
+    /// `to` (a real Signal message). Returns the message id.
+    pub async fn send_message(
+        &self,
+        from: &str,
+        to: &str,
+        message: &wa::Message,
+    ) -> Result<String> {
+        control::phone_sends(&self.shared, from, to, None, message).await
     }
 
     /// Media uploaded to the simulated media hosts so far.

@@ -1,14 +1,19 @@
 //! Message stanzas from a device: acknowledged as the server does, recorded
-//! so a test can make the recipient deliver or read them.
+//! so a test can make the recipient deliver or read them, and opened by the
+//! simulated phones they were encrypted for, so a test sees what the
+//! recipient really got.
 
+use buffa::Message as _;
 use wacore_binary::Node;
 use wacore_binary::builder::NodeBuilder;
+use waproto::whatsapp as wa;
 
-use crate::nodes::attr;
+use crate::error::{Result, SimError};
+use crate::nodes::{attr, bytes, child, children};
 use crate::session::{Session, now_secs};
-use crate::world::{SentMessage, SimEvent};
+use crate::world::{Received, SentMessage, SimEvent, Stanza};
 
-pub fn from_device(session: &mut Session, node: &Node) {
+pub async fn from_device(session: &mut Session, node: &Node) {
     let id = attr(node, "id").unwrap_or_default();
     let to = attr(node, "to").unwrap_or_default();
     session.reply(
@@ -32,10 +37,118 @@ pub fn from_device(session: &mut Session, node: &Node) {
         },
     );
     session.shared.world.emit(SimEvent::MessageSent {
-        phone,
-        id,
+        phone: phone.clone(),
+        id: id.clone(),
         to: recipient,
     });
+    for (jid, enc) in envelopes(node, &to) {
+        if let Err(e) = open(session, &phone, device, &id, node, &jid, enc).await {
+            tracing::warn!(%id, %jid, error = %e, "the simulated phone could not open a message");
+        }
+    }
+}
+
+/// The `(recipient device JID, <enc>)` pairs of a message stanza: the
+/// `<participants>` fan-out, or a bare `<enc>` for the stanza's `to`.
+fn envelopes<'a>(node: &'a Node, to: &str) -> Vec<(String, &'a Node)> {
+    match child(node, "participants") {
+        Some(list) => children(list, "to")
+            .filter_map(|t| Some((attr(t, "jid")?, child(t, "enc")?)))
+            .collect(),
+        None => child(node, "enc")
+            .map(|enc| vec![(to.to_owned(), enc)])
+            .unwrap_or_default(),
+    }
+}
+
+/// Decrypts `enc` as the simulated phone (device 0) of the account `jid`
+/// names, and records the message it held. Companions and the sender's own
+/// phone are not simulated readers.
+async fn open(
+    session: &Session,
+    sender: &str,
+    sender_device: u16,
+    id: &str,
+    stanza: &Node,
+    jid: &str,
+    enc: &Node,
+) -> Result<()> {
+    let (user, _server) = jid.split_once('@').unwrap_or((jid, ""));
+    if user.split_once(':').is_some_and(|(_, d)| d != "0") {
+        return Ok(());
+    }
+    let world = &session.shared.world;
+    let (phone, signal, signed) = {
+        let state = world.lock();
+        let Some(account) = state.find_user(user) else {
+            return Ok(());
+        };
+        if account.phone == sender {
+            return Ok(());
+        }
+        let keys = &account.keys;
+        let signed = crate::signal::signed_prekey_record(
+            crate::keys::SIGNED_PREKEY_ID,
+            &keys.signed_prekey,
+            &keys.signed_prekey_signature,
+        );
+        (account.phone.clone(), account.signal.clone(), signed)
+    };
+    let kind = attr(enc, "type").unwrap_or_default();
+    let sealed = bytes(enc).ok_or_else(|| SimError::Protocol("empty <enc>".into()))?;
+    let padded = signal
+        .lock()
+        .await
+        .decrypt(sender, sender_device, &kind, sealed, signed)
+        .await?;
+    let message = wa::Message::decode_from_slice(unpad(&padded)?)?;
+    world
+        .lock()
+        .received
+        .entry(phone.clone())
+        .or_default()
+        .push(Received {
+            id: id.to_owned(),
+            from: sender.to_owned(),
+            edit: attr(stanza, "edit"),
+            message,
+        });
+    world.emit(SimEvent::MessageReceived {
+        to: phone,
+        from: sender.to_owned(),
+        id: id.to_owned(),
+    });
+    Ok(())
+}
+
+/// Strips WhatsApp's v2 padding: 1..=16 bytes, each the pad length.
+fn unpad(padded: &[u8]) -> Result<&[u8]> {
+    let pad = usize::from(*padded.last().unwrap_or(&0));
+    if pad == 0 || pad > padded.len() {
+        return Err(SimError::Protocol(format!("bad padding length {pad}")));
+    }
+    Ok(&padded[..padded.len() - pad])
+}
+
+/// Receipts, chat states, presences and calls: recorded for tests, and
+/// acknowledged where the server does.
+pub fn from_device_other(session: &mut Session, node: &Node) {
+    if let Some((phone, _)) = &session.me {
+        let world = &session.shared.world;
+        world
+            .lock()
+            .stanzas
+            .entry(phone.clone())
+            .or_default()
+            .push(Stanza::of(node));
+        world.emit(SimEvent::StanzaSent {
+            phone: phone.clone(),
+            tag: node.tag.to_string(),
+        });
+    }
+    if matches!(node.tag.as_ref(), "receipt" | "notification" | "call") {
+        acknowledge(session, node);
+    }
 }
 
 /// Receipts and other stanzas the server only acknowledges.

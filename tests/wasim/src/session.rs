@@ -202,12 +202,14 @@ impl Session {
         }
         match node.tag.as_ref() {
             "iq" => iq::handle(self, &node),
-            "message" => crate::messages::from_device(self, &node),
+            "message" => crate::messages::from_device(self, &node).await,
             "receipt" => {
                 crate::offline::acknowledged(self, &node);
-                crate::messages::acknowledge(self, &node);
+                crate::messages::from_device_other(self, &node);
             }
-            "notification" | "call" => crate::messages::acknowledge(self, &node),
+            "notification" | "call" | "chatstate" | "presence" => {
+                crate::messages::from_device_other(self, &node)
+            }
             "ack" => crate::offline::acknowledged(self, &node),
             _ => {}
         }

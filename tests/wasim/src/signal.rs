@@ -5,9 +5,11 @@
 use std::collections::HashMap;
 
 use wacore_libsignal::protocol::{
-    CiphertextMessage, Direction, IdentityChange, IdentityKey, IdentityKeyPair, IdentityKeyStore,
-    KeyPair, PreKeyBundle, ProtocolAddress, PublicKey, SessionRecord, SessionStore, UsePQRatchet,
-    message_encrypt, process_prekey_bundle,
+    CiphertextMessage, Direction, GenericSignedPreKey, IdentityChange, IdentityKey,
+    IdentityKeyPair, IdentityKeyStore, KeyPair, PreKeyBundle, PreKeyId, PreKeyRecord,
+    PreKeySignalMessage, PreKeyStore, ProtocolAddress, PublicKey, SessionRecord, SessionStore,
+    SignalMessage, SignalProtocolError, SignedPreKeyId, SignedPreKeyRecord, SignedPreKeyStore,
+    Timestamp, UsePQRatchet, message_decrypt, message_encrypt, process_prekey_bundle,
 };
 
 use crate::error::{Result, SimError};
@@ -97,6 +99,94 @@ impl PhoneSignal {
             _ => "msg",
         };
         Ok((kind, sealed.serialize().to_vec()))
+    }
+}
+
+impl PhoneSignal {
+    /// Opens a `pkmsg`/`msg` (`kind`) that companion `device_id` of `user`
+    /// sent to this phone. The phone publishes no one-time prekeys, so a
+    /// `pkmsg` can only name its signed prekey (`signed`). Returns the
+    /// padded plaintext.
+    pub async fn decrypt(
+        &mut self,
+        user: &str,
+        device_id: u16,
+        kind: &str,
+        sealed: &[u8],
+        signed: SignedPreKeyRecord,
+    ) -> Result<Vec<u8>> {
+        let address = ProtocolAddress::new(user, u32::from(device_id).into());
+        let message = match kind {
+            "pkmsg" => {
+                CiphertextMessage::PreKeySignalMessage(PreKeySignalMessage::try_from(sealed)?)
+            }
+            "msg" => CiphertextMessage::SignalMessage(SignalMessage::try_from(sealed)?),
+            other => return Err(SimError::Protocol(format!("cannot open `{other}`"))),
+        };
+        let mut identities = Identities {
+            identity: self.identity.clone(),
+            registration_id: self.registration_id,
+            known: std::mem::take(&mut self.identities),
+        };
+        let mut sessions = Sessions(std::mem::take(&mut self.sessions));
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_rng(&mut rand::rng());
+        let opened = message_decrypt(
+            &message,
+            &address,
+            &mut sessions,
+            &mut identities,
+            &mut NoPreKeys,
+            &OneSignedPreKey(signed),
+            &mut rng,
+            UsePQRatchet::No,
+        )
+        .await;
+        self.sessions = sessions.0;
+        self.identities = identities.known;
+        Ok(opened?.plaintext)
+    }
+}
+
+/// The phone's signed prekey as a record the decryption can look up.
+pub fn signed_prekey_record(id: u32, key: &KeyPair, signature: &[u8]) -> SignedPreKeyRecord {
+    SignedPreKeyRecord::new(id.into(), Timestamp::from_epoch_millis(0), key, signature)
+}
+
+struct NoPreKeys;
+
+#[async_trait::async_trait]
+impl PreKeyStore for NoPreKeys {
+    async fn get_pre_key(&self, _id: PreKeyId) -> SignalResult<PreKeyRecord> {
+        Err(SignalProtocolError::InvalidPreKeyId)
+    }
+
+    async fn save_pre_key(&mut self, _id: PreKeyId, _record: &PreKeyRecord) -> SignalResult<()> {
+        Ok(())
+    }
+
+    async fn remove_pre_key(&mut self, _id: PreKeyId) -> SignalResult<()> {
+        Ok(())
+    }
+}
+
+struct OneSignedPreKey(SignedPreKeyRecord);
+
+#[async_trait::async_trait]
+impl SignedPreKeyStore for OneSignedPreKey {
+    async fn get_signed_pre_key(&self, id: SignedPreKeyId) -> SignalResult<SignedPreKeyRecord> {
+        if u32::from(id) == u32::from(self.0.id()?) {
+            Ok(self.0.clone())
+        } else {
+            Err(SignalProtocolError::InvalidSignedPreKeyId)
+        }
+    }
+
+    async fn save_signed_pre_key(
+        &mut self,
+        _id: SignedPreKeyId,
+        _record: &SignedPreKeyRecord,
+    ) -> SignalResult<()> {
+        Ok(())
     }
 }
 

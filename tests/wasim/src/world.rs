@@ -50,6 +50,66 @@ pub enum SimEvent {
         id: String,
         to: String,
     },
+    /// The phone of `to` decrypted message `id` from `from`; its content
+    /// is in [`crate::Sim::received`].
+    MessageReceived {
+        to: String,
+        from: String,
+        id: String,
+    },
+    /// A device sent a stanza other than a message (a receipt, chat state,
+    /// presence or call); see [`crate::Sim::stanzas`].
+    StanzaSent { phone: String, tag: String },
+}
+
+/// A message a simulated phone received and decrypted.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub id: String,
+    /// The sender's phone number.
+    pub from: String,
+    /// The stanza's `edit` attribute (`1` edit, `7`/`8` revoke, ...).
+    pub edit: Option<String>,
+    pub message: waproto::whatsapp::Message,
+}
+
+/// A non-message stanza a device sent, flattened for assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stanza {
+    pub tag: String,
+    pub attrs: BTreeMap<String, String>,
+    /// Everything inside it, depth first: tag and attributes.
+    pub children: Vec<(String, BTreeMap<String, String>)>,
+}
+
+fn attrs_of(node: &Node) -> BTreeMap<String, String> {
+    node.attrs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.as_str().into_owned()))
+        .collect()
+}
+
+fn descendants(node: &Node, out: &mut Vec<(String, BTreeMap<String, String>)>) {
+    for child in node.children().unwrap_or_default() {
+        out.push((child.tag.to_string(), attrs_of(child)));
+        descendants(child, out);
+    }
+}
+
+impl Stanza {
+    pub fn of(node: &Node) -> Self {
+        let mut children = Vec::new();
+        descendants(node, &mut children);
+        Self {
+            tag: node.tag.to_string(),
+            attrs: attrs_of(node),
+            children,
+        }
+    }
+
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attrs.get(key).map(String::as_str)
+    }
 }
 
 /// A companion device of an account.
@@ -137,6 +197,10 @@ pub struct State {
     pub accounts: HashMap<String, Account>,
     /// Messages devices sent, by id.
     pub sent: HashMap<String, SentMessage>,
+    /// What each phone received and decrypted, by its number, in order.
+    pub received: HashMap<String, Vec<Received>>,
+    /// Non-message stanzas each account's devices sent, by number, in order.
+    pub stanzas: HashMap<String, Vec<Stanza>>,
     pub conns: HashMap<ConnId, Conn>,
     /// Numbers whose logins get `<failure reason=code>`.
     pub refuse_logins: HashMap<String, u16>,
