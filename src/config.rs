@@ -66,6 +66,15 @@ pub struct Settings {
     pub messaging: MessagingSettings,
     pub webhooks: WebhookSettings,
     pub scheduler: SchedulerSettings,
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// A second address serving `/metrics` without a key; none when unset.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

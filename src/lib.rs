@@ -9,6 +9,7 @@ pub mod db;
 pub mod engine;
 pub mod instances;
 pub mod messaging;
+pub mod metrics;
 pub mod outbound;
 pub mod retention;
 pub mod scheduler;

@@ -10,6 +10,7 @@ pub mod global_webhooks;
 pub mod instances;
 pub mod keys;
 pub mod messages;
+pub mod metrics;
 pub mod pairing;
 pub mod qr_image;
 pub mod rate_limit;
@@ -55,6 +56,7 @@ type Apis = (
     events::EventsApi,
     keys::KeysApi,
     admin::AdminApi,
+    metrics::MetricsApi,
 );
 
 fn service(state: AppState) -> OpenApiService<Apis, ()> {
@@ -84,7 +86,10 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
             keys::KeysApi {
                 state: state.clone(),
             },
-            admin::AdminApi { state },
+            admin::AdminApi {
+                state: state.clone(),
+            },
+            metrics::MetricsApi { state },
         ),
         "wagate",
         env!("CARGO_PKG_VERSION"),
@@ -156,6 +161,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .around(rate_limit::limit_rate)
         .data(limiter)
         .around(error::problem_middleware)
+        .around(metrics::track)
         .data(methods)
         .around(crate::telemetry::request_span)
 }

@@ -265,6 +265,7 @@ impl Messenger {
             _ => return Err(SendError::NotOnWhatsApp(to.to_owned())),
         };
         let turn = self.pacer.turn(instance_id).await?;
+        let clock = std::time::Instant::now();
         let sent = match outgoing {
             Outgoing::Text { text, reply_to } => {
                 if let Some(typing) = self.pacer.settings().typing_for(text.chars().count()) {
@@ -279,6 +280,7 @@ impl Messenger {
             Outgoing::Media(media) => session.send_media(&to_jid, media).await,
         };
         drop(turn);
+        crate::metrics::send(kind, sent.is_ok(), clock.elapsed());
         match sent {
             Ok(message_id) => {
                 self.record(instance_id, &message_id, to, &to_jid, kind, None)

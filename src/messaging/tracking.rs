@@ -178,5 +178,6 @@ async fn received(
         .await?;
     txn.commit().await?;
     outbox.committed();
+    crate::metrics::inbound();
     Ok(())
 }

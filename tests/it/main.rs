@@ -6,6 +6,7 @@ mod harness;
 mod instances;
 mod media_url;
 mod messaging;
+mod metrics;
 mod pairing;
 mod process;
 mod receiver;

@@ -58,6 +58,7 @@ async fn openapi_document_is_valid_and_complete() {
         "DELETE /v1/keys/{key_id}",
         "DELETE /v1/webhooks/{webhook_id}",
         "GET /healthz",
+        "GET /metrics",
         "GET /readyz",
         "GET /v1/admin/jobs",
         "GET /v1/instances",
