@@ -1,6 +1,7 @@
 //! SeaORM entities: one file per table, nothing else.
 
 pub mod api_keys;
+pub mod event_positions;
 pub mod idempotency_keys;
 pub mod instances;
 pub mod messages;
