@@ -67,6 +67,21 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub scheduler: SchedulerSettings,
     pub metrics: MetricsSettings,
+    pub streams: StreamSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSettings {
+    /// Seconds between heartbeats (and key re-checks) on an event stream.
+    pub heartbeat_secs: f64,
+}
+
+impl StreamSettings {
+    /// The heartbeat period, never below 10 ms.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs_f64(self.heartbeat_secs.clamp(0.01, 3600.0))
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -15,6 +15,7 @@ pub mod retention;
 pub mod scheduler;
 pub mod sealing;
 pub mod state;
+pub mod streams;
 pub mod telemetry;
 pub mod webhooks;
 pub mod whatsapp;

@@ -15,6 +15,7 @@ pub mod pairing;
 pub mod qr_image;
 pub mod rate_limit;
 pub mod spec;
+pub mod stream;
 pub mod system;
 pub mod text;
 pub mod webhooks;
@@ -57,6 +58,7 @@ type Apis = (
     keys::KeysApi,
     admin::AdminApi,
     metrics::MetricsApi,
+    stream::StreamApi,
 );
 
 fn service(state: AppState) -> OpenApiService<Apis, ()> {
@@ -89,7 +91,10 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
             admin::AdminApi {
                 state: state.clone(),
             },
-            metrics::MetricsApi { state },
+            metrics::MetricsApi {
+                state: state.clone(),
+            },
+            stream::StreamApi { state },
         ),
         "wagate",
         env!("CARGO_PKG_VERSION"),

@@ -17,6 +17,7 @@ mod scheduler;
 mod secrets_at_rest;
 #[cfg(feature = "sim")]
 mod sim_e2e;
+mod stream;
 mod system;
 mod wa_store;
 mod webhook_crash;
