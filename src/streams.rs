@@ -7,7 +7,9 @@
 //! lose nor double an event: the subscription starts before the replay
 //! reads, and a wake-up for events already replayed finds nothing new.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use entity::webhook_events::{self, Model as Event};
@@ -22,17 +24,41 @@ const PAGE: u64 = 500;
 /// Wake-ups a slow stream may fall behind by before it re-reads everything.
 const BACKLOG: usize = 4096;
 
-/// Tells open streams which instances have newly committed events. Cheap
-/// to clone; sending never blocks.
+/// Recent events kept per instance, shared by every stream of it.
+const TAIL: usize = 1024;
+
+/// Tells open streams which instances have newly committed events, and
+/// keeps each instance's latest events so that many streams of one
+/// instance cost one database read per wake-up, not one each. Cheap to
+/// clone; announcing never blocks.
 #[derive(Clone)]
 pub struct Broadcaster {
     tx: broadcast::Sender<Uuid>,
+    tails: Arc<Mutex<HashMap<Uuid, Arc<Tail>>>>,
+}
+
+/// One instance's latest events.
+#[derive(Default)]
+struct Tail {
+    /// Bumped after every commit that recorded events for the instance.
+    commits: AtomicU64,
+    cache: tokio::sync::Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    /// `commits` as it was before the last read: anything committed since
+    /// bumped it, so an equal value means nothing new.
+    read_at: Option<u64>,
+    /// Consecutive positions, oldest first.
+    events: VecDeque<Arc<Event>>,
 }
 
 impl Default for Broadcaster {
     fn default() -> Self {
         Self {
             tx: broadcast::channel(BACKLOG).0,
+            tails: Arc::default(),
         }
     }
 }
@@ -44,6 +70,7 @@ impl Broadcaster {
         let mut told = HashSet::new();
         for id in instances {
             if told.insert(*id) {
+                self.tail(*id).commits.fetch_add(1, Ordering::SeqCst);
                 // No stream listening is not an error.
                 let _ = self.tx.send(*id);
             }
@@ -52,6 +79,57 @@ impl Broadcaster {
 
     fn subscribe(&self) -> broadcast::Receiver<Uuid> {
         self.tx.subscribe()
+    }
+
+    fn tail(&self, id: Uuid) -> Arc<Tail> {
+        let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
+        // Tails of instances nobody streams any more are dropped now and then.
+        if tails.len() > 4 * TAIL {
+            tails.retain(|_, t| Arc::strong_count(t) > 1);
+        }
+        tails.entry(id).or_default().clone()
+    }
+
+    /// The instance's events after `after`, from the shared tail when it
+    /// reaches back that far (reading only what is new, once for all
+    /// streams); `None` when the caller must read the database itself.
+    async fn after(
+        &self,
+        db: &DatabaseConnection,
+        id: Uuid,
+        after: i64,
+    ) -> Result<Option<Vec<Arc<Event>>>, DbErr> {
+        let tail = self.tail(id);
+        let mut cache = tail.cache.lock().await;
+        let commits = tail.commits.load(Ordering::SeqCst);
+        if cache.read_at != Some(commits) {
+            let from = cache.events.back().map_or(after, |e| e.position);
+            let page = webhook_events::Entity::find()
+                .filter(webhook_events::Column::InstanceId.eq(id))
+                .filter(webhook_events::Column::Position.gt(from))
+                .order_by_asc(webhook_events::Column::Position)
+                .limit(PAGE)
+                .all(db)
+                .await?;
+            // A full page may have more behind it: read again next time.
+            cache.read_at = (page.len() < PAGE as usize).then_some(commits);
+            cache.events.extend(page.into_iter().map(Arc::new));
+            while cache.events.len() > TAIL {
+                cache.events.pop_front();
+            }
+        }
+        let first = cache.events.front().map(|e| e.position);
+        if first.is_some_and(|first| first > after + 1) {
+            return Ok(None);
+        }
+        Ok(Some(
+            cache
+                .events
+                .iter()
+                .filter(|e| e.position > after)
+                .cloned()
+                .collect(),
+        ))
     }
 }
 
@@ -96,6 +174,7 @@ pub type StillAllowed =
 /// The running feed of one stream.
 pub struct Feed {
     db: DatabaseConnection,
+    broadcaster: Broadcaster,
     selection: Selection,
     out: mpsc::Sender<Event>,
     /// The last position sent (or skipped by the type filter) per instance.
@@ -119,6 +198,7 @@ pub fn open(
     let wakes = broadcaster.subscribe();
     let feed = Feed {
         db,
+        broadcaster: broadcaster.clone(),
         selection,
         out,
         sent: HashMap::new(),
@@ -288,7 +368,24 @@ impl Feed {
 
     /// Sends the instance's events after the last one sent.
     async fn catch_up(&mut self, id: Uuid) -> Result<(), Stop> {
-        self.read(id, None).await
+        loop {
+            let after = self.sent.get(&id).copied().unwrap_or(0);
+            let Some(events) = self.broadcaster.after(&self.db, id, after).await? else {
+                return self.read(id, None).await;
+            };
+            if events.is_empty() {
+                return Ok(());
+            }
+            for event in events {
+                self.sent.insert(id, event.position);
+                if self.selection.wants(&event) {
+                    self.out
+                        .send(Event::clone(&event))
+                        .await
+                        .map_err(|_| Gone)?;
+                }
+            }
+        }
     }
 
     async fn read(&mut self, id: Uuid, up_to: Option<i64>) -> Result<(), Stop> {
