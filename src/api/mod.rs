@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod body_limit;
+pub mod console;
 pub mod error;
 pub mod events;
 pub mod global_webhooks;
@@ -159,6 +160,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
             }),
         )
         .nest("/docs", docs)
+        .nest("/console", console::routes())
         .nest("/", api)
         .data(keys)
         .around(body_limit::limit_body)
