@@ -158,9 +158,9 @@ pub fn send(kind: &'static str, ok: bool, took: Duration) {
     histogram!("wagate_send_duration_seconds", "kind" => kind).record(took.as_secs_f64());
 }
 
-/// A message received from WhatsApp.
-pub fn inbound() {
-    counter!("wagate_inbound_messages_total").increment(1);
+/// Messages received from WhatsApp (redeliveries not counted).
+pub fn inbound(n: u64) {
+    counter!("wagate_inbound_messages_total").increment(n);
 }
 
 /// Webhook attempts whose outcome was just recorded. A success also records

@@ -172,7 +172,7 @@ pub type StillAllowed =
     Box<dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync + 'static>;
 
 /// The running feed of one stream.
-pub struct Feed {
+struct Feed {
     db: DatabaseConnection,
     broadcaster: Broadcaster,
     selection: Selection,

@@ -52,6 +52,8 @@ type Apis = (
     system::SystemApi,
     instances::InstancesApi,
     pairing::PairingApi,
+    messages::Unversioned<messages::SendApi>,
+    messages::SendApi,
     messages::MessagesApi,
     webhooks::WebhooksApi,
     global_webhooks::GlobalWebhooksApi,
@@ -72,6 +74,12 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             pairing::PairingApi {
+                state: state.clone(),
+            },
+            messages::Unversioned(messages::SendApi {
+                state: state.clone(),
+            }),
+            messages::SendApi {
                 state: state.clone(),
             },
             messages::MessagesApi {

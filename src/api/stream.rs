@@ -2,7 +2,6 @@
 //! every instance the key may read. Replay from a cursor, then live.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -161,7 +160,7 @@ fn still_allowed(state: &AppState, principal: &Principal) -> StillAllowed {
         Principal::Admin => Box::new(|| Box::pin(async { true })),
         Principal::Scoped(grant) => {
             let key_id = grant.key_id;
-            let db = Arc::new(state.db.clone());
+            let db = state.db.clone();
             Box::new(move || {
                 let db = db.clone();
                 Box::pin(async move {
