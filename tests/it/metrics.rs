@@ -180,3 +180,32 @@ async fn metrics_listen_serves_without_a_key() {
     drop(stop);
     server.await.expect("join").expect("clean stop");
 }
+
+#[test]
+fn the_grafana_dashboard_uses_only_series_the_gateway_records() {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../ops/grafana/wagate.json")).expect("JSON");
+    let recorded = include_str!("../../src/metrics.rs");
+    let mut used = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("wagate_") {
+                    let name = ["_bucket", "_count", "_sum"]
+                        .iter()
+                        .find_map(|s| word.strip_suffix(s))
+                        .unwrap_or(word);
+                    used.push(name.to_owned());
+                }
+            }
+        }
+    }
+    assert!(used.len() >= 14, "{used:?}");
+    for name in used {
+        assert!(
+            recorded.contains(&format!("\"{name}\"")),
+            "{name} is not recorded"
+        );
+    }
+}
