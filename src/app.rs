@@ -53,6 +53,8 @@ pub struct App {
     state: AppState,
     acceptor: TcpAcceptor,
     addr: SocketAddr,
+    /// The keyless metrics listener, when `metrics.listen` is set.
+    metrics: Option<(TcpAcceptor, SocketAddr)>,
 }
 
 impl App {
@@ -60,6 +62,7 @@ impl App {
     /// the listening socket.
     pub async fn build(settings: Settings, engine: Arc<dyn Engine>) -> Result<Self, AppError> {
         let admin_key = admin_key(&settings)?;
+        crate::metrics::handle();
         let keyring = crate::sealing::startup_keyring(&settings)?;
         let db = db::connect(&settings).await?;
         db::migrate(&db).await?;
@@ -71,18 +74,11 @@ impl App {
             webhooks.clone(),
         );
         tokio::spawn(event_loop);
-        let acceptor = TcpListener::bind(settings.listen)
-            .into_acceptor()
-            .await
-            .map_err(|source| AppError::Bind {
-                addr: settings.listen,
-                source,
-            })?;
-        let addr = acceptor
-            .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
-            .unwrap_or(settings.listen);
+        let (acceptor, addr) = bind(settings.listen).await?;
+        let metrics = match settings.metrics.listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         let messenger = Messenger::new(db.clone(), sessions.clone(), &settings)?;
         let state = AppState {
             db,
@@ -98,12 +94,18 @@ impl App {
             state,
             acceptor,
             addr,
+            metrics,
         })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The keyless metrics address actually bound, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, addr)| *addr)
     }
 
     pub fn state(&self) -> &AppState {
@@ -126,6 +128,7 @@ impl App {
         });
         self.state.jobs.start(self.state.clone()).await?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut metrics_stop = stop_rx.clone();
         let dispatcher = if self.state.settings.webhooks.dispatcher {
             let dispatcher = Dispatcher::new(
                 self.state.db.clone(),
@@ -145,6 +148,21 @@ impl App {
             jobs.shutdown().await;
             let _ = stop_tx.send(true);
         };
+        if let Some((acceptor, addr)) = self.metrics {
+            tracing::info!(%addr, "serving metrics without a key");
+            let endpoint = crate::api::metrics::open_endpoint(self.state.clone());
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = metrics_stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = Server::new_with_acceptor(acceptor)
+                    .run_with_graceful_shutdown(endpoint, stop, None)
+                    .await
+                {
+                    tracing::warn!(error = %e, "the metrics listener stopped");
+                }
+            });
+        }
         tracing::info!(addr = %self.addr, "listening");
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
@@ -171,6 +189,19 @@ impl App {
         tracing::info!("stopped");
         served.map_err(AppError::Serve)
     }
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpAcceptor, SocketAddr), AppError> {
+    let acceptor = TcpListener::bind(addr)
+        .into_acceptor()
+        .await
+        .map_err(|source| AppError::Bind { addr, source })?;
+    let bound = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .unwrap_or(addr);
+    Ok((acceptor, bound))
 }
 
 fn admin_key(settings: &Settings) -> Result<String, AppError> {

@@ -66,6 +66,30 @@ pub struct Settings {
     pub messaging: MessagingSettings,
     pub webhooks: WebhookSettings,
     pub scheduler: SchedulerSettings,
+    pub metrics: MetricsSettings,
+    pub streams: StreamSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSettings {
+    /// Seconds between heartbeats (and key re-checks) on an event stream.
+    pub heartbeat_secs: f64,
+}
+
+impl StreamSettings {
+    /// The heartbeat period, never below 10 ms.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs_f64(self.heartbeat_secs.clamp(0.01, 3600.0))
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// A second address serving `/metrics` without a key; none when unset.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -194,6 +194,7 @@ impl Jobs {
         let clock = Instant::now();
         let span = tracing::info_span!("job", job = name);
         let outcome = tracing::Instrument::instrument(run(state), span).await;
+        crate::metrics::job_run(name, outcome.is_ok());
         let mut entries = self.entries();
         let entry = entries
             .get_mut(name)

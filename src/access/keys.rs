@@ -144,6 +144,11 @@ pub async fn revoke(db: &DatabaseConnection, id: Uuid) -> Result<(), KeyError> {
     Ok(())
 }
 
+/// Whether the key is still there (not revoked).
+pub async fn exists(db: &DatabaseConnection, id: Uuid) -> Result<bool, DbErr> {
+    Ok(Entity::find_by_id(id).one(db).await?.is_some())
+}
+
 /// The grant of a presented key, if it is one of ours.
 pub async fn find(db: &DatabaseConnection, presented: &str) -> Result<Option<Grant>, DbErr> {
     if presented.len() != KEY_LEN || !presented.starts_with(KEY_PREFIX) || !presented.is_ascii() {

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod body_limit;
 pub mod chats;
+pub mod console;
 pub mod conversations;
 pub mod error;
 pub mod events;
@@ -13,10 +14,12 @@ pub mod instances;
 pub mod keys;
 pub mod merged;
 pub mod messages;
+pub mod metrics;
 pub mod pairing;
 pub mod qr_image;
 pub mod rate_limit;
 pub mod spec;
+pub mod stream;
 pub mod system;
 pub mod text;
 pub mod webhooks;
@@ -63,6 +66,8 @@ type Apis = merged::Merged<(
     events::EventsApi,
     keys::KeysApi,
     admin::AdminApi,
+    metrics::MetricsApi,
+    stream::StreamApi,
 )>;
 
 fn service(state: AppState) -> OpenApiService<Apis, ()> {
@@ -107,7 +112,13 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
             keys::KeysApi {
                 state: state.clone(),
             },
-            admin::AdminApi { state },
+            admin::AdminApi {
+                state: state.clone(),
+            },
+            metrics::MetricsApi {
+                state: state.clone(),
+            },
+            stream::StreamApi { state },
         )),
         "wagate",
         env!("CARGO_PKG_VERSION"),
@@ -172,6 +183,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
             }),
         )
         .nest("/docs", docs)
+        .nest("/console", console::routes())
         .nest("/", api)
         .data(keys)
         .around(body_limit::limit_body)
@@ -179,6 +191,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .around(rate_limit::limit_rate)
         .data(limiter)
         .around(error::problem_middleware)
+        .around(metrics::track)
         .data(methods)
         .around(crate::telemetry::request_span)
 }

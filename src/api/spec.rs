@@ -127,17 +127,30 @@ impl Methods {
 
     /// The methods `path` answers to, as an `Allow` value.
     pub fn allow(&self, path: &str) -> Option<String> {
-        let asked = segments(path);
-        let route = self.routes.iter().find(|(template, _)| {
-            template.len() == asked.len()
-                && template
-                    .iter()
-                    .zip(&asked)
-                    .all(|(t, a)| t.starts_with('{') || t == a)
-        })?;
+        let route = self.route(path)?;
         let mut names: Vec<&str> = route.1.iter().map(Method::as_str).collect();
         names.sort_unstable();
         Some(names.join(", "))
+    }
+
+    /// The template `path` matches (`/v1/instances/{id}`), for labels.
+    pub fn template(&self, path: &str) -> Option<String> {
+        self.route(path).map(|(t, _)| t.join("/"))
+    }
+
+    /// The matching route; a literal segment beats a parameter.
+    fn route(&self, path: &str) -> Option<&(Vec<String>, Vec<Method>)> {
+        let asked = segments(path);
+        self.routes
+            .iter()
+            .filter(|(template, _)| {
+                template.len() == asked.len()
+                    && template
+                        .iter()
+                        .zip(&asked)
+                        .all(|(t, a)| t.starts_with('{') || t == a)
+            })
+            .max_by_key(|(template, _)| template.iter().filter(|t| !t.starts_with('{')).count())
     }
 }
 
@@ -197,5 +210,9 @@ mod tests {
         );
         assert_eq!(methods.allow("/v1/things/").as_deref(), Some("GET, POST"));
         assert_eq!(methods.allow("/v1/other"), None);
+        assert_eq!(
+            methods.template("/v1/things/42").as_deref(),
+            Some("/v1/things/{id}")
+        );
     }
 }

@@ -62,6 +62,7 @@ pub async fn apply(
     }
     txn.commit().await?;
     outbox.committed();
+    crate::metrics::lifecycle(event);
     Ok(Some(Applied {
         previous: instance.status,
         status: change.status,

@@ -538,6 +538,7 @@ impl Sessions {
             if waiting || self.live().contains_key(&id) {
                 continue;
             }
+            crate::metrics::reconnect_attempt();
             match self.ensure_started(id).await {
                 Ok(_) => started += 1,
                 Err(e) => {

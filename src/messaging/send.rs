@@ -312,6 +312,7 @@ impl Messenger {
             _ => return Err(SendError::NotOnWhatsApp(to.to_owned())),
         };
         let turn = self.pacer.turn(instance_id).await?;
+        let clock = std::time::Instant::now();
         let sent = match outgoing {
             Outgoing::Text { text, reply_to } => {
                 if let Some(typing) = self.pacer.settings().typing_for(text.chars().count()) {
@@ -327,6 +328,7 @@ impl Messenger {
             Outgoing::Message(message) => session.send_message(&to_jid, message).await,
         };
         drop(turn);
+        crate::metrics::send(kind, sent.is_ok(), clock.elapsed());
         match sent {
             Ok(message_id) => {
                 self.record(instance_id, &message_id, to, &to_jid, kind, None)

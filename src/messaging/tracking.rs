@@ -171,10 +171,12 @@ async fn received(
 ) -> Result<(), DbErr> {
     let txn = crate::db::begin_write(db).await?;
     let mut outbox = hooks.outbox();
+    let mut new = 0;
     for m in messages {
         if already_recorded(&txn, instance_id, m).await? {
             continue;
         }
+        new += 1;
         let (event_type, data) = received_event(m);
         let event_id = outbox.record(&txn, instance_id, event_type, data).await?;
         inbound_messages::Entity::insert(inbound_messages::ActiveModel {
@@ -192,6 +194,7 @@ async fn received(
     }
     txn.commit().await?;
     outbox.committed();
+    crate::metrics::inbound(new);
     Ok(())
 }
 

@@ -269,6 +269,7 @@ async fn writer(
 ) {
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+        crate::metrics::attempts(&batch);
         if let Err(e) = complete::write_batch(&db, token, &settings.webhooks, &batch).await {
             // The deliveries stay claimed until their lease runs out, then
             // they are attempted again: at least once, never lost.

@@ -154,6 +154,8 @@ pub struct Outbox {
     ready: Vec<Ready>,
     /// Deliveries left pending for the claim query.
     pending: usize,
+    /// Whose events were recorded, for the event streams.
+    instances: Vec<Uuid>,
 }
 
 impl Outbox {
@@ -163,6 +165,7 @@ impl Outbox {
             local,
             ready: Vec::new(),
             pending: 0,
+            instances: Vec::new(),
         }
     }
 
@@ -198,11 +201,13 @@ impl Outbox {
         )
         .await?;
         self.pending += pending;
+        self.instances.push(instance_id);
         Ok(id)
     }
 
     /// Call after the transaction committed.
     pub fn committed(mut self) {
+        self.webhooks.streams.committed(&self.instances);
         if let Some(local) = &self.local {
             for ready in self.ready.drain(..) {
                 // A dispatcher that stopped drops it: the lease brings the

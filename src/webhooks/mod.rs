@@ -28,6 +28,8 @@ pub struct Webhooks {
     notify: Arc<Notify>,
     /// What this process's running dispatcher lends to outboxes.
     local: Arc<Mutex<Option<Arc<handoff::Local>>>>,
+    /// Tells open event streams about committed events.
+    pub streams: crate::streams::Broadcaster,
 }
 
 impl Webhooks {

@@ -3,12 +3,14 @@
 
 mod access;
 mod chats;
+mod console;
 mod conversations;
 mod event_cursor;
 mod harness;
 mod instances;
 mod media_url;
 mod messaging;
+mod metrics;
 mod pairing;
 mod playground;
 mod process;
@@ -21,6 +23,7 @@ mod secrets_at_rest;
 mod sim_e2e;
 #[cfg(feature = "sim")]
 mod sim_outbound;
+mod stream;
 mod system;
 mod wa_store;
 mod webhook_crash;
