@@ -991,12 +991,14 @@ async fn a_hand_off_lost_after_its_commit_is_delivered_after_the_lease() {
         f.merge(("webhooks.request_timeout_secs", 0.5))
             .merge(("webhooks.lease_secs", 1.0))
             .merge(("webhooks.sweep_interval_secs", 0.2))
+            // The scheduler's sweep gives expired claims back.
+            .merge(("scheduler.webhook_sweep_cron", "* * * * * *"))
     })
     .await;
     let receiver = Receiver::start().await;
     let inst = instance(&app).await;
     let (hook, _) = register(&app, inst, json!({ "url": receiver.url("/") })).await;
-    // Once one hand-off has arrived, the dispatcher is lending its slots.
+    // Once one hand-off has arrived, the dispatcher is taking hand-offs.
     emit(&app, inst, 1).await;
     receiver.wait_for(1, WITHIN).await;
 
