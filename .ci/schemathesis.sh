@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Fuzzes the served OpenAPI document with Schemathesis (PyPI): every
-# operation gets a bounded number of generated requests, and every answer
-# must be a non-5xx that matches the document. Runs the gateway on its
+# operation gets a bounded number of generated requests, every check runs
+# (including positive data acceptance), then the stateful phase follows the
+# document's links; every answer must be a non-5xx that matches the
+# document. Private webhook targets are allowed, as that rule is a setting
+# the document cannot know. Runs the gateway on its
 # scripted engine and a throwaway SQLite database; prints how many requests
 # were generated. Usage: .ci/schemathesis.sh PYTHON_VENV [MAX_EXAMPLES]
 set -euo pipefail
@@ -19,7 +22,7 @@ cargo build --locked --bin wagate-scripted -q
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 env -i PATH="$PATH" DATABASE_URL="sqlite://$WORK/fuzz.db" WAGATE_LISTEN="127.0.0.1:$PORT" \
-  WAGATE_ADMIN_KEY="$KEY" WAGATE_LOG=warn WAGATE_API__RATE_LIMIT_PER_SEC=0 \
+  WAGATE_ADMIN_KEY="$KEY" WAGATE_LOG=warn WAGATE_API__RATE_LIMIT_PER_SEC=0 WAGATE_ALLOW_PRIVATE_TARGETS=true \
   WAGATE_MESSAGING__PACING__MIN_INTERVAL_MS=0 WAGATE_MESSAGING__PACING__JITTER_MS=0 \
   "$TARGET_DIR/debug/wagate-scripted" >"$WORK/server.log" 2>&1 &
 SERVER=$!
@@ -40,7 +43,7 @@ set +e
   "http://127.0.0.1:$PORT/openapi.json" \
   -H "Authorization: Bearer $KEY" \
   --checks all --max-examples "$EXAMPLES" --seed "$SEED" \
-  --phases examples,coverage,fuzzing --no-color --output-truncate false \
+  --phases examples,coverage,fuzzing,stateful --no-color --output-truncate false \
   | tee "$WORK/report.txt"
 status=${PIPESTATUS[0]}
 set -e

@@ -1,9 +1,9 @@
 //! Deleting what is past its keeping time: webhook events (with their
 //! deliveries and attempts; those with a dead delivery are kept longer),
-//! sent-message rows and expired idempotency keys. Run by the `retention` job.
+//! sent and received message rows and expired idempotency keys. Run by the `retention` job.
 
 use chrono::Utc;
-use entity::{idempotency_keys, messages};
+use entity::{idempotency_keys, inbound_messages, messages};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 
 use crate::state::AppState;
@@ -17,6 +17,11 @@ pub async fn purge(state: &AppState) -> Result<u64, DbErr> {
         let before = Utc::now() - chrono::Duration::days(days as i64);
         deleted += messages::Entity::delete_many()
             .filter(messages::Column::CreatedAt.lt(before))
+            .exec(&state.db)
+            .await?
+            .rows_affected;
+        deleted += inbound_messages::Entity::delete_many()
+            .filter(inbound_messages::Column::CreatedAt.lt(before))
             .exec(&state.db)
             .await?
             .rows_affected;

@@ -1,7 +1,9 @@
 //! SeaORM entities: one file per table, nothing else.
 
 pub mod api_keys;
+pub mod event_positions;
 pub mod idempotency_keys;
+pub mod inbound_messages;
 pub mod instances;
 pub mod messages;
 pub mod wa_devices;

@@ -9,6 +9,9 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub instance_id: Uuid,
+    /// Commit-ordered, gapless per instance, from 1: the catch-up cursor
+    /// and the order of an `ordered` webhook.
+    pub position: i64,
     /// Event type, e.g. `instance.connected`.
     #[sea_orm(column_name = "type")]
     pub event_type: String,

@@ -10,6 +10,8 @@ mod m20261124_000005_create_messages;
 mod m20261125_000006_create_api_keys;
 mod m20261125_000007_webhook_secrets_text;
 mod m20261130_000008_webhook_open_indexes;
+mod m20261201_000009_event_positions;
+mod m20261201_000010_inbound_messages;
 
 pub struct Migrator;
 
@@ -25,6 +27,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_create_api_keys::Migration),
             Box::new(m20261125_000007_webhook_secrets_text::Migration),
             Box::new(m20261130_000008_webhook_open_indexes::Migration),
+            Box::new(m20261201_000009_event_positions::Migration),
+            Box::new(m20261201_000010_inbound_messages::Migration),
         ]
     }
 }

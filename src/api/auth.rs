@@ -3,7 +3,7 @@
 //! leaks through timing) and scoped keys from the database.
 
 use poem::Request;
-use poem::http::StatusCode;
+use poem::http::{HeaderMap, StatusCode, header};
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::{ApiKey, Bearer};
 use sea_orm::DatabaseConnection;
@@ -39,6 +39,19 @@ impl Keys {
             .await?
             .map(Principal::Scoped))
     }
+}
+
+/// The key a request presents, as `Authorization: Bearer` (which wins, as
+/// in [`Auth`]) or `X-Api-Key`: one key is one identity however it is sent.
+pub fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
+    let bearer = headers.get(header::AUTHORIZATION).map(|v| {
+        let v = v.as_bytes();
+        match v.get(..7) {
+            Some(scheme) if scheme.eq_ignore_ascii_case(b"bearer ") => v[7..].trim_ascii_start(),
+            _ => v,
+        }
+    });
+    bearer.or_else(|| headers.get("x-api-key").map(|v| v.as_bytes()))
 }
 
 async fn authenticate(req: &Request, presented: &str) -> poem::Result<Principal> {

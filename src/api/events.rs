@@ -11,14 +11,17 @@ use super::auth::Auth;
 use super::error::ApiError;
 use crate::access::Scope;
 use crate::state::AppState;
-use crate::webhooks::ops::{self, Event};
+use crate::webhooks::ops::{self, Cursor, Event};
 
-/// An event exactly as webhooks receive it, plus its id.
+/// An event exactly as webhooks receive it, plus its id and position.
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none, rename = "Event")]
 pub struct EventOut {
-    /// `msg_…`: the `webhook-id` of its deliveries, and the cursor.
+    /// `msg_…`: the `webhook-id` of its deliveries.
     pub id: String,
+    /// Its place among the instance's events: from 1, without gaps, in the
+    /// order their changes committed. A cursor.
+    pub position: i64,
     #[oai(rename = "type")]
     pub event_type: String,
     pub timestamp: DateTime<Utc>,
@@ -30,6 +33,7 @@ impl From<Event> for EventOut {
     fn from(e: Event) -> Self {
         Self {
             id: e.id,
+            position: e.position,
             event_type: e.event_type,
             timestamp: e.created_at,
             instance_id: e.instance_id,
@@ -42,7 +46,8 @@ impl From<Event> for EventOut {
 #[oai(skip_serializing_if_is_none)]
 pub struct EventPage {
     pub items: Vec<EventOut>,
-    /// Pass as `after` to continue; absent when this page is not full.
+    /// The last event's position: pass it as `after` to continue. Absent
+    /// when this page is not full.
     pub next_after: Option<String>,
 }
 
@@ -54,16 +59,19 @@ pub struct EventsApi {
 impl EventsApi {
     /// Read events by cursor
     ///
-    /// The instance's events in the order they happened, after the event id
-    /// `after` (from the start when absent). A receiver that was down reads
-    /// what it missed here without waiting for retries.
+    /// The instance's events in the order their changes committed, after
+    /// the cursor `after` (from the start when absent). A receiver that was
+    /// down reads what it missed here without waiting for retries; a poller
+    /// that passes back `next_after` sees every event once, in order.
     #[oai(path = "/:id/events", method = "get", operation_id = "list_events")]
     async fn list(
         &self,
         auth: Auth,
         id: Path<Uuid>,
-        /// An event id; only later events are returned.
-        #[oai(validator(max_length = 40))]
+        /// A position, or an event id (`msg_…`); only events after it are
+        /// returned. An event id that retention already removed stands just
+        /// before the first later event.
+        #[oai(validator(pattern = r"^([0-9]{1,18}|msg_[0-9a-f]{32})$"))]
         after: Query<Option<String>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))] limit: Query<
             Option<u64>,
@@ -71,9 +79,15 @@ impl EventsApi {
     ) -> Result<Json<EventPage>, ApiError> {
         auth.instance(id.0, Scope::Read)?;
         let limit = super::page_limit(&self.state.settings.api, limit.0);
-        let items = ops::list_events(&self.state.db, id.0, after.0, limit).await?;
+        let after = match after.0 {
+            Some(text) => Some(text.parse::<Cursor>().map_err(|()| {
+                ApiError::bad_request("invalid_cursor", "`after` is not a position or an event id")
+            })?),
+            None => None,
+        };
+        let items = ops::list_events(&self.state.db, id.0, after.as_ref(), limit).await?;
         let next_after = if items.len() as u64 == limit {
-            items.last().map(|e| e.id.clone())
+            items.last().map(|e| e.position.to_string())
         } else {
             None
         };

@@ -10,9 +10,10 @@ use uuid::Uuid;
 use super::ApiTags;
 use super::auth::Auth;
 use super::error::ApiError;
-use super::webhooks::{
+use super::webhooks::Handlers;
+use super::webhooks::dto::{
     Accepted, AttemptList, CreateWebhook, CreatedResp, Deleted, DeliveryOut, DeliveryPage,
-    DeliveryStatus, Handlers, Recovered, UpdateWebhook, WebhookList, WebhookSecret, WebhookView,
+    DeliveryStatus, Recovered, UpdateWebhook, WebhookList, WebhookSecret, WebhookView,
 };
 use crate::state::AppState;
 use crate::webhooks::registry::Scope;

@@ -49,6 +49,8 @@ type Apis = (
     system::SystemApi,
     instances::InstancesApi,
     pairing::PairingApi,
+    messages::Unversioned<messages::SendApi>,
+    messages::SendApi,
     messages::MessagesApi,
     webhooks::WebhooksApi,
     global_webhooks::GlobalWebhooksApi,
@@ -67,6 +69,12 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 state: state.clone(),
             },
             pairing::PairingApi {
+                state: state.clone(),
+            },
+            messages::Unversioned(messages::SendApi {
+                state: state.clone(),
+            }),
+            messages::SendApi {
                 state: state.clone(),
             },
             messages::MessagesApi {

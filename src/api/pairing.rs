@@ -114,6 +114,7 @@ impl ApiResponse for QrResponse {
 #[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct PairCodeRequest {
     /// The phone's number in international form, e.g. `+62 812 3456 7890`.
+    #[oai(validator(max_length = 32, pattern = r"^\+?[0-9][0-9 ().-]{6,30}$"))]
     pub phone_number: Text,
 }
 

@@ -1,6 +1,6 @@
 //! Per-key rate limit: a token bucket for each presented API key (by
-//! digest, so keys are not kept in memory in clear). Past it: 429 with
-//! `Retry-After`.
+//! digest, so keys are not kept in memory in clear), whichever header
+//! carries it. Past it: 429 with `Retry-After`. Probes are never limited.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -65,14 +65,17 @@ impl RateLimiter {
     }
 }
 
-/// Applies the limit to requests that present a key; probes and docs,
-/// which need none, pass.
+/// Paths that answer without a key and must keep answering under load:
+/// an orchestrator that sees 429 would restart a healthy gateway.
+const PROBES: [&str; 2] = ["/healthz", "/readyz"];
+
+/// Applies the limit to requests that present a key; docs, which need
+/// none, and probes, whatever they carry, pass.
 pub async fn limit_rate<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .or_else(|| req.headers().get("x-api-key"))
-        .map(|v| Sha256::digest(v.as_bytes()).into());
+    let presented = match PROBES.contains(&req.uri().path()) {
+        true => None,
+        false => super::auth::presented_key(req.headers()).map(|k| Sha256::digest(k).into()),
+    };
     if let (Some(key), Some(limiter)) = (presented, req.data::<RateLimiter>())
         && let Err(wait) = limiter.take(key)
     {

@@ -78,7 +78,50 @@ pub enum EngineEvent {
         from: Party,
     },
     Message(Box<Inbound>),
+    /// Messages the client holds unacknowledged until the gateway has
+    /// committed them: it redelivers them after a crash. `committed` must be
+    /// told the outcome.
+    Messages {
+        messages: Vec<Inbound>,
+        committed: Ack,
+    },
 }
+
+/// Tells a waiting engine whether the gateway committed what it was
+/// handed. Dropped untold, it reports failure.
+#[derive(Clone)]
+pub struct Ack(Arc<std::sync::Mutex<Option<tokio::sync::oneshot::Sender<bool>>>>);
+
+impl Ack {
+    /// An ack and the receiver its outcome arrives on.
+    pub fn new() -> (Self, tokio::sync::oneshot::Receiver<bool>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (Self(Arc::new(std::sync::Mutex::new(Some(tx)))), rx)
+    }
+
+    /// Reports the outcome; only the first report counts.
+    pub fn done(&self, committed: bool) {
+        let sender = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(sender) = sender {
+            let _ = sender.send(committed);
+        }
+    }
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ack")
+    }
+}
+
+/// Two acks are equal when they answer the same wait.
+impl PartialEq for Ack {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Ack {}
 
 /// A message's progress as the recipient's receipts report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +211,10 @@ impl EngineEvent {
     pub fn is_message(&self) -> bool {
         matches!(
             self,
-            Self::ServerAck { .. } | Self::Receipt { .. } | Self::Message(_)
+            Self::ServerAck { .. }
+                | Self::Receipt { .. }
+                | Self::Message(_)
+                | Self::Messages { .. }
         )
     }
 }

@@ -223,9 +223,10 @@ async fn transition<C: ConnectionTrait>(
             Some((EventType::InstanceLoggedOut, data))
         }
         // Messages are tracked by `crate::messaging::tracking`, not here.
-        EngineEvent::ServerAck { .. } | EngineEvent::Receipt { .. } | EngineEvent::Message(_) => {
-            None
-        }
+        EngineEvent::ServerAck { .. }
+        | EngineEvent::Receipt { .. }
+        | EngineEvent::Message(_)
+        | EngineEvent::Messages { .. } => None,
     };
     Ok(Change {
         status,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::instances::{Column, Entity, Status};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -85,6 +85,17 @@ struct Inner {
     live: Mutex<HashMap<Uuid, Live>>,
     answer_timeout: Duration,
     webhooks: Webhooks,
+    /// Set at shutdown: no session starts any more.
+    closing: std::sync::atomic::AtomicBool,
+    /// Asks the event loop to apply everything queued so far.
+    drain: mpsc::UnboundedSender<oneshot::Sender<()>>,
+}
+
+/// What an event lane carries.
+enum LaneItem {
+    Event(Uuid, EngineEvent),
+    /// Answered once everything before it in the lane was applied.
+    Drained(oneshot::Sender<()>),
 }
 
 /// Engine events are applied by this many workers at once, so one slow
@@ -113,6 +124,7 @@ impl Sessions {
         webhooks: Webhooks,
     ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
         let (sink, mut events) = mpsc::channel(1024);
+        let (drain, mut drains) = mpsc::unbounded_channel::<oneshot::Sender<()>>();
         let sessions = Self {
             inner: Arc::new(Inner {
                 db,
@@ -123,6 +135,8 @@ impl Sessions {
                 progress: ResumeProgress::default(),
                 answer_timeout,
                 webhooks,
+                closing: Default::default(),
+                drain,
             }),
         };
         // Holds only a weak reference so dropping every `Sessions` ends it.
@@ -131,10 +145,17 @@ impl Sessions {
             let mut lanes = Vec::with_capacity(EVENT_LANES);
             let mut workers = tokio::task::JoinSet::new();
             for _ in 0..EVENT_LANES {
-                let (tx, mut rx) = mpsc::channel::<(Uuid, EngineEvent)>(256);
+                let (tx, mut rx) = mpsc::channel::<LaneItem>(256);
                 let weak = weak.clone();
                 workers.spawn(async move {
-                    while let Some((id, event)) = rx.recv().await {
+                    while let Some(item) = rx.recv().await {
+                        let (id, event) = match item {
+                            LaneItem::Event(id, event) => (id, event),
+                            LaneItem::Drained(done) => {
+                                let _ = done.send(());
+                                continue;
+                            }
+                        };
                         let Some(inner) = weak.upgrade() else { break };
                         let span = tracing::info_span!("instance", instance_id = %id);
                         Sessions { inner }.handle(id, event).instrument(span).await;
@@ -142,9 +163,31 @@ impl Sessions {
                 });
                 lanes.push(tx);
             }
-            while let Some((id, event)) = events.recv().await {
-                if lanes[lane(id)].send((id, event)).await.is_err() {
-                    break;
+            loop {
+                tokio::select! {
+                    biased;
+                    event = events.recv() => {
+                        let Some((id, event)) = event else { break };
+                        if lanes[lane(id)].send(LaneItem::Event(id, event)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(done) = drains.recv() => {
+                        while let Ok((id, event)) = events.try_recv() {
+                            let _ = lanes[lane(id)].send(LaneItem::Event(id, event)).await;
+                        }
+                        let mut waits = Vec::with_capacity(lanes.len());
+                        for lane in &lanes {
+                            let (tx, rx) = oneshot::channel();
+                            if lane.send(LaneItem::Drained(tx)).await.is_ok() {
+                                waits.push(rx);
+                            }
+                        }
+                        for wait in waits {
+                            let _ = wait.await;
+                        }
+                        let _ = done.send(());
+                    }
                 }
             }
             drop(lanes);
@@ -229,7 +272,8 @@ impl Sessions {
             EngineEvent::Paired { .. }
             | EngineEvent::ServerAck { .. }
             | EngineEvent::Receipt { .. }
-            | EngineEvent::Message(_) => {}
+            | EngineEvent::Message(_)
+            | EngineEvent::Messages { .. } => {}
         }
     }
 
@@ -259,6 +303,14 @@ impl Sessions {
 
     /// The live session's pairing state, starting a session if none is live.
     async fn ensure_started(&self, id: Uuid) -> Result<watch::Receiver<Pairing>, SessionError> {
+        if self
+            .inner
+            .closing
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            let stopping = EngineError::Other("the gateway is stopping".into());
+            return Err(SessionError::Engine(stopping));
+        }
         let rx = {
             let mut live = self.live();
             if let Some(existing) = live.get(&id) {
@@ -506,9 +558,22 @@ impl Sessions {
     /// Disconnects every live session without unlinking it, so each resumes
     /// on the next start.
     pub async fn shutdown(&self) {
+        self.inner
+            .closing
+            .store(true, std::sync::atomic::Ordering::Release);
         let sessions: Vec<_> = self.live().drain().filter_map(|(_, l)| l.session).collect();
         for session in sessions {
             session.disconnect().await;
+        }
+        self.drain().await;
+    }
+
+    /// Returns once every engine event queued so far has been applied, so
+    /// nothing is still on its way to the database when the pool closes.
+    pub async fn drain(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.drain.send(tx).is_ok() {
+            let _ = rx.await;
         }
     }
 }

@@ -3,9 +3,11 @@
 //! changes nothing and emits nothing.
 
 use chrono::Utc;
+use entity::inbound_messages;
 use entity::messages::{self, Column, Entity};
+use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -95,7 +97,17 @@ pub async fn apply(
             )
             .await
         }
-        EngineEvent::Message(inbound) => received(db, hooks, instance_id, inbound).await,
+        EngineEvent::Message(inbound) => {
+            received(db, hooks, instance_id, std::slice::from_ref(inbound)).await
+        }
+        EngineEvent::Messages {
+            messages,
+            committed,
+        } => {
+            let outcome = received(db, hooks, instance_id, messages).await;
+            committed.done(outcome.is_ok());
+            outcome
+        }
         _ => Ok(()),
     }
 }
@@ -148,13 +160,69 @@ pub async fn advance(
     Ok(())
 }
 
+/// Records inbound messages and their `message.received` events, all in
+/// one transaction. A message already recorded (a redelivery after a crash
+/// between our commit and the client's acknowledgement) records nothing.
 async fn received(
     db: &DatabaseConnection,
     hooks: &Webhooks,
     instance_id: Uuid,
-    m: &Inbound,
+    messages: &[Inbound],
 ) -> Result<(), DbErr> {
-    let data = json!({
+    let txn = crate::db::begin_write(db).await?;
+    let mut outbox = hooks.outbox();
+    for m in messages {
+        if already_recorded(&txn, instance_id, m).await? {
+            continue;
+        }
+        let event_id = outbox
+            .record(
+                &txn,
+                instance_id,
+                EventType::MessageReceived,
+                received_payload(m),
+            )
+            .await?;
+        inbound_messages::Entity::insert(inbound_messages::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            instance_id: Set(instance_id),
+            chat_jid: Set(m.chat.clone()),
+            sender_jid: Set(m.from.jid.clone()),
+            wa_message_id: Set(m.message_id.clone()),
+            event_id: Set(event_id),
+            sent_at: Set(m.timestamp),
+            created_at: Set(Utc::now()),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+    }
+    txn.commit().await?;
+    outbox.committed();
+    Ok(())
+}
+
+/// Whether this message was recorded before. Checked inside the write
+/// transaction: on SQLite it holds the only write lock; on PostgreSQL a
+/// concurrent second commit of the same key fails on the unique index and
+/// the client redelivers, to find it here.
+async fn already_recorded<C: ConnectionTrait>(
+    conn: &C,
+    instance_id: Uuid,
+    m: &Inbound,
+) -> Result<bool, DbErr> {
+    use entity::inbound_messages::Column as C;
+    Ok(inbound_messages::Entity::find()
+        .filter(C::InstanceId.eq(instance_id))
+        .filter(C::ChatJid.eq(m.chat.as_str()))
+        .filter(C::SenderJid.eq(m.from.jid.as_str()))
+        .filter(C::WaMessageId.eq(m.message_id.as_str()))
+        .one(conn)
+        .await?
+        .is_some())
+}
+
+fn received_payload(m: &Inbound) -> Value {
+    json!({
         "message_id": m.message_id,
         "from": m.from.jid,
         "from_pn": m.from.phone_number,
@@ -169,14 +237,5 @@ async fn received(
             "size": media.size,
             "caption": media.caption,
         })),
-    });
-    // The event and its deliveries land together or not at all.
-    let txn = crate::db::begin_write(db).await?;
-    let mut outbox = hooks.outbox();
-    outbox
-        .record(&txn, instance_id, EventType::MessageReceived, data)
-        .await?;
-    txn.commit().await?;
-    outbox.committed();
-    Ok(())
+    })
 }

@@ -38,8 +38,10 @@ pub struct ClaimedRow {
 /// turns deliveries whose dispatcher died back into pending ones). One
 /// status keeps the candidates in index order, so a claim reads a batch,
 /// not the whole backlog. Disabled webhooks are skipped. For
-/// an `ordered` webhook only the head of its queue (no earlier delivery still
-/// pending or delivering) is due.
+/// an `ordered` webhook only the head of each instance's queue (no delivery
+/// of an earlier position of the same instance still pending or
+/// delivering) is due: positions follow commit order, so a later event
+/// never overtakes one that committed after it was claimed.
 pub async fn claim<C: ConnectionTrait>(
     db: &C,
     token: Uuid,
@@ -98,7 +100,7 @@ pub async fn claim_jobs<C: ConnectionTrait>(
     let sql = format!(
         "WITH claimed AS ({update}) \
          SELECT c.id, c.event_id, c.webhook_id, c.attempts, \
-           e.instance_id, e.type AS event_type, e.data, e.created_at, \
+           e.instance_id, e.position, e.type AS event_type, e.data, e.created_at, \
            w.url, w.secret, w.previous_secret, w.previous_secret_expires_at \
          FROM claimed c \
          JOIN webhook_events e ON e.id = c.event_id \
@@ -119,6 +121,7 @@ pub async fn claim_jobs<C: ConnectionTrait>(
             let event = webhook_events::Model {
                 id: row.try_get("", "event_id")?,
                 instance_id: row.try_get("", "instance_id")?,
+                position: row.try_get("", "position")?,
                 event_type: row.try_get("", "event_type")?,
                 data: row.try_get("", "data")?,
                 created_at: row.try_get("", "created_at")?,
@@ -214,8 +217,12 @@ fn claim_statement(
                  AND d.status = 'pending' AND d.next_attempt_at <= ? \
                  AND (w.ordered = FALSE OR NOT EXISTS ( \
                    SELECT 1 FROM webhook_deliveries e \
-                   WHERE e.webhook_id = d.webhook_id AND e.id < d.id \
-                     AND e.status IN ('pending', 'delivering'))){exclude} \
+                   JOIN webhook_events ee ON ee.id = e.event_id \
+                   JOIN webhook_events de ON de.id = d.event_id \
+                   WHERE e.webhook_id = d.webhook_id \
+                     AND e.status IN ('pending', 'delivering') \
+                     AND ee.instance_id = de.instance_id \
+                     AND ee.position < de.position)){exclude} \
                ORDER BY d.next_attempt_at, d.id \
                LIMIT ?{lock}) c) r \
            WHERE r.n <= r.room \

@@ -9,8 +9,8 @@ use entity::webhook_deliveries::{self, Status as DeliveryStatus};
 use entity::webhook_events::{ActiveModel, Entity, Model};
 use entity::webhooks;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QueryOrder,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, Statement,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -80,8 +80,8 @@ impl std::fmt::Display for EventType {
     }
 }
 
-/// A new event id: `msg_` and a UUIDv7 in hex, so ids sort by creation time
-/// and serve as the catch-up cursor.
+/// A new event id: `msg_` and a UUIDv7 in hex. Ids sort roughly by creation
+/// time, not by commit: the cursor is the event's position.
 pub fn new_event_id() -> String {
     format!("msg_{}", Uuid::now_v7().simple())
 }
@@ -220,10 +220,12 @@ async fn insert<C: ConnectionTrait>(
     ready: &mut Vec<Ready>,
 ) -> Result<(String, usize), DbErr> {
     let id = new_event_id();
+    let position = next_position(conn, instance_id).await?;
     let now = Utc::now();
     let event = Model {
         id: id.clone(),
         instance_id,
+        position,
         event_type: event_type.as_str().to_owned(),
         data,
         created_at: now,
@@ -301,6 +303,32 @@ async fn insert<C: ConnectionTrait>(
     }
     Ok((id, pending))
 }
+
+/// Takes the instance's next event position. The counter row stays locked
+/// until the calling transaction ends, so a second transaction of the same
+/// instance waits here and its position (and commit) comes after this one's;
+/// a rollback gives the number back. On SQLite the write lock already
+/// orders every transaction.
+async fn next_position<C: ConnectionTrait>(conn: &C, instance_id: Uuid) -> Result<i64, DbErr> {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Postgres => NEXT_POSITION.replace('?', "$1"),
+        _ => NEXT_POSITION.to_owned(),
+    };
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [instance_id.into()],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("event position".into()))?;
+    row.try_get("", "last_position")
+}
+
+const NEXT_POSITION: &str = "INSERT INTO event_positions (instance_id, last_position) VALUES (?, 1) \
+     ON CONFLICT (instance_id) DO UPDATE SET last_position = event_positions.last_position + 1 \
+     RETURNING last_position";
 
 /// Whether a webhook's stored filter (a JSON array of type names; empty
 /// means all) lets `event_type` through.

@@ -208,7 +208,7 @@ pub async fn send_test(
 pub async fn list_events(
     db: &DatabaseConnection,
     instance_id: Uuid,
-    after: Option<String>,
+    after: Option<&Cursor>,
     limit: u64,
 ) -> Result<Vec<Event>, WebhookError> {
     if entity::instances::Entity::find_by_id(instance_id)
@@ -218,13 +218,73 @@ pub async fn list_events(
     {
         return Err(WebhookError::InstanceNotFound(instance_id));
     }
-    let mut query = webhook_events::Entity::find()
+    let after = match after {
+        None => 0,
+        Some(cursor) => position_after(db, instance_id, cursor).await?,
+    };
+    Ok(webhook_events::Entity::find()
         .filter(webhook_events::Column::InstanceId.eq(instance_id))
-        .order_by_asc(webhook_events::Column::Id);
-    if let Some(after) = after {
-        query = query.filter(webhook_events::Column::Id.gt(after));
+        .filter(webhook_events::Column::Position.gt(after))
+        .order_by_asc(webhook_events::Column::Position)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// Where a reader stands in an instance's events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    /// The position of the last event read.
+    Position(i64),
+    /// The id (`msg_…`) of the last event read.
+    EventId(String),
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        if s.starts_with("msg_") {
+            Ok(Self::EventId(s.to_owned()))
+        } else {
+            s.parse::<i64>()
+                .ok()
+                .filter(|p| *p >= 0)
+                .map(Self::Position)
+                .ok_or(())
+        }
     }
-    Ok(query.limit(limit).all(db).await?)
+}
+
+/// The position a cursor stands at. An event id that is no longer stored
+/// (purged by retention) stands just before the first later event by id:
+/// the best a reader can still be given.
+async fn position_after(
+    db: &DatabaseConnection,
+    instance_id: Uuid,
+    cursor: &Cursor,
+) -> Result<i64, DbErr> {
+    let id = match cursor {
+        Cursor::Position(p) => return Ok(*p),
+        Cursor::EventId(id) => id,
+    };
+    let event = webhook_events::Entity::find_by_id(id.clone())
+        .filter(webhook_events::Column::InstanceId.eq(instance_id))
+        .one(db)
+        .await?;
+    if let Some(event) = event {
+        return Ok(event.position);
+    }
+    let next = webhook_events::Entity::find()
+        .filter(webhook_events::Column::InstanceId.eq(instance_id))
+        .filter(webhook_events::Column::Id.gt(id.clone()))
+        .order_by_asc(webhook_events::Column::Id)
+        .one(db)
+        .await?;
+    Ok(match next {
+        Some(event) => event.position - 1,
+        None => i64::MAX,
+    })
 }
 
 /// Deletes events recorded before `cutoff`, with their deliveries and

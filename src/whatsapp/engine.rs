@@ -25,10 +25,12 @@ use whatsapp_rust::prelude::{MessageBuilderExt, wa};
 use whatsapp_rust::upload::UploadOptions;
 
 use super::device_saving::{self, NewestDevice};
+use super::durable::CommitFirst;
 use super::http::ReqwestHttp;
 use super::translate::{bare, translate_all};
 use crate::engine::{
-    Engine, EngineError, EngineEvent, EventSink, MediaKind, NumberInfo, OutgoingMedia, Session,
+    Engine, EngineError, EngineEvent, EventSink, MediaKind, NumberInfo, OutgoingMedia, Party,
+    Session,
 };
 
 /// Where each instance's keys live.
@@ -101,8 +103,14 @@ impl Engine for WhatsAppEngine {
         let newest = Arc::new(NewestDevice::default());
         let backend = self.backends.session_backend(instance_id, newest.clone());
         let lookups = backend.clone();
+        let commit_first = CommitFirst {
+            instance_id,
+            sink: sink.clone(),
+            lookups: backend.clone(),
+        };
         let bot = Bot::builder()
             .with_backend_arc(backend)
+            .with_inbound_durability_hook(commit_first)
             .with_transport_factory(transport)
             .with_http_client(ReqwestHttpShared(self.http.clone()))
             .with_runtime(TokioRuntime)
@@ -174,11 +182,20 @@ impl Engine for WhatsAppEngine {
 /// Fills in the phone number of a person WhatsApp named only by LID, from
 /// the LID<->phone mapping the client keeps in our store.
 pub async fn complete_parties(store: &dyn Backend, event: &mut EngineEvent) {
-    let party = match event {
-        EngineEvent::Receipt { from, .. } => from,
-        EngineEvent::Message(inbound) => &mut inbound.from,
-        _ => return,
-    };
+    match event {
+        EngineEvent::Receipt { from, .. } => complete_party(store, from).await,
+        EngineEvent::Message(inbound) => complete_party(store, &mut inbound.from).await,
+        EngineEvent::Messages { messages, .. } => {
+            for m in messages {
+                complete_party(store, &mut m.from).await;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// [`complete_parties`] for one person.
+pub async fn complete_party(store: &dyn Backend, party: &mut Party) {
     if party.phone_number.is_some() {
         return;
     }

@@ -1,7 +1,9 @@
 //! The only code that names whatsapp-rust: the real [`crate::engine::Engine`].
 
 pub mod device_saving;
+mod durable;
 pub mod engine;
+mod fault;
 pub mod http;
 pub mod store;
 pub mod translate;

@@ -36,21 +36,21 @@ pub fn party(jid: &Jid, alt: Option<&Jid>) -> Party {
 
 /// Translates a batch of inbound messages; our own (sent from the phone) are
 /// not "received".
-pub fn inbound(messages: &[InboundMessage]) -> Vec<EngineEvent> {
+pub fn received(messages: &[InboundMessage]) -> Vec<Inbound> {
     messages
         .iter()
         .filter(|m| !m.info.source.is_from_me)
         .map(|m| {
             let info = &m.info;
             let base = m.message.get_base_message();
-            EngineEvent::Message(Box::new(Inbound {
+            Inbound {
                 message_id: info.id.clone(),
                 from: party(&info.source.sender, info.source.sender_alt.as_ref()),
                 chat: bare(&info.source.chat),
                 timestamp: info.timestamp,
                 text: m.message.text_content().map(str::to_owned),
                 media: media_of(base),
-            }))
+            }
         })
         .collect()
 }
@@ -87,7 +87,9 @@ fn media_of(m: &wa::Message) -> Option<MediaInfo> {
 /// within the current pairing.
 pub fn translate_all(event: &Event, own_pn: Option<&Jid>, qr_attempt: u32) -> Vec<EngineEvent> {
     match event {
-        Event::Messages(batch) => inbound(&batch.messages),
+        // The durability hook committed these before the client announced
+        // them (`super::durable`).
+        Event::Messages(_) => Vec::new(),
         other => translate(other, own_pn, qr_attempt).into_iter().collect(),
     }
 }

@@ -271,6 +271,24 @@ async fn each_key_is_rate_limited() {
         .and_then(|v| v.parse().ok())
         .expect("Retry-After");
     assert!((1..=2).contains(&wait), "{wait}");
+    // The same key sent the other way is the same identity, the same bucket.
+    send(
+        app.http
+            .get(app.url("/v1/instances"))
+            .header("x-api-key", crate::harness::ADMIN_KEY),
+    )
+    .await
+    .assert_problem(429, "rate_limited");
+    // Probes answer even with the limited key.
+    for probe in ["/healthz", "/readyz"] {
+        let resp = send(
+            app.http
+                .get(app.url(probe))
+                .bearer_auth(crate::harness::ADMIN_KEY),
+        )
+        .await;
+        assert_eq!(resp.status, 200, "{probe}");
+    }
     // Another key has its own bucket; probes need none.
     let other = send(
         app.http

@@ -2,6 +2,7 @@
 //! SQLite by default; PostgreSQL when `TEST_DATABASE_URL` names a server.
 
 mod access;
+mod event_cursor;
 mod harness;
 mod instances;
 mod media_url;

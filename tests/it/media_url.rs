@@ -164,9 +164,10 @@ async fn each_failure_has_its_code() {
     send_url(&app, format!("http://{files}/files/forever"))
         .await
         .assert_problem(502, "media_fetch_failed");
+    // Not http(s): the document's pattern refuses it before any fetch.
     send_url(&app, "ftp://example.com/x.png".into())
         .await
-        .assert_problem(422, "media_url_forbidden");
+        .assert_problem(422, "invalid_body");
     assert!(
         !app.engine
             .calls()

@@ -99,17 +99,30 @@ async fn sender_and_recipient_errors() {
     send_text(&app, "/send/by-number/6281200001111", text(FRIEND), None)
         .await
         .assert_problem(404, "sender_not_found");
-    let bad = send_text(&app, "/send/by-number/12ab", text(FRIEND), None).await;
+    // Not a phone number's shape: the document's pattern refuses it.
+    send_text(&app, "/send/by-number/12ab", text(FRIEND), None)
+        .await
+        .assert_problem(400, "invalid_parameter");
+    // The shape of one, but no valid number: libphonenumber refuses it.
+    let bad = send_text(&app, "/send/by-number/+1 000 000 0000", text(FRIEND), None).await;
     bad.assert_problem(422, "invalid_phone_number");
     assert!(
         bad.body["detail"]
             .as_str()
             .is_some_and(|d| d.starts_with("phoneNumber"))
     );
-    let bad = send_text(
+    send_text(
         &app,
         &format!("/send/by-number/{SENDER}"),
         text("nope"),
+        None,
+    )
+    .await
+    .assert_problem(422, "invalid_body");
+    let bad = send_text(
+        &app,
+        &format!("/send/by-number/{SENDER}"),
+        text("+1 000 000 0000"),
         None,
     )
     .await;
@@ -388,6 +401,15 @@ async fn number_checks() {
     )
     .await
     .assert_problem(409, "no_instance_online");
+    // An entry that is not a number's shape is refused by the document's rule.
+    for numbers in [json!([""]), json!(["0"]), json!([FRIEND, " "])] {
+        send(
+            app.req(Method::POST, "/v1/numbers/check")
+                .json(&json!({"numbers": numbers})),
+        )
+        .await
+        .assert_problem(422, "invalid_body");
+    }
 }
 
 #[tokio::test]

@@ -397,6 +397,47 @@ async fn restarts_reconnect_every_stored_session_within_the_bound() {
 }
 
 #[tokio::test]
+async fn sigterm_while_sessions_resume_applies_every_queued_event_before_closing() {
+    use entity::instances::{ActiveModel, Status};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    const N: usize = 40;
+    let db = TestDb::new().await;
+    let conn = db.connect().await;
+    for i in 0..N {
+        let inst = wagate::instances::store::create(&conn, None)
+            .await
+            .expect("create");
+        ActiveModel {
+            id: Set(inst.id),
+            status: Set(Status::Online),
+            phone_number: Set(Some(format!("6281310000{i:03}"))),
+            ..Default::default()
+        }
+        .update(&conn)
+        .await
+        .expect("update");
+    }
+    conn.close().await.ok();
+    let mut cmd = wagate_scripted(&db.url);
+    cmd.env("WAGATE_WHATSAPP__RESUME_CONCURRENCY", "8")
+        .env("SCRIPTED_CONNECT_DELAY_MS", "20");
+    let running = start(cmd);
+    // Stop while sessions are still coming online and their events queue.
+    crate::harness::eventually("a session online", || async {
+        (max_connecting(&running) > 0).then_some(())
+    })
+    .await;
+    let lines = running.lines.clone();
+    assert!(running.terminate().success(), "clean exit");
+    let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
+    let lost: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("could not persist"))
+        .collect();
+    assert!(lost.is_empty(), "events lost at shutdown: {lost:?}");
+}
+
+#[tokio::test]
 async fn sigterm_mid_send_and_mid_delivery_loses_neither() {
     use crate::receiver::{Answer, Receiver};
     use entity::instances::{ActiveModel, Status};

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use reqwest::Method;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use wagate::whatsapp::store::SeaBackends;
@@ -32,7 +33,13 @@ struct Gateway {
 
 /// Starts the gateway binary on `db`, its WhatsApp server being `sim`.
 async fn launch(db: &TestDb, key: &str, sim: &Sim) -> Running {
+    launch_with(db, key, sim, &[]).await
+}
+
+/// [`launch`] with more environment.
+async fn launch_with(db: &TestDb, key: &str, sim: &Sim, env: &[(&str, &str)]) -> Running {
     let mut cmd = wagate(&db.url);
+    cmd.envs(env.iter().copied());
     cmd.env("WAGATE_WHATSAPP__WS_URL", sim.ws_url())
         .env("WAGATE_ENCRYPTION_KEY", key)
         // The webhook receiver and the media URLs are on loopback.
@@ -388,6 +395,114 @@ async fn an_inbound_text_is_received() {
         "{received}"
     );
     assert_eq!(received["data"]["from_pn"], FRIEND, "{received}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_before_committing_an_inbound_message_records_it_once_after_restart() {
+    killed_inside_the_inbound_hook("inbound_before_commit", "6281234567861", "6281234567862").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_after_committing_an_inbound_message_records_it_once_after_restart() {
+    killed_inside_the_inbound_hook("inbound_after_commit", "6281234567871", "6281234567872").await;
+}
+
+/// The gateway aborts at `fault` (a point in `src/whatsapp/fault.rs`)
+/// inside the inbound durability hook, before the client acknowledged the
+/// message. Started again, it gets the message again from the server's
+/// offline queue and records it exactly once: one event, one row.
+async fn killed_inside_the_inbound_hook(fault: &str, phone: &str, friend: &str) {
+    let sim = Sim::start().await.expect("simulator");
+    sim.register_number(friend).expect("directory");
+    let db = TestDb::new().await;
+    let key = new_key();
+    // A delivery handed off just before the crash comes back after a short
+    // lease.
+    let env = [
+        ("WAGATE_WEBHOOKS__LEASE_SECS", "5"),
+        ("WAGATE_WEBHOOKS__REQUEST_TIMEOUT_SECS", "3"),
+    ];
+    let faulty = [env[0], env[1], ("SIM_FAULT", fault)];
+    let gw = Gateway {
+        process: launch_with(&db, &key, &sim, &faulty).await,
+        db,
+        key,
+        receiver: Receiver::start().await,
+        http: http_client(),
+    };
+    let (id, secret) = gw.new_instance().await;
+    gw.pair(&sim, id, &secret, phone).await;
+    eventually_value("the device's prekeys", || async {
+        sim.has_prekeys(phone, 1).then_some(())
+    })
+    .await;
+
+    let mid = sim
+        .send_text(friend, phone, "sampai sekali saja")
+        .await
+        .expect("inbound text");
+    eventually_value("the gateway to die at the fault point", || async {
+        (!sim.is_online(phone, 1)).then_some(())
+    })
+    .await;
+    let Gateway {
+        process,
+        db,
+        key,
+        receiver,
+        http,
+    } = gw;
+    process.kill();
+    assert_eq!(
+        sim.unacked(phone, 1),
+        1,
+        "the message was never acknowledged"
+    );
+
+    let gw = Gateway {
+        process: launch_with(&db, &key, &sim, &env).await,
+        db,
+        key,
+        receiver,
+        http,
+    };
+    eventually_value("the redelivered message to be acknowledged", || async {
+        (sim.unacked(phone, 1) == 0).then_some(())
+    })
+    .await;
+    let received = gw
+        .message_webhook(id, "message.received", &secret, &mid)
+        .await;
+    assert_eq!(received["data"]["text"], "sampai sekali saja", "{received}");
+
+    let events = send(gw.req(
+        Method::GET,
+        &format!("/v1/instances/{id}/events?limit=1000"),
+    ))
+    .await;
+    let recorded: Vec<&Value> = events.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["type"] == "message.received" && e["data"]["message_id"] == mid.as_str())
+        .collect();
+    assert_eq!(recorded.len(), 1, "one event: {recorded:?}");
+    let conn = gw.db.connect().await;
+    let rows = entity::inbound_messages::Entity::find()
+        .filter(entity::inbound_messages::Column::WaMessageId.eq(mid.as_str()))
+        .count(&conn)
+        .await
+        .expect("count");
+    assert_eq!(rows, 1, "one row");
+    // Retries of that one event carry its one id.
+    let webhook_ids: std::collections::HashSet<String> = gw
+        .receiver
+        .requests()
+        .iter()
+        .filter(|r| r.json()["data"]["message_id"] == mid.as_str())
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    assert_eq!(webhook_ids.len(), 1, "{webhook_ids:?}");
 }
 
 /// A 1x1 PNG, enough for the gateway's sniffing.

@@ -141,3 +141,61 @@ async fn unknown_routes_are_problems() {
         .await
         .assert_problem(405, "method_not_allowed");
 }
+
+/// The rules the server enforces on a request's shape are in the document,
+/// so generated clients know them: phone-number patterns, URL formats and
+/// patterns, event-type enums.
+#[tokio::test]
+async fn the_document_states_the_rules() {
+    let app = TestApp::spawn().await;
+    let doc: serde_json::Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("spec")
+        .json()
+        .await
+        .expect("json");
+    let schemas = &doc["components"]["schemas"];
+    let phone = |s: &serde_json::Value| {
+        assert!(s["pattern"].is_string(), "phone pattern: {s}");
+        assert_eq!(s["maxLength"], 32, "{s}");
+    };
+    for path in [
+        "/send/by-number/{phoneNumber}",
+        "/v1/send/by-number/{phoneNumber}",
+    ] {
+        let params = doc["paths"][path]["post"]["parameters"]
+            .as_array()
+            .expect("parameters");
+        let sender = params
+            .iter()
+            .find(|p| p["name"] == "phoneNumber")
+            .expect("phoneNumber");
+        phone(&sender["schema"]);
+    }
+    phone(&schemas["SendText"]["properties"]["to"]);
+    phone(&schemas["SendUrl"]["properties"]["to"]);
+    phone(&schemas["PairCodeRequest"]["properties"]["phone_number"]);
+    phone(&schemas["CheckNumbers"]["properties"]["numbers"]["items"]);
+    for url in [
+        &schemas["SendUrl"]["properties"]["url"],
+        &schemas["CreateWebhook"]["properties"]["url"],
+    ] {
+        assert_eq!(url["format"], "uri", "{url}");
+        assert!(
+            url["pattern"]
+                .as_str()
+                .is_some_and(|p| p.contains("[hH][tT][tT][pP]")),
+            "{url}"
+        );
+    }
+    let events = &schemas["CreateWebhook"]["properties"]["events"]["items"]["enum"];
+    assert!(
+        events
+            .as_array()
+            .is_some_and(|e| e.iter().any(|v| v == "message.received")),
+        "{events}"
+    );
+}

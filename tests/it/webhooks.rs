@@ -197,13 +197,15 @@ async fn registrations_and_validation() {
 
     // Validation.
     for (body, code) in [
-        (json!({"url": "ftp://example.com/x"}), "invalid_url"),
-        (json!({"url": "not a url"}), "invalid_url"),
-        (json!({"url": "http://"}), "invalid_url"),
+        // The document's pattern and enum refuse these.
+        (json!({"url": "ftp://example.com/x"}), "invalid_body"),
+        (json!({"url": "not a url"}), "invalid_body"),
+        (json!({"url": "http://"}), "invalid_body"),
         (
             json!({"url": "https://example.com", "events": ["message.exploded"]}),
-            "unknown_event_type",
+            "invalid_body",
         ),
+        (json!({"url": "0"}), "invalid_body"),
         (
             json!({"url": "https://example.com", "secret": "x"}),
             "invalid_body",
@@ -223,7 +225,7 @@ async fn registrations_and_validation() {
             .json(&json!({"events": ["nope"]})),
     )
     .await
-    .assert_problem(422, "unknown_event_type");
+    .assert_problem(422, "invalid_body");
 
     let missing = Uuid::now_v7();
     send(
@@ -1028,4 +1030,21 @@ async fn a_hand_off_lost_after_its_commit_is_delivered_after_the_lease() {
     assert_eq!(got[1].header("webhook-id"), event);
     let done = wait_status(&app, inst, hook, "succeeded", 2).await;
     assert!(done.iter().any(|d| d["event_id"] == event.as_str()));
+}
+
+#[tokio::test]
+async fn the_view_shows_the_adaptive_limit_cut_by_a_503() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    receiver.script([Answer::Status(503)]);
+    let inst = instance(&app).await;
+    let (hook, _) = register(&app, inst, json!({ "url": receiver.url("/") })).await;
+    let path = hooks_path(inst, hook);
+    let view = send(app.req(Method::GET, &path)).await;
+    assert_eq!(view.body["concurrency_limit"], 8, "{:?}", view.body);
+    emit(&app, inst, 1).await;
+    // The retry succeeds, but one 2xx with nothing waiting earns nothing.
+    wait_status(&app, inst, hook, "succeeded", 1).await;
+    let view = send(app.req(Method::GET, &path)).await;
+    assert_eq!(view.body["concurrency_limit"], 4, "{:?}", view.body);
 }

@@ -359,6 +359,7 @@ pub async fn phone_sends(
                 .bytes(sealed)
                 .build()])
             .build();
+        crate::offline::queue(&mut world.lock(), to, device_id, &message_id, &stanza);
         world.send(conn, stanza);
     }
     Ok(message_id)

@@ -4,7 +4,7 @@
 use wacore_binary::Node;
 use wacore_binary::builder::NodeBuilder;
 
-use crate::nodes::{SERVER, attr, child, result_to};
+use crate::nodes::{attr, child, result_to};
 use crate::session::Session;
 
 pub fn handle(session: &mut Session, node: &Node) {
@@ -26,14 +26,8 @@ pub fn handle(session: &mut Session, node: &Node) {
             session.reply(result_to(node).build());
             if child(node, "active").is_some() {
                 // Leaving passive mode starts offline delivery; the client
-                // waits for its end before it reports Connected. Nothing is
-                // queued offline here.
-                session.reply(
-                    NodeBuilder::new("ib")
-                        .attr("from", SERVER)
-                        .children([NodeBuilder::new("offline").attr("count", "0").build()])
-                        .build(),
-                );
+                // waits for its end before it reports Connected.
+                crate::offline::redeliver(session);
             }
         }
         ("set", "w:sync:app:state") => session.reply(crate::appstate::answer(node)),

@@ -15,6 +15,7 @@ mod iq;
 mod keys;
 mod messages;
 mod nodes;
+mod offline;
 mod pair_code;
 pub mod phone;
 mod prekeys;
@@ -131,6 +132,17 @@ impl Sim {
     /// Whether the server has taken in message `id` from its sender.
     pub fn knows_message(&self, id: &str) -> bool {
         self.shared.world.lock().sent.contains_key(id)
+    }
+
+    /// How many messages the simulator delivered to `phone:device` that the
+    /// device has not acknowledged yet (they go again at its next login).
+    pub fn unacked(&self, phone: &str, device: u16) -> usize {
+        self.shared
+            .world
+            .lock()
+            .unacked
+            .get(&(phone.to_owned(), device))
+            .map_or(0, Vec::len)
     }
 
     /// The recipient of message `id` reports it delivered.

@@ -203,7 +203,12 @@ impl Session {
         match node.tag.as_ref() {
             "iq" => iq::handle(self, &node),
             "message" => crate::messages::from_device(self, &node),
-            "receipt" | "notification" | "call" => crate::messages::acknowledge(self, &node),
+            "receipt" => {
+                crate::offline::acknowledged(self, &node);
+                crate::messages::acknowledge(self, &node);
+            }
+            "notification" | "call" => crate::messages::acknowledge(self, &node),
+            "ack" => crate::offline::acknowledged(self, &node),
             _ => {}
         }
     }

@@ -38,6 +38,12 @@ pub enum SimEvent {
     Disconnected { conn: ConnId },
     /// A device uploaded its prekeys.
     PreKeysUploaded { phone: String, device: u16 },
+    /// A device acknowledged a message the simulator delivered to it.
+    MessageAcked {
+        phone: String,
+        device: u16,
+        id: String,
+    },
     /// A device sent a message stanza (its id and recipient).
     MessageSent {
         phone: String,
@@ -135,6 +141,9 @@ pub struct State {
     /// Numbers whose logins get `<failure reason=code>`.
     pub refuse_logins: HashMap<String, u16>,
     pub delay: Duration,
+    /// Message stanzas each device (`phone`, device) has not acknowledged
+    /// yet, in the order they were sent: the offline queue.
+    pub unacked: HashMap<(String, u16), Vec<(String, Node)>>,
 }
 
 pub struct World {

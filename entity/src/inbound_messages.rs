@@ -1,0 +1,26 @@
+use sea_orm::entity::prelude::*;
+
+/// A message someone sent to an instance, recorded once: redeliveries of
+/// the same `(chat, sender, WhatsApp id)` find this row and record nothing.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "inbound_messages")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub instance_id: Uuid,
+    /// The chat's JID as WhatsApp addressed it (a person's or a group's).
+    pub chat_jid: String,
+    /// The sender's JID as WhatsApp addressed it (a number or a LID).
+    pub sender_jid: String,
+    pub wa_message_id: String,
+    /// The `message.received` event that reported it.
+    pub event_id: String,
+    /// When the sender sent it.
+    pub sent_at: DateTimeUtc,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
