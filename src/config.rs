@@ -117,6 +117,9 @@ pub struct WebhookSettings {
     pub rotation_overlap_secs: u64,
     pub max_in_flight: usize,
     pub max_in_flight_per_webhook: usize,
+    pub initial_in_flight_per_webhook: usize,
+    pub queue_per_webhook: usize,
+    pub slow_response_secs: f64,
     pub claim_batch: usize,
     pub lease_secs: f64,
     pub event_retention_days: u64,
@@ -135,6 +138,14 @@ impl WebhookSettings {
 
     pub fn sweep_interval(&self) -> Duration {
         Duration::from_secs_f64(self.sweep_interval_secs)
+    }
+
+    pub fn slow_response(&self) -> Duration {
+        Duration::from_secs_f64(self.slow_response_secs)
+    }
+
+    pub fn retry_after_max(&self) -> Duration {
+        Duration::from_secs_f64(self.retry_after_max_secs)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -166,11 +177,19 @@ impl WebhookSettings {
                 "must not be negative",
             ));
         }
-        if self.max_in_flight == 0 || self.max_in_flight_per_webhook == 0 || self.claim_batch == 0 {
+        if self.max_in_flight == 0
+            || self.max_in_flight_per_webhook == 0
+            || self.initial_in_flight_per_webhook == 0
+            || self.claim_batch == 0
+        {
             return Err(invalid(
                 "webhooks.max_in_flight",
-                "max_in_flight, max_in_flight_per_webhook and claim_batch must be at least 1",
+                "max_in_flight, max_in_flight_per_webhook, initial_in_flight_per_webhook \
+                 and claim_batch must be at least 1",
             ));
+        }
+        if !positive(self.slow_response_secs) {
+            return Err(invalid("webhooks.slow_response_secs", "must be positive"));
         }
         if !positive(self.lease_secs) || self.lease_secs <= self.request_timeout_secs {
             return Err(invalid(

@@ -113,13 +113,19 @@ impl Jobs {
             &settings.webhook_sweep_cron,
             |s| {
                 Box::pin(async move {
-                    // The dispatcher's claim takes due rows and expired leases
-                    // alike; this makes sure it looks, and says how many.
+                    // Deliveries whose dispatcher died or hung go back to
+                    // pending, once for the whole deployment rather than in
+                    // every dispatcher; then a dispatcher is told to look.
+                    let reclaimed = crate::webhooks::claim::reclaim_expired(&s.db, Utc::now())
+                        .await
+                        .map_err(|e| e.to_string())?;
                     let due = crate::webhooks::ops::count_due(&s.db)
                         .await
                         .map_err(|e| e.to_string())?;
                     s.webhooks.wake();
-                    Ok(format!("{due} delivery(ies) due"))
+                    Ok(format!(
+                        "{due} delivery(ies) due, {reclaimed} with an expired lease given back"
+                    ))
                 })
             },
         );

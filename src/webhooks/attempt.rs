@@ -25,6 +25,8 @@ pub struct Job {
     /// The secrets that sign it, or why they could not be opened.
     pub secrets: Result<Vec<String>, String>,
     pub body: Vec<u8>,
+    /// When this dispatcher's claim on the delivery runs out.
+    pub lease_until: DateTime<Utc>,
 }
 
 // Secrets stay out of debug output.

@@ -17,6 +17,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::attempt::Job;
+use super::lanes::Rooms;
 use super::registry::live_secrets;
 use crate::sealing::Keyring;
 
@@ -29,9 +30,9 @@ pub struct ClaimedRow {
     pub attempts: i32,
 }
 
-/// Claims up to `limit` due deliveries for `token` until `lease_until`,
-/// skipping webhooks in `saturated` (this dispatcher already has as many in
-/// flight to them as it allows).
+/// Claims due deliveries for `token` until `lease_until`: at most
+/// `rooms.total`, and per webhook at most its room (webhooks with none are
+/// skipped), so every claimed row can start at once.
 ///
 /// Due means: `pending` and `next_attempt_at` has come ([`reclaim_expired`]
 /// turns deliveries whose dispatcher died back into pending ones). One
@@ -46,11 +47,10 @@ pub async fn claim<C: ConnectionTrait>(
     token: Uuid,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
-    limit: usize,
-    saturated: &[Uuid],
+    rooms: &Rooms,
 ) -> Result<Vec<ClaimedRow>, DbErr> {
     let backend = db.get_database_backend();
-    let (sql, values) = claim_statement(backend, token, now, lease_until, limit, saturated);
+    let (sql, values) = claim_statement(backend, token, now, lease_until, rooms);
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             backend,
@@ -84,20 +84,19 @@ pub async fn claim_jobs<C: ConnectionTrait>(
     token: Uuid,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
-    limit: usize,
-    saturated: &[Uuid],
+    rooms: &Rooms,
 ) -> Result<(usize, Vec<Job>), DbErr> {
     let backend = db.get_database_backend();
     if backend != DatabaseBackend::Postgres {
-        let rows = claim(db, token, now, lease_until, limit, saturated).await?;
+        let rows = claim(db, token, now, lease_until, rooms).await?;
         let jobs = if rows.is_empty() {
             Vec::new()
         } else {
-            load_jobs(db, keyring, &rows).await?
+            load_jobs(db, keyring, &rows, lease_until).await?
         };
         return Ok((rows.len(), jobs));
     }
-    let (update, values) = claim_statement(backend, token, now, lease_until, limit, saturated);
+    let (update, values) = claim_statement(backend, token, now, lease_until, rooms);
     let sql = format!(
         "WITH claimed AS ({update}) \
          SELECT c.id, c.event_id, c.webhook_id, c.attempts, \
@@ -143,6 +142,7 @@ pub async fn claim_jobs<C: ConnectionTrait>(
                 ),
                 body: super::payload::body(&event),
                 event_id: event.id,
+                lease_until,
             })
         })
         .collect::<Result<Vec<_>, DbErr>>()?;
@@ -150,25 +150,53 @@ pub async fn claim_jobs<C: ConnectionTrait>(
 }
 
 /// The claiming UPDATE (with `?` placeholders) and its values.
+///
+/// The innermost query takes the first due candidates in order (locking
+/// them on PostgreSQL); the next ranks each webhook's candidates and keeps
+/// those within its room; the UPDATE claims them. A candidate beyond its
+/// webhook's room is only read, never written.
 fn claim_statement(
     backend: DatabaseBackend,
     token: Uuid,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
-    limit: usize,
-    saturated: &[Uuid],
+    rooms: &Rooms,
 ) -> (String, Vec<Value>) {
-    let mut values: Vec<Value> = vec![lease_until.into(), token.into(), now.into(), now.into()];
-    let exclude = if saturated.is_empty() {
+    let count = |n: usize| Value::from(i64::try_from(n).unwrap_or(i64::MAX));
+    // Values in the order their placeholders appear in the text.
+    let mut values: Vec<Value> = vec![lease_until.into(), token.into(), now.into()];
+    let mut room = String::new();
+    for (id, r) in rooms.known.iter().filter(|(_, room)| *room > 0) {
+        room.push_str(" WHEN ? THEN CAST(? AS BIGINT)");
+        values.push((*id).into());
+        values.push(count(*r));
+    }
+    let room = if room.is_empty() {
+        "CAST(? AS BIGINT)".to_owned()
+    } else {
+        format!("CASE c.webhook_id{room} ELSE CAST(? AS BIGINT) END")
+    };
+    values.push(count(rooms.default));
+    values.push(now.into());
+    let full: Vec<Uuid> = rooms
+        .known
+        .iter()
+        .filter(|(_, room)| *room == 0)
+        .map(|(id, _)| *id)
+        .collect();
+    let exclude = if full.is_empty() {
         String::new()
     } else {
-        values.extend(saturated.iter().map(|id| Value::from(*id)));
+        values.extend(full.iter().map(|id| Value::from(*id)));
         format!(
             " AND d.webhook_id NOT IN ({})",
-            vec!["?"; saturated.len()].join(", ")
+            vec!["?"; full.len()].join(", ")
         )
     };
-    values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+    // Candidates: enough to fill the claim even when the head of the queue
+    // belongs to a webhook with little room.
+    values.push(count(rooms.candidates.max(rooms.total)));
+    values.push(count(rooms.total));
     let lock = match backend {
         DatabaseBackend::Postgres => " FOR UPDATE OF d SKIP LOCKED",
         _ => "",
@@ -177,20 +205,29 @@ fn claim_statement(
         "UPDATE webhook_deliveries \
          SET status = 'delivering', locked_until = ?, claim_token = ?, updated_at = ? \
          WHERE id IN ( \
-           SELECT d.id FROM webhook_deliveries d \
-           JOIN webhooks w ON w.id = d.webhook_id \
-           WHERE w.enabled = TRUE \
-             AND d.status = 'pending' AND d.next_attempt_at <= ? \
-             AND (w.ordered = FALSE OR NOT EXISTS ( \
-               SELECT 1 FROM webhook_deliveries e \
-               JOIN webhook_events ee ON ee.id = e.event_id \
-               JOIN webhook_events de ON de.id = d.event_id \
-               WHERE e.webhook_id = d.webhook_id \
-                 AND e.status IN ('pending', 'delivering') \
-                 AND ee.instance_id = de.instance_id \
-                 AND ee.position < de.position)){exclude} \
-           ORDER BY d.next_attempt_at, d.id \
-           LIMIT ?{lock}) \
+           SELECT r.id FROM ( \
+             SELECT c.id, c.next_attempt_at, \
+               ROW_NUMBER() OVER (PARTITION BY c.webhook_id \
+                 ORDER BY c.next_attempt_at, c.id) AS n, \
+               {room} AS room \
+             FROM ( \
+               SELECT d.id, d.webhook_id, d.next_attempt_at FROM webhook_deliveries d \
+               JOIN webhooks w ON w.id = d.webhook_id \
+               WHERE w.enabled = TRUE \
+                 AND d.status = 'pending' AND d.next_attempt_at <= ? \
+                 AND (w.ordered = FALSE OR NOT EXISTS ( \
+                   SELECT 1 FROM webhook_deliveries e \
+                   JOIN webhook_events ee ON ee.id = e.event_id \
+                   JOIN webhook_events de ON de.id = d.event_id \
+                   WHERE e.webhook_id = d.webhook_id \
+                     AND e.status IN ('pending', 'delivering') \
+                     AND ee.instance_id = de.instance_id \
+                     AND ee.position < de.position)){exclude} \
+               ORDER BY d.next_attempt_at, d.id \
+               LIMIT ?{lock}) c) r \
+           WHERE r.n <= r.room \
+           ORDER BY r.next_attempt_at, r.id \
+           LIMIT ?) \
          RETURNING id, event_id, webhook_id, attempts"
     );
     (sql, values)
@@ -226,7 +263,7 @@ pub async fn reclaim_expired<C: ConnectionTrait>(db: &C, now: DateTime<Utc>) -> 
         .rows_affected)
 }
 
-/// Gives claimed rows back (e.g. over the per-webhook limit, or at shutdown)
+/// Gives claimed rows back (queued too long to start, or at shutdown)
 /// so any dispatcher may take them at once.
 pub async fn release<C: ConnectionTrait>(
     db: &C,
@@ -262,6 +299,7 @@ pub async fn load_jobs<C: ConnectionTrait>(
     db: &C,
     keyring: &Keyring,
     rows: &[ClaimedRow],
+    lease_until: DateTime<Utc>,
 ) -> Result<Vec<Job>, DbErr> {
     let mut event_ids: Vec<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
     event_ids.sort_unstable();
@@ -303,6 +341,7 @@ pub async fn load_jobs<C: ConnectionTrait>(
                     hook.previous_secret_expires_at,
                 ),
                 body: super::payload::body(event),
+                lease_until,
             })
         })
         .collect())

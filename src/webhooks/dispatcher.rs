@@ -1,9 +1,10 @@
-//! The dispatcher: starts the fresh deliveries outboxes hand it, claims
-//! the other due deliveries in batches, runs their attempts concurrently
-//! (bounded in all and per webhook, so one hanging endpoint holds only its
-//! own slots), and hands results to a writer that records them in batched
-//! transactions.
+//! The dispatcher: queues the fresh deliveries outboxes hand it, claims
+//! the other due deliveries as far as their webhooks have room, runs their
+//! attempts concurrently (bounded in all, and per webhook by an adaptive
+//! limit, so one hanging endpoint holds only its own share), and hands
+//! results to a writer that records them in batched transactions.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,8 @@ use uuid::Uuid;
 
 use super::Webhooks;
 use super::attempt::{AttemptResult, Attempter};
-use super::handoff::{Local, Ready, Slots};
+use super::handoff::{Local, Ready};
+use super::lanes::Lanes;
 use super::{claim, complete};
 use crate::config::Settings;
 use crate::outbound::{self, ClientOptions, OutboundError};
@@ -69,13 +71,13 @@ impl Dispatcher {
 
     /// Runs until `shutdown` turns true, then stops claiming, lets attempts
     /// in flight finish within `grace`, records them and gives back the
-    /// claims of any that did not.
+    /// claims of any that did not (and of deliveries still queued).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
         let hooks = self.settings.webhooks.clone();
         let notify = self.webhooks.notifier();
         // Bounded: when recording falls behind, finished attempts wait here
-        // and hold their slots, so the dispatcher claims no faster than the
-        // database records (results never pile up in memory).
+        // within the dispatcher-wide budget, so the dispatcher starts no
+        // faster than the database records (results never pile up).
         let (results_tx, results_rx) = mpsc::channel::<AttemptResult>(2 * WRITE_BATCH);
         let writer = tokio::spawn(writer(
             self.db.clone(),
@@ -85,13 +87,14 @@ impl Dispatcher {
             notify.clone(),
         ));
         let (handed_tx, mut handed) = mpsc::unbounded_channel::<Ready>();
-        // Claims and hand-offs share one budget and one lease.
+        let lanes = Lanes::new(&hooks);
+        // Claims and hand-offs share the lanes and one lease.
         let local = Arc::new(Local {
             token: self.token,
             lease: chrono::Duration::from_std(hooks.lease())
                 .unwrap_or(chrono::Duration::seconds(60)),
             keyring: self.keyring.clone(),
-            slots: Slots::new(hooks.max_in_flight, hooks.max_in_flight_per_webhook),
+            lanes: lanes.clone(),
             jobs: handed_tx,
         });
         self.webhooks.lend(Some(local.clone()));
@@ -103,63 +106,42 @@ impl Dispatcher {
         // would wait for the stream to pause.
         let mut sweep = tokio::time::interval(hooks.sweep_interval());
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut next_reclaim = tokio::time::Instant::now();
-        // A lease runs out only when its dispatcher died or hung; looking a
-        // few times per lease bounds the extra wait without scanning the
-        // open deliveries every sweep.
-        let reclaim_every = hooks.sweep_interval().max(hooks.lease() / 4);
-        // Whether to run the claim query now, and whether a freed slot is
-        // reason to (the last claim left due rows behind for want of slots).
+        // Whether to run the claim query now, and whether the last one was
+        // cut short by the dispatcher-wide budget (then freed room is a
+        // reason to look again).
         let mut look = true;
-        let mut left_behind = false;
+        let mut starved = false;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            if tokio::time::Instant::now() >= next_reclaim {
-                next_reclaim = tokio::time::Instant::now() + reclaim_every;
-                match claim::reclaim_expired(&self.db, Utc::now()).await {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        look = true;
-                        tracing::info!(reclaimed = n, "webhook deliveries with expired leases");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "reclaiming expired webhook leases"),
-                }
+            while let Ok((job, ticket)) = handed.try_recv() {
+                lanes.handed(job, ticket);
             }
-            while let Ok(ready) = handed.try_recv() {
-                self.start(ready, &mut tasks, &results_tx);
-            }
-            while tasks.try_join_next().is_some() {
-                look |= left_behind;
-            }
+            while tasks.try_join_next().is_some() {}
             if look {
                 look = false;
-                let want = local.slots.room().min(hooks.claim_batch);
-                if want == 0 {
-                    left_behind = true;
-                } else {
-                    match self
-                        .claim_and_start(want, &local, &mut tasks, &results_tx)
-                        .await
-                    {
-                        Ok(outcome) => {
-                            left_behind = outcome.left_behind;
-                            if outcome.claimed == want {
-                                // More may be due right now.
-                                look = true;
-                                tokio::task::yield_now().await;
-                                continue;
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries"),
+                match self.claim(&local, hooks.claim_batch).await {
+                    Ok(claim) => {
+                        starved = claim.full;
+                        // More may be due right now.
+                        look = claim.full && claim.claimed > 0;
                     }
+                    Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries"),
                 }
+            }
+            self.start_ready(&lanes, &mut tasks, &results_tx).await;
+            if look {
+                tokio::task::yield_now().await;
+                continue;
             }
             tokio::select! {
                 () = notify.notified() => look = true,
-                Some(ready) = handed.recv() => self.start(ready, &mut tasks, &results_tx),
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => look = left_behind,
+                Some((job, ticket)) = handed.recv() => lanes.handed(job, ticket),
+                () = lanes.kicked() => {
+                    look = (starved && lanes.total_has_room()) || lanes.backlog_has_room();
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = sweep.tick() => look = true,
                 changed = shutdown.changed() => {
                     // The sender gone means the server is gone: stop too.
@@ -173,7 +155,7 @@ impl Dispatcher {
         tracing::info!(in_flight = tasks.len(), "webhook dispatcher stopping");
         // Outboxes committed from now on leave their deliveries leased to
         // this token; the release below (or, for the last few, the lease)
-        // brings them back.
+        // brings them back, with those still queued.
         self.webhooks.lend(None);
         handed.close();
         while handed.recv().await.is_some() {}
@@ -194,33 +176,46 @@ impl Dispatcher {
         tracing::info!("webhook dispatcher stopped");
     }
 
-    /// Runs one attempt in its slot and hands the result to the writer.
-    fn start(
+    /// Starts what the lanes let start; gives back what waited too long.
+    async fn start_ready(
         &self,
-        (job, slot): Ready,
+        lanes: &Arc<Lanes>,
         tasks: &mut JoinSet<()>,
         results: &mpsc::Sender<AttemptResult>,
     ) {
-        let attempter = self.attempter.clone();
-        let results = results.clone();
-        tasks.spawn(async move {
-            let result = attempter.run(job).await;
-            // The writer outlives every attempt; a send fails only if it
-            // died, and then the lease brings the delivery back.
-            let _ = results.send(result).await;
-            drop(slot);
-        });
+        let (ready, give_back) = lanes.startable();
+        for (job, running) in ready {
+            let attempter = self.attempter.clone();
+            let results = results.clone();
+            tasks.spawn(async move {
+                let mut running = running;
+                let result = attempter.run(job).await;
+                running.finished(&result);
+                // The writer outlives every attempt; a send fails only if it
+                // died, and then the lease brings the delivery back.
+                let _ = results.send(result).await;
+                drop(running);
+            });
+        }
+        if !give_back.is_empty() {
+            match claim::release(&self.db, self.token, Some(&give_back)).await {
+                Ok(n) => tracing::debug!(released = n, "queued webhook deliveries given back"),
+                Err(e) => tracing::warn!(error = %e, "giving back queued webhook deliveries"),
+            }
+        }
     }
 
-    /// Claims up to `want` deliveries and starts their attempts.
-    async fn claim_and_start(
-        &self,
-        want: usize,
-        local: &Local,
-        tasks: &mut JoinSet<()>,
-        results: &mpsc::Sender<AttemptResult>,
-    ) -> Result<Claimed, sea_orm::DbErr> {
-        let saturated = local.slots.saturated();
+    /// Claims what the lanes have room for and queues it to start.
+    async fn claim(&self, local: &Local, batch: usize) -> Result<Claim, sea_orm::DbErr> {
+        let mut rooms = local.lanes.rooms();
+        rooms.total = rooms.total.min(batch);
+        rooms.candidates = batch;
+        if rooms.total == 0 {
+            return Ok(Claim {
+                claimed: 0,
+                full: true,
+            });
+        }
         let now = Utc::now();
         let (claimed, jobs) = claim::claim_jobs(
             &self.db,
@@ -228,33 +223,26 @@ impl Dispatcher {
             self.token,
             now,
             local.lease_until(now),
-            want,
-            &saturated,
+            &rooms,
         )
         .await?;
-        let mut give_back = Vec::new();
-        for job in jobs {
-            // A hand-off may have taken the webhook's last slot meanwhile.
-            match local.slots.take(job.webhook_id) {
-                Some(slot) => self.start((job, slot), tasks, results),
-                None => give_back.push(job.delivery_id),
-            }
+        let mut per_webhook: HashMap<Uuid, usize> = HashMap::new();
+        for job in &jobs {
+            *per_webhook.entry(job.webhook_id).or_default() += 1;
         }
-        let left_behind = claimed == want || !saturated.is_empty() || !give_back.is_empty();
-        if !give_back.is_empty() {
-            claim::release(&self.db, self.token, Some(&give_back)).await?;
-        }
-        Ok(Claimed {
+        local.lanes.claimed(jobs);
+        local.lanes.after_claim(&rooms, &per_webhook);
+        Ok(Claim {
             claimed,
-            left_behind,
+            full: claimed >= rooms.total,
         })
     }
 }
 
-struct Claimed {
+struct Claim {
     claimed: usize,
-    /// Due deliveries may remain that only want a free slot.
-    left_behind: bool,
+    /// The dispatcher-wide room was the limit: more may be due.
+    full: bool,
 }
 
 /// Drains results in batches into single transactions, then wakes the

@@ -1,12 +1,14 @@
 //! Webhooks: the event outbox, registrations, Standard Webhooks signing and
 //! the dispatcher that delivers, retries and records every attempt.
 
+pub mod adaptive;
 pub mod attempt;
 pub mod claim;
 pub mod complete;
 pub mod dispatcher;
 pub mod events;
 pub mod handoff;
+pub mod lanes;
 pub mod ops;
 pub mod payload;
 pub mod registry;
@@ -51,6 +53,13 @@ impl Webhooks {
 
     pub(crate) fn notifier(&self) -> Arc<Notify> {
         self.notify.clone()
+    }
+
+    /// The current in-flight limit of `webhook_id` in this process's
+    /// dispatcher; `None` when no dispatcher runs here.
+    pub fn concurrency_limit(&self, webhook_id: uuid::Uuid) -> Option<usize> {
+        let local = self.local.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        local.map(|l| l.lanes.limit_of(webhook_id))
     }
 
     /// Set by the dispatcher while it runs.

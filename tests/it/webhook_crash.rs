@@ -60,7 +60,9 @@ async fn sigkill_loses_no_delivery() {
             .env("WAGATE_LOG", "warn,wagate::app=info")
             .env("WAGATE_WEBHOOKS__REQUEST_TIMEOUT_SECS", "1")
             .env("WAGATE_WEBHOOKS__LEASE_SECS", "1.5")
-            .env("WAGATE_WEBHOOKS__SWEEP_INTERVAL_SECS", "0.05");
+            .env("WAGATE_WEBHOOKS__SWEEP_INTERVAL_SECS", "0.05")
+            // The scheduler's sweep gives expired claims back.
+            .env("WAGATE_SCHEDULER__WEBHOOK_SWEEP_CRON", "* * * * * *");
         cmd
     };
     let http = crate::harness::http_client();
@@ -101,8 +103,8 @@ async fn sigkill_loses_no_delivery() {
         conn.close().await.ok();
     }
 
-    // The dead process's claims are released when their leases (1.5 s
-    // here) run out; the next process then delivers them.
+    // The dead process's claims are released by the next process's sweep
+    // once their leases (1.5 s here) run out; it then delivers them.
     receiver.set_default(Answer::Status(200));
     let second = start(gateway(&db.url));
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -993,12 +993,14 @@ async fn a_hand_off_lost_after_its_commit_is_delivered_after_the_lease() {
         f.merge(("webhooks.request_timeout_secs", 0.5))
             .merge(("webhooks.lease_secs", 1.0))
             .merge(("webhooks.sweep_interval_secs", 0.2))
+            // The scheduler's sweep gives expired claims back.
+            .merge(("scheduler.webhook_sweep_cron", "* * * * * *"))
     })
     .await;
     let receiver = Receiver::start().await;
     let inst = instance(&app).await;
     let (hook, _) = register(&app, inst, json!({ "url": receiver.url("/") })).await;
-    // Once one hand-off has arrived, the dispatcher is lending its slots.
+    // Once one hand-off has arrived, the dispatcher is taking hand-offs.
     emit(&app, inst, 1).await;
     receiver.wait_for(1, WITHIN).await;
 
@@ -1028,4 +1030,21 @@ async fn a_hand_off_lost_after_its_commit_is_delivered_after_the_lease() {
     assert_eq!(got[1].header("webhook-id"), event);
     let done = wait_status(&app, inst, hook, "succeeded", 2).await;
     assert!(done.iter().any(|d| d["event_id"] == event.as_str()));
+}
+
+#[tokio::test]
+async fn the_view_shows_the_adaptive_limit_cut_by_a_503() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    receiver.script([Answer::Status(503)]);
+    let inst = instance(&app).await;
+    let (hook, _) = register(&app, inst, json!({ "url": receiver.url("/") })).await;
+    let path = hooks_path(inst, hook);
+    let view = send(app.req(Method::GET, &path)).await;
+    assert_eq!(view.body["concurrency_limit"], 8, "{:?}", view.body);
+    emit(&app, inst, 1).await;
+    // The retry succeeds, but one 2xx with nothing waiting earns nothing.
+    wait_status(&app, inst, hook, "succeeded", 1).await;
+    let view = send(app.req(Method::GET, &path)).await;
+    assert_eq!(view.body["concurrency_limit"], 4, "{:?}", view.body);
 }

@@ -38,6 +38,11 @@ pub struct WebhookView {
     pub failing_since: Option<DateTime<Utc>>,
     /// While set, the previous secret signs deliveries too.
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// Requests this node's dispatcher currently lets run at once to this
+    /// webhook: it adapts to how the endpoint answers (see the README).
+    /// Absent when no dispatcher runs on this node.
+    #[oai(validator(minimum(value = "1")))]
+    pub concurrency_limit: Option<u32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -66,6 +71,7 @@ impl From<Webhook> for WebhookView {
             disabled_at: w.disabled_at,
             failing_since: w.failing_since,
             previous_secret_expires_at: rotating,
+            concurrency_limit: None,
             created_at: w.created_at,
             updated_at: w.updated_at,
         }

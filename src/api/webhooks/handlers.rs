@@ -30,6 +30,15 @@ impl Handlers<'_> {
         Targets::from_settings(&self.state.settings)
     }
 
+    /// The stored webhook with what this node's dispatcher knows of it.
+    fn view(&self, w: registry::Webhook) -> WebhookView {
+        let limit = self.state.webhooks.concurrency_limit(w.id);
+        WebhookView {
+            concurrency_limit: limit.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            ..WebhookView::from(w)
+        }
+    }
+
     pub async fn create(&self, b: CreateWebhook) -> Result<CreatedResp, ApiError> {
         let changes = Changes {
             url: Some(b.url.0),
@@ -48,7 +57,7 @@ impl Handlers<'_> {
         .await?;
         tracing::info!(scope = ?self.scope, webhook_id = %w.id, "webhook registered");
         Ok(CreatedResp::Created(Json(CreatedWebhook {
-            webhook: w.into(),
+            webhook: self.view(w),
             secret,
         })))
     }
@@ -56,16 +65,14 @@ impl Handlers<'_> {
     pub async fn list(&self) -> Result<Json<WebhookList>, ApiError> {
         let items = registry::list(&self.state.db, self.scope).await?;
         Ok(Json(WebhookList {
-            items: items.into_iter().map(Into::into).collect(),
+            items: items.into_iter().map(|w| self.view(w)).collect(),
         }))
     }
 
     pub async fn get(&self, webhook_id: Uuid) -> Result<Json<WebhookView>, ApiError> {
-        Ok(Json(
-            registry::get(&self.state.db, self.scope, webhook_id)
-                .await?
-                .into(),
-        ))
+        Ok(Json(self.view(
+            registry::get(&self.state.db, self.scope, webhook_id).await?,
+        )))
     }
 
     pub async fn update(
@@ -93,7 +100,7 @@ impl Handlers<'_> {
             &self.targets(),
         )
         .await?;
-        Ok(Json(w.into()))
+        Ok(Json(self.view(w)))
     }
 
     pub async fn delete(&self, webhook_id: Uuid) -> Result<Deleted, ApiError> {
