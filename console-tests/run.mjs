@@ -59,9 +59,14 @@ const port = await freePort();
 const dir = mkdtempSync(path.join(os.tmpdir(), "wagate-console-"));
 const dbUrl = process.env.CONSOLE_DATABASE_URL || `sqlite://${dir}/console.db`;
 const bin = process.env.WAGATE_BIN || path.join(root, "target", "debug", "wagate-scripted");
+// The gateway refuses unknown WAGATE_* settings, and CI exports some of its
+// own (WAGATE_TEST_PYTHON): pass on everything else.
+const inherited = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !k.startsWith("WAGATE_")),
+);
 const server = spawn(bin, ["serve"], {
   env: {
-    ...process.env,
+    ...inherited,
     WAGATE_LISTEN: `127.0.0.1:${port}`,
     WAGATE_ADMIN_KEY: KEY,
     WAGATE_DATABASE__URL: dbUrl,
