@@ -234,7 +234,7 @@ fn claim_statement(
 }
 
 /// `?` placeholders in PostgreSQL's `$n` spelling where needed.
-fn placeholders(backend: DatabaseBackend, sql: &str) -> String {
+pub(super) fn placeholders(backend: DatabaseBackend, sql: &str) -> String {
     if backend != DatabaseBackend::Postgres {
         return sql.to_owned();
     }

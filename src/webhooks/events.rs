@@ -9,8 +9,8 @@ use entity::webhook_deliveries::{self, Status as DeliveryStatus};
 use entity::webhook_events::{ActiveModel, Entity, Model};
 use entity::webhooks;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, Statement,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, Statement,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -325,10 +325,7 @@ async fn insert<C: ConnectionTrait>(
 /// orders every transaction.
 async fn next_position<C: ConnectionTrait>(conn: &C, instance_id: Uuid) -> Result<i64, DbErr> {
     let backend = conn.get_database_backend();
-    let sql = match backend {
-        DatabaseBackend::Postgres => NEXT_POSITION.replace('?', "$1"),
-        _ => NEXT_POSITION.to_owned(),
-    };
+    let sql = super::claim::placeholders(backend, NEXT_POSITION);
     let row = conn
         .query_one_raw(Statement::from_sql_and_values(
             backend,
