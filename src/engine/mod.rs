@@ -182,20 +182,6 @@ impl MediaBody {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// The whole content in memory, for an upload that takes bytes.
-    pub async fn into_bytes(self) -> std::io::Result<Vec<u8>> {
-        match self {
-            Self::Bytes(bytes) => Ok(bytes),
-            Self::File { mut file, len } => tokio::task::spawn_blocking(move || {
-                use std::io::Read;
-                let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or_default());
-                file.read_to_end(&mut bytes).map(|_| bytes)
-            })
-            .await
-            .map_err(std::io::Error::other)?,
-        }
-    }
 }
 
 /// Media to send.

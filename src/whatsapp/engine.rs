@@ -22,7 +22,6 @@ use whatsapp_rust::media::{
     image_message, video_message,
 };
 use whatsapp_rust::prelude::{MessageBuilderExt, wa};
-use whatsapp_rust::upload::UploadOptions;
 
 use super::device_saving::{self, NewestDevice};
 use super::durable::CommitFirst;
@@ -50,7 +49,7 @@ pub trait BackendSource: Send + Sync {
 
 pub struct WhatsAppEngine {
     backends: Arc<dyn BackendSource>,
-    http: Arc<ReqwestHttp>,
+    http: ReqwestHttp,
     ws_url: Option<String>,
     connect_timeout: Duration,
     clients: Mutex<HashMap<Uuid, Weak<Client>>>,
@@ -77,7 +76,7 @@ impl WhatsAppEngine {
         let http = http.redirected_to(ws_url.as_deref());
         Ok(Self {
             backends,
-            http: Arc::new(http),
+            http,
             ws_url,
             connect_timeout,
             clients: Mutex::new(HashMap::new()),
@@ -112,7 +111,7 @@ impl Engine for WhatsAppEngine {
             .with_backend_arc(backend)
             .with_inbound_durability_hook(commit_first)
             .with_transport_factory(transport)
-            .with_http_client(ReqwestHttpShared(self.http.clone()))
+            .with_http_client(self.http.clone())
             .with_runtime(TokioRuntime)
             .on_event(move |event: Arc<Event>, client: Arc<Client>| {
                 let attempt = match &*event {
@@ -203,19 +202,6 @@ pub async fn complete_party(store: &dyn Backend, party: &mut Party) {
     let user = lid.split(['@', ':']).next().unwrap_or(lid);
     if let Ok(Some(mapping)) = store.get_lid_mapping(user).await {
         party.phone_number = Some(mapping.phone_number);
-    }
-}
-
-/// The builder takes the client by value; the engine shares one.
-struct ReqwestHttpShared(Arc<ReqwestHttp>);
-
-#[async_trait::async_trait]
-impl whatsapp_rust::http::HttpClient for ReqwestHttpShared {
-    async fn execute(
-        &self,
-        request: whatsapp_rust::http::HttpRequest,
-    ) -> whatsapp_rust::anyhow::Result<whatsapp_rust::http::HttpResponse> {
-        self.0.execute(request).await
     }
 }
 
@@ -333,17 +319,7 @@ impl Session for WhatsAppSession {
             MediaKind::Audio => MediaType::Audio,
             MediaKind::Document => MediaType::Document,
         };
-        // whatsapp-rust's `upload` takes the plaintext whole.
-        let bytes = media
-            .body
-            .into_bytes()
-            .await
-            .map_err(|e| EngineError::Refused(format!("media file: {e}")))?;
-        let uploaded = self
-            .client
-            .upload(bytes, media_type, UploadOptions::default())
-            .await
-            .map_err(|e| EngineError::Refused(format!("media upload: {e}")))?;
+        let uploaded = super::upload::upload(&self.client, media.body, media_type).await?;
         let mimetype = Some(media.mime_type);
         let message = match media.kind {
             MediaKind::Image => image_message(

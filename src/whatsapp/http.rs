@@ -2,8 +2,20 @@
 //! version lookup). Non-2xx answers are returned, not raised: the crate
 //! inspects the status itself.
 
-use whatsapp_rust::http::{HttpClient, HttpRequest, HttpResponse};
+use std::io::Read;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
+use bytes::Bytes;
+use whatsapp_rust::http::{HttpClient, HttpRequest, HttpResponse};
+use whatsapp_rust::wacore::net::UploadBody;
+
+/// How much of a streamed upload is read ahead of the socket.
+const UPLOAD_CHUNK: usize = 64 * 1024;
+const UPLOAD_CHUNKS_AHEAD: usize = 4;
+
+/// Cheap to clone: clones share one connection pool.
+#[derive(Clone)]
 pub struct ReqwestHttp {
     client: reqwest::Client,
     /// `http://host:port` of the simulator every request goes to instead.
@@ -43,22 +55,109 @@ impl ReqwestHttp {
         }
         url.to_owned()
     }
-}
 
-#[async_trait::async_trait]
-impl HttpClient for ReqwestHttp {
-    async fn execute(&self, request: HttpRequest) -> whatsapp_rust::anyhow::Result<HttpResponse> {
+    fn builder(
+        &self,
+        request: &HttpRequest,
+    ) -> whatsapp_rust::anyhow::Result<reqwest::RequestBuilder> {
         let method = reqwest::Method::from_bytes(request.method.as_bytes())?;
         let mut builder = self.client.request(method, self.target(&request.url));
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }
+        Ok(builder)
+    }
+}
+
+async fn answer(builder: reqwest::RequestBuilder) -> Result<HttpResponse, reqwest::Error> {
+    let response = builder.send().await?;
+    let status_code = response.status().as_u16();
+    let body = response.bytes().await?.to_vec();
+    Ok(HttpResponse { status_code, body })
+}
+
+#[async_trait::async_trait]
+impl HttpClient for ReqwestHttp {
+    async fn execute(&self, request: HttpRequest) -> whatsapp_rust::anyhow::Result<HttpResponse> {
+        let mut builder = self.builder(&request)?;
         if let Some(body) = request.body {
             builder = builder.body(body);
         }
-        let response = builder.send().await?;
-        let status_code = response.status().as_u16();
-        let body = response.bytes().await?.to_vec();
-        Ok(HttpResponse { status_code, body })
+        Ok(answer(builder).await?)
+    }
+
+    fn supports_upload_streaming(&self) -> bool {
+        true
+    }
+
+    /// Called on a blocking thread: reads `body` there and feeds the request,
+    /// which runs on the runtime, a few chunks ahead of the socket.
+    fn execute_upload(
+        &self,
+        request: HttpRequest,
+        mut body: UploadBody,
+        content_length: u64,
+    ) -> whatsapp_rust::anyhow::Result<HttpResponse> {
+        let runtime = tokio::runtime::Handle::try_current()?;
+        let (chunks, receiver) = tokio::sync::mpsc::channel(UPLOAD_CHUNKS_AHEAD);
+        let builder = self
+            .builder(&request)?
+            .header(reqwest::header::CONTENT_LENGTH, content_length)
+            .body(reqwest::Body::wrap(ChunkBody {
+                receiver,
+                remaining: content_length,
+            }));
+        let exchange = runtime.spawn(answer(builder));
+        let mut buf = vec![0u8; UPLOAD_CHUNK];
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    // The request ends short of its length and fails.
+                    let _ = chunks.blocking_send(Err(e));
+                    break;
+                }
+            };
+            // A closed channel means the request already ended; its
+            // outcome says why.
+            if chunks
+                .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                .is_err()
+            {
+                break;
+            }
+        }
+        drop(chunks);
+        Ok(runtime.block_on(exchange)??)
+    }
+}
+
+/// A request body of known length fed from a channel.
+struct ChunkBody {
+    receiver: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    remaining: u64,
+}
+
+impl http_body::Body for ChunkBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        self.receiver.poll_recv(cx).map(|chunk| {
+            chunk.map(|chunk| {
+                chunk.map(|data| {
+                    self.remaining = self.remaining.saturating_sub(data.len() as u64);
+                    http_body::Frame::data(data)
+                })
+            })
+        })
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
     }
 }

@@ -8,5 +8,6 @@ mod fault;
 pub mod http;
 pub mod store;
 pub mod translate;
+mod upload;
 
 pub use engine::{BackendSource, WhatsAppEngine};

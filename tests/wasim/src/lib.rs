@@ -38,6 +38,7 @@ use tokio::task::JoinHandle;
 pub use error::{Result, SimError};
 use server::Shared;
 pub use waproto::whatsapp as wa;
+pub use web::Upload;
 pub use world::{Received, SimEvent, Stanza};
 
 /// Installs rustls' ring provider for the process unless one is set. Built
@@ -214,6 +215,16 @@ impl Sim {
     /// Media uploaded to the simulated media hosts so far.
     pub fn uploads(&self) -> usize {
         self.shared.media.count("/v/")
+    }
+
+    /// Every upload the media hosts took, oldest first.
+    pub fn upload_log(&self) -> Vec<Upload> {
+        self.shared.media.uploads()
+    }
+
+    /// The (encrypted) file stored at a media message's `direct_path`.
+    pub fn media(&self, direct_path: &str) -> Option<bytes::Bytes> {
+        self.shared.media.get(direct_path)
     }
 
     /// Serves `bytes` over plain HTTP (for media-by-URL sends); returns

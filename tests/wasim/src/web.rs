@@ -22,9 +22,36 @@ const CLIENT_REVISION: u32 = 1_020_000_000;
 #[derive(Default)]
 pub struct MediaStore {
     blobs: Mutex<HashMap<String, Bytes>>,
+    uploads: Mutex<Vec<Upload>>,
+}
+
+/// How one upload arrived at the media host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub direct_path: String,
+    /// The request's `Content-Length`, if it had one (not chunked).
+    pub content_length: Option<u64>,
+    /// The body's bytes as received.
+    pub received: u64,
 }
 
 impl MediaStore {
+    pub fn uploaded(&self, upload: Upload, body: Bytes) {
+        let path = upload.direct_path.clone();
+        self.uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(upload);
+        self.put(path, body);
+    }
+
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub fn put(&self, path: String, body: Bytes) {
         self.blobs
             .lock()
@@ -85,6 +112,10 @@ async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or_default().to_owned();
+    let content_length = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
@@ -101,10 +132,20 @@ async fn handle(
             "application/javascript",
             format!("self.__swData={{\"client_revision\":{CLIENT_REVISION}}};"),
         ),
+        // A large upload first asks whether an earlier attempt left part of
+        // it here: never, in the simulator.
+        (&Method::POST, p) if p.starts_with("/mms/") && query.contains("resume=1") => {
+            json(StatusCode::OK, serde_json::json!({}))
+        }
         (&Method::POST, p) if p.starts_with("/mms/") => {
             // `/mms/<type>/<token>`: the token is the file's encrypted hash.
             let direct_path = format!("/v/t62.sim-24/{}", p.rsplit('/').next().unwrap_or("blob"));
-            shared.media.put(direct_path.clone(), body);
+            let upload = Upload {
+                direct_path: direct_path.clone(),
+                content_length,
+                received: body.len() as u64,
+            };
+            shared.media.uploaded(upload, body);
             let host = shared.http_authority();
             json(
                 StatusCode::OK,
