@@ -1,10 +1,19 @@
-//! Upload memory benchmark: the gateway (scripted engine, in this process)
-//! takes concurrent `media-file` uploads; prints its resident memory at idle
-//! and at the peak while they run.
+//! Upload memory benchmark: the gateway takes concurrent `media-file`
+//! uploads; prints its resident memory at idle and at the peak while they
+//! run.
 //!
 //! ```text
 //! cargo run --release -p wagate-bench --bin bench-upload
+//! cargo build --release --features sim && \
+//!   BENCH_ENGINE=sim cargo run --release -p wagate-bench --bin bench-upload
 //! ```
+//! By default the gateway runs in this process on the scripted engine, which
+//! takes the spooled file without reading it: that measures receiving.
+//! `BENCH_ENGINE=sim` starts the simulator here and a gateway process with
+//! the real WhatsApp engine (`BENCH_GATEWAY_BIN`, default
+//! `target/release/wagate`, built with the `sim` feature), paired to it, so
+//! each upload is also encrypted and streamed to the simulated media host;
+//! the figures are that process's memory.
 //! Settings (environment): `BENCH_UPLOADS` (concurrent uploads, default 10),
 //! `BENCH_UPLOAD_MIB` (size of each, default 60), `DATABASE_URL` (default: a
 //! SQLite file in a temp folder). The clients stream their bodies from a
@@ -35,9 +44,9 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// This process's resident set, in KiB (`VmRSS` of /proc/self/status).
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// A process's resident set, in KiB (`VmRSS` of /proc/<pid>/status).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -92,18 +101,19 @@ async fn upload(addr: std::net::SocketAddr, size: u64) -> Result<String, BoxErro
     Ok(answer.lines().next().unwrap_or_default().to_owned())
 }
 
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
-    let uploads = env_u64("BENCH_UPLOADS", 10);
-    let size = env_u64("BENCH_UPLOAD_MIB", 60) * MIB;
-    let dir = std::env::temp_dir().join(format!("wagate-bench-{}", Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir)?;
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}/bench.db", dir.display()));
+/// The gateway under measurement: where it listens, and its process.
+struct Target {
+    addr: std::net::SocketAddr,
+    pid: u32,
+    stop: Box<dyn FnOnce()>,
+}
 
+/// The gateway in this process, on the scripted engine, with the sender
+/// paired and online.
+async fn in_process(url: &str) -> Result<Target, BoxError> {
     // A first build migrates the database; the paired sender goes in before
     // the gateway that serves the bench starts and resumes it.
-    let migrated = App::build(settings(&url)?, Arc::new(ScriptedEngine::new())).await?;
+    let migrated = App::build(settings(url)?, Arc::new(ScriptedEngine::new())).await?;
     let db = migrated.state().db.clone();
     drop(migrated);
     let instance = wagate::instances::store::create(&db, Some("bench".into())).await?;
@@ -116,36 +126,136 @@ async fn main() -> Result<(), BoxError> {
     .update(&db)
     .await?;
 
-    let settings = settings(&url)?;
+    let settings = settings(url)?;
     wagate::telemetry::init(&settings);
     let engine = ScriptedEngine::new();
     engine.resume_everyone();
     let app = App::build(settings, Arc::new(engine)).await?;
     let addr = app.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run(async {
+    tokio::spawn(app.run(async {
         let _ = stopped.await;
     }));
+    wait_online(addr, instance.id.to_string()).await?;
+    Ok(Target {
+        addr,
+        pid: std::process::id(),
+        stop: Box::new(move || {
+            let _ = stop.send(());
+        }),
+    })
+}
+
+/// A gateway process on the real engine, paired as the sender with the
+/// simulator, which has the recipient on WhatsApp.
+async fn with_simulator(url: &str, sim: &wasim::Sim) -> Result<Target, BoxError> {
+    sim.register_number(RECIPIENT)?;
+    let bin = std::env::var("BENCH_GATEWAY_BIN").unwrap_or_else(|_| "target/release/wagate".into());
+    let addr: std::net::SocketAddr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+        probe.local_addr()?
+    };
+    // Only the settings named here: config refuses unknown WAGATE_* names.
+    let mut child = std::process::Command::new(&bin)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TMPDIR", std::env::temp_dir())
+        .env("DATABASE_URL", url)
+        .env("WAGATE_LISTEN", addr.to_string())
+        .env("WAGATE_ADMIN_KEY", "bench")
+        .env("WAGATE_LOG", "warn")
+        .env("WAGATE_API__RATE_LIMIT_PER_SEC", "0")
+        .env("WAGATE_WHATSAPP__WS_URL", sim.ws_url())
+        .env("WAGATE_MESSAGING__PACING__MIN_INTERVAL_MS", "0")
+        .env("WAGATE_MESSAGING__PACING__JITTER_MS", "0")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{bin}: {e} (build it with --features sim)"))?;
+    let pid = child.id();
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err("the gateway did not come up".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let api = |path: String| {
+        client
+            .post(format!("http://{addr}{path}"))
+            .bearer_auth("bench")
+            .json(&serde_json::json!({}))
+    };
+    let created: serde_json::Value = api("/v1/instances".into()).send().await?.json().await?;
+    let id = created["id"].as_str().ok_or("no instance id")?.to_owned();
+    let login: serde_json::Value = api(format!("/v1/instances/{id}/login"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let qr = login["qr"]["code"].as_str().ok_or("no QR code")?;
+    sim.scan_qr(qr, SENDER)?;
+    wait_online(addr, id).await?;
+    Ok(Target {
+        addr,
+        pid,
+        stop: Box::new(move || {
+            let _ = child.kill();
+            let _ = child.wait();
+        }),
+    })
+}
+
+async fn wait_online(addr: std::net::SocketAddr, id: String) -> Result<(), BoxError> {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let status = client
-            .get(format!("http://{addr}/v1/instances/{}", instance.id))
+            .get(format!("http://{addr}/v1/instances/{id}"))
             .bearer_auth("bench")
             .send()
             .await?
             .json::<serde_json::Value>()
             .await?;
         if status["status"] == "online" {
-            break;
+            return Ok(());
         }
         if Instant::now() > deadline {
             return Err("the sender did not come online".into());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let uploads = env_u64("BENCH_UPLOADS", 10);
+    let size = env_u64("BENCH_UPLOAD_MIB", 60) * MIB;
+    let dir = std::env::temp_dir().join(format!("wagate-bench-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{}/bench.db?mode=rwc", dir.display()));
+    let real_engine = std::env::var("BENCH_ENGINE").is_ok_and(|e| e == "sim");
+    // Kept alive until the end: the real engine's WhatsApp server.
+    let sim = if real_engine {
+        wasim::install_crypto_provider();
+        Some(wasim::Sim::start().await?)
+    } else {
+        None
+    };
+    let target = match &sim {
+        Some(sim) => with_simulator(&url, sim).await?,
+        None => in_process(&url).await?,
+    };
+    let (addr, pid) = (target.addr, target.pid);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle = rss_kib();
+    let idle = rss_kib(pid);
 
     let peak = Arc::new(AtomicU64::new(idle));
     let done = Arc::new(AtomicBool::new(false));
@@ -153,7 +263,7 @@ async fn main() -> Result<(), BoxError> {
         let (peak, done) = (peak.clone(), done.clone());
         tokio::task::spawn_blocking(move || {
             while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(), Ordering::Relaxed);
+                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(5));
             }
         })
@@ -171,8 +281,16 @@ async fn main() -> Result<(), BoxError> {
     sampler.await?;
     let ok = answers.iter().filter(|a| a.contains(" 200 ")).count();
     let peak = peak.load(Ordering::Relaxed);
+    let engine = if real_engine {
+        format!(
+            "real engine, {} uploads at the simulated media host",
+            sim.as_ref().map_or(0, |s| s.upload_log().len())
+        )
+    } else {
+        "scripted engine".to_owned()
+    };
     println!(
-        "bench-upload: {uploads} concurrent uploads of {} MiB to media-file, {ok} answered 200, in {:.1} s",
+        "bench-upload ({engine}): {uploads} concurrent uploads of {} MiB to media-file, {ok} answered 200, in {:.1} s",
         size / MIB,
         elapsed.as_secs_f64()
     );
@@ -185,8 +303,7 @@ async fn main() -> Result<(), BoxError> {
         peak / 1024,
         peak.saturating_sub(idle) / 1024
     );
-    let _ = stop.send(());
-    server.await??;
+    (target.stop)();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
