@@ -55,6 +55,8 @@ pub struct App {
     addr: SocketAddr,
     /// The keyless metrics listener, when `metrics.listen` is set.
     metrics: Option<(TcpAcceptor, SocketAddr)>,
+    /// Held until the server has stopped.
+    _sqlite_lock: Option<db::SqliteLock>,
 }
 
 impl App {
@@ -64,6 +66,7 @@ impl App {
         let admin_key = admin_key(&settings)?;
         crate::metrics::handle();
         let keyring = crate::sealing::startup_keyring(&settings)?;
+        let sqlite_lock = db::lock_sqlite(&settings)?;
         let db = db::connect(&settings).await?;
         db::migrate(&db).await?;
         let webhooks = Webhooks::new();
@@ -95,6 +98,7 @@ impl App {
             acceptor,
             addr,
             metrics,
+            _sqlite_lock: sqlite_lock,
         })
     }
 

@@ -1,5 +1,7 @@
 //! Connecting to the database and bringing its schema up to date.
 
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -22,6 +24,68 @@ pub enum DbError {
     Connect(#[source] DbErr),
     #[error("cannot migrate the database: {0}")]
     Migrate(#[source] DbErr),
+    #[error(
+        "another wagate process is serving the SQLite database {path} (it holds {path}.lock); \
+         SQLite serves one gateway process at a time: stop the other one, or use PostgreSQL \
+         to run several nodes"
+    )]
+    InUse { path: String },
+    #[error("cannot lock the SQLite database {path}: {source}")]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Held while a process serves a SQLite database: a second gateway process
+/// on the same file would resume the same sessions and steal each other's
+/// WhatsApp sockets. The OS drops the lock when the process dies, however
+/// it dies. Within one process the lock is shared (tests and benches run
+/// several servers on one file, one after another or side by side).
+#[derive(Debug, Clone)]
+pub struct SqliteLock(#[allow(dead_code)] Arc<std::fs::File>);
+
+/// The locks this process holds, by lock file.
+static HELD: Mutex<Vec<(PathBuf, Weak<std::fs::File>)>> = Mutex::new(Vec::new());
+
+/// Takes the serving lock of the configured SQLite database (`<file>.lock`
+/// beside it); `None` on PostgreSQL and for an in-memory database.
+pub fn lock_sqlite(settings: &Settings) -> Result<Option<SqliteLock>, DbError> {
+    let Some(path) = settings.sqlite_path() else {
+        return Ok(None);
+    };
+    let shown = path.display().to_string();
+    let failed = |source| DbError::Lock {
+        path: shown.clone(),
+        source,
+    };
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(failed)?;
+    let key = std::fs::canonicalize(&lock_path).map_err(failed)?;
+    let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+    held.retain(|(_, lock)| lock.strong_count() > 0);
+    if let Some(lock) = held
+        .iter()
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, l)| l.upgrade())
+    {
+        return Ok(Some(SqliteLock(lock)));
+    }
+    match file.try_lock() {
+        Ok(()) => {
+            let file = Arc::new(file);
+            held.push((key, Arc::downgrade(&file)));
+            Ok(Some(SqliteLock(file)))
+        }
+        Err(std::fs::TryLockError::WouldBlock) => Err(DbError::InUse { path: shown }),
+        Err(std::fs::TryLockError::Error(source)) => Err(failed(source)),
+    }
 }
 
 /// Opens the pool. A SQLite file and its folder are created if missing, and

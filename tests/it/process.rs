@@ -138,6 +138,45 @@ async fn data_survives_a_restart_and_sigterm_exits_cleanly() {
     assert!(second.terminate().success());
 }
 
+/// SQLite serves one gateway process: a second one on the same file would
+/// resume the same sessions. It refuses to start and says why; once the
+/// first is gone (even killed), the file can be served again. PostgreSQL
+/// takes any number of processes.
+#[tokio::test]
+async fn a_second_process_on_one_sqlite_file_refuses_to_start() {
+    let db = TestDb::new().await;
+    let first = start(wagate(&db.url));
+    if !db.url.starts_with("sqlite:") {
+        let second = start(wagate(&db.url));
+        assert!(second.terminate().success());
+        assert!(first.terminate().success());
+        return;
+    }
+    let mut second = wagate(&db.url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wagate");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while second.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("a second process is serving the same SQLite file");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = second.wait_with_output().expect("output");
+    assert!(!out.status.success(), "the second process exited: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("another wagate process is serving the SQLite database"),
+        "{stderr}"
+    );
+    first.kill();
+    let again = start(wagate(&db.url));
+    assert!(again.terminate().success());
+}
+
 fn run_to_exit(mut cmd: Command) -> std::process::Output {
     cmd.stdout(Stdio::piped())
         .stderr(Stdio::piped())
