@@ -23,6 +23,8 @@ mod secrets_at_rest;
 mod sim_e2e;
 #[cfg(feature = "sim")]
 mod sim_outbound;
+#[cfg(feature = "sim")]
+mod sim_replies;
 mod stream;
 mod system;
 mod wa_store;
