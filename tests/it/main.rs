@@ -4,6 +4,7 @@
 mod access;
 mod chats;
 mod console;
+mod conversation_settings;
 mod conversations;
 mod event_cursor;
 mod harness;
