@@ -134,8 +134,7 @@ impl ConversationsApi {
         route: &str,
         sender: String,
         to: &str,
-        message: OutgoingMessage,
-        reply_to: Option<Text>,
+        (message, reply_to): (OutgoingMessage, Option<Text>),
         key: Option<String>,
         visible: Option<Vec<Uuid>>,
     ) -> Result<Json<SendResult>, ApiError> {
@@ -183,8 +182,7 @@ impl ConversationsApi {
             "location",
             sender,
             &body.to,
-            message,
-            body.reply_to,
+            (message, body.reply_to),
             key,
             visible,
         )
@@ -199,7 +197,7 @@ impl ConversationsApi {
         visible: Option<Vec<Uuid>>,
     ) -> Result<Json<SendResult>, ApiError> {
         let message = compose::reaction(body.message_id.0, body.emoji.0)?;
-        self.send("reaction", sender, &body.to, message, None, key, visible)
+        self.send("reaction", sender, &body.to, (message, None), key, visible)
             .await
     }
 
@@ -216,8 +214,7 @@ impl ConversationsApi {
             "poll",
             sender,
             &body.to,
-            message,
-            body.reply_to,
+            (message, body.reply_to),
             key,
             visible,
         )
@@ -255,8 +252,7 @@ impl ConversationsApi {
             "contact",
             sender,
             &body.to,
-            message,
-            body.reply_to,
+            (message, body.reply_to),
             key,
             visible,
         )
