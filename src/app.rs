@@ -75,6 +75,7 @@ impl App {
             engine,
             Duration::from_secs(settings.whatsapp.answer_timeout_secs),
             webhooks.clone(),
+            keyring.clone(),
         );
         tokio::spawn(event_loop);
         let (acceptor, addr) = bind(settings.listen).await?;

@@ -18,6 +18,11 @@ pub struct Model {
     /// When the sender sent it.
     pub sent_at: DateTimeUtc,
     pub created_at: DateTimeUtc,
+    /// What it said: JSON of the content, sealed when a key is set.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub body: Option<String>,
+    /// When this instance sent its read receipt.
+    pub read_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

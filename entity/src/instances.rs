@@ -30,6 +30,13 @@ pub struct Model {
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Turn incoming calls away.
+    pub reject_calls: bool,
+    /// Text sent to a caller after a rejected call.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub call_reply: Option<String>,
+    /// Mark inbound messages read once their webhooks took them.
+    pub auto_read: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

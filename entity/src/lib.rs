@@ -6,6 +6,7 @@ pub mod idempotency_keys;
 pub mod inbound_messages;
 pub mod instances;
 pub mod messages;
+pub mod poll_votes;
 pub mod wa_devices;
 pub mod wa_kv;
 pub mod webhook_attempts;

@@ -23,6 +23,9 @@ pub struct Model {
     pub edited_at: Option<DateTimeUtc>,
     /// When it was deleted (for everyone, or only on our side).
     pub deleted_at: Option<DateTimeUtc>,
+    /// What it said: JSON of the content, sealed when a key is set.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub body: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

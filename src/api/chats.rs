@@ -64,12 +64,17 @@ pub enum DeleteScope {
     Me,
 }
 
+/// Which messages to mark read: the named ones, or (without
+/// `message_ids`, or with `all: true`) every message of the chat not read
+/// yet.
 #[derive(Debug, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct MarkRead {
     /// Ids of messages the chat sent to this instance.
     #[oai(validator(min_items = 1, max_items = 100))]
-    pub message_ids: Vec<Text>,
+    pub message_ids: Option<Vec<Text>>,
+    /// Every unread message of the chat; not with `message_ids`.
+    pub all: Option<bool>,
 }
 
 #[derive(Debug, Object)]
@@ -216,8 +221,9 @@ impl ChatsApi {
 
     /// Mark messages read
     ///
-    /// Read receipts for the named messages go to the chat's sender.
-    /// `chat` is a phone number or a JID.
+    /// Read receipts for the named messages go to the chat's sender; with
+    /// no `message_ids` (or `all: true`), for every message of the chat not
+    /// read yet. `chat` is a phone number or a JID.
     #[oai(
         path = "/v1/instances/:id/chats/:chat/read",
         method = "post",
@@ -231,11 +237,18 @@ impl ChatsApi {
         body: Json<MarkRead>,
     ) -> Result<Json<MarkedRead>, ApiError> {
         self.instance(&auth, id.0, Scope::Send).await?;
-        let message_ids = text::list(body.0.message_ids);
-        let chat_jid = self
+        let named = body.0.message_ids.map(text::list);
+        if named.is_some() && body.0.all == Some(true) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_read_request",
+                "name message_ids or ask for all, not both",
+            ));
+        }
+        let (chat_jid, message_ids) = self
             .state
             .messenger
-            .mark_read(id.0, &chat.0, &message_ids)
+            .mark_read(id.0, &chat.0, named.as_deref())
             .await?;
         Ok(Json(MarkedRead {
             chat_jid,

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::ApiTags;
 use super::auth::Auth;
 use super::error::ApiError;
+use super::messages::send::extras;
 use super::messages::send_dto::SendResult;
 use super::text::{self, Text};
 use crate::access::Scope;
@@ -35,6 +36,9 @@ pub struct SendLocation {
     pub name: Option<Text>,
     #[oai(validator(min_length = 1, max_length = 512))]
     pub address: Option<Text>,
+    /// WhatsApp id of a message this instance sent or received, to quote.
+    #[oai(validator(min_length = 1, max_length = 128))]
+    pub reply_to: Option<Text>,
 }
 
 #[derive(Debug, Object)]
@@ -67,6 +71,9 @@ pub struct SendPoll {
     /// How many options a voter may pick; 1 (the default) is single choice.
     #[oai(validator(minimum(value = "1"), maximum(value = "12")))]
     pub selectable_count: Option<u32>,
+    /// WhatsApp id of a message this instance sent or received, to quote.
+    #[oai(validator(min_length = 1, max_length = 128))]
+    pub reply_to: Option<Text>,
 }
 
 /// A poll option's text.
@@ -86,6 +93,9 @@ pub struct SendContacts {
     /// One card, or several sent as one message.
     #[oai(validator(min_items = 1, max_items = 20))]
     pub contacts: Vec<ContactBody>,
+    /// WhatsApp id of a message this instance sent or received, to quote.
+    #[oai(validator(min_length = 1, max_length = 128))]
+    pub reply_to: Option<Text>,
 }
 
 /// A contact card: either `vcard` (raw vCard 3.0 text, `display_name`
@@ -124,10 +134,11 @@ impl ConversationsApi {
         route: &str,
         sender: String,
         to: &str,
-        message: OutgoingMessage,
+        (message, reply_to): (OutgoingMessage, Option<Text>),
         key: Option<String>,
         visible: Option<Vec<Uuid>>,
     ) -> Result<Json<SendResult>, ApiError> {
+        let (extras, digest) = extras(text::opt(reply_to), Vec::new());
         let described = format!("{message:?}");
         let idem = key.map(|key| Idempotency {
             key,
@@ -136,6 +147,7 @@ impl ConversationsApi {
                 sender.as_bytes(),
                 to.as_bytes(),
                 described.as_bytes(),
+                digest.as_bytes(),
             ]),
         });
         let sent = self
@@ -145,6 +157,7 @@ impl ConversationsApi {
                 &sender,
                 to,
                 Content::Message(message),
+                extras,
                 idem,
                 visible.as_deref(),
             )
@@ -165,8 +178,15 @@ impl ConversationsApi {
             text::opt(body.name),
             text::opt(body.address),
         )?;
-        self.send("location", sender, &body.to, message, key, visible)
-            .await
+        self.send(
+            "location",
+            sender,
+            &body.to,
+            (message, body.reply_to),
+            key,
+            visible,
+        )
+        .await
     }
 
     async fn reaction(
@@ -177,7 +197,7 @@ impl ConversationsApi {
         visible: Option<Vec<Uuid>>,
     ) -> Result<Json<SendResult>, ApiError> {
         let message = compose::reaction(body.message_id.0, body.emoji.0)?;
-        self.send("reaction", sender, &body.to, message, key, visible)
+        self.send("reaction", sender, &body.to, (message, None), key, visible)
             .await
     }
 
@@ -190,8 +210,15 @@ impl ConversationsApi {
     ) -> Result<Json<SendResult>, ApiError> {
         let options = body.options.into_iter().map(|o| o.name.0).collect();
         let message = compose::poll(body.question.0, options, body.selectable_count)?;
-        self.send("poll", sender, &body.to, message, key, visible)
-            .await
+        self.send(
+            "poll",
+            sender,
+            &body.to,
+            (message, body.reply_to),
+            key,
+            visible,
+        )
+        .await
     }
 
     async fn contacts(
@@ -221,8 +248,15 @@ impl ConversationsApi {
             });
         }
         let message = compose::contacts(inputs)?;
-        self.send("contact", sender, &body.to, message, key, visible)
-            .await
+        self.send(
+            "contact",
+            sender,
+            &body.to,
+            (message, body.reply_to),
+            key,
+            visible,
+        )
+        .await
     }
 }
 

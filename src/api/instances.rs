@@ -71,6 +71,14 @@ pub struct InstanceView {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Incoming calls are rejected (each still emits `call.received`, then
+    /// `call.rejected`).
+    pub reject_calls: bool,
+    /// Text sent to the caller after a rejected call.
+    pub call_reply: Option<String>,
+    /// Inbound messages are marked read once every webhook took their
+    /// `message.received`.
+    pub auto_read: bool,
 }
 
 impl From<Instance> for InstanceView {
@@ -86,6 +94,9 @@ impl From<Instance> for InstanceView {
             last_error: i.last_error,
             created_at: i.created_at,
             updated_at: i.updated_at,
+            reject_calls: i.reject_calls,
+            call_reply: i.call_reply,
+            auto_read: i.auto_read,
         }
     }
 }
@@ -104,6 +115,13 @@ pub struct UpdateInstance {
     /// The new label; `null` removes it, absent leaves it as it is.
     #[oai(validator(min_length = 1, max_length = 100))]
     pub name: MaybeUndefined<Text>,
+    /// Reject incoming calls.
+    pub reject_calls: Option<bool>,
+    /// Text sent to a caller after a rejected call; `null` sends none.
+    #[oai(validator(min_length = 1, max_length = 4096))]
+    pub call_reply: MaybeUndefined<Text>,
+    /// Mark inbound messages read once their webhooks took them.
+    pub auto_read: Option<bool>,
 }
 
 #[derive(Debug, Object)]
@@ -182,7 +200,10 @@ impl InstancesApi {
         Ok(Json(store::get(&self.state.db, id.0).await?.into()))
     }
 
-    /// Rename an instance
+    /// Rename an instance or change its settings
+    ///
+    /// Absent fields stay as they are. `reject_calls` (with `call_reply`)
+    /// and `auto_read` are off by default.
     #[oai(path = "/:id", method = "patch", operation_id = "update_instance")]
     async fn update(
         &self,
@@ -191,13 +212,26 @@ impl InstancesApi {
         body: Json<UpdateInstance>,
     ) -> Result<Json<InstanceView>, ApiError> {
         auth.instance(id.0, Scope::Manage)?;
-        let instance = match body.0.name {
+        let body = body.0;
+        let settings = store::Settings {
+            reject_calls: body.reject_calls,
+            call_reply: match body.call_reply {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(text) => Some(Some(text.0)),
+            },
+            auto_read: body.auto_read,
+        };
+        let mut instance = match body.name {
             MaybeUndefined::Undefined => store::get(&self.state.db, id.0).await?,
             MaybeUndefined::Null => store::rename(&self.state.db, id.0, None).await?,
             MaybeUndefined::Value(name) => {
                 store::rename(&self.state.db, id.0, Some(name.0)).await?
             }
         };
+        if !settings.is_empty() {
+            instance = store::configure(&self.state.db, id.0, settings).await?;
+        }
         Ok(Json(instance.into()))
     }
 

@@ -143,6 +143,7 @@ pub fn spec_json() -> String {
         std::sync::Arc::new(crate::engine::scripted::ScriptedEngine::new()),
         std::time::Duration::from_secs(1),
         Default::default(),
+        Default::default(),
     );
     let settings: crate::config::Settings = Default::default();
     let messenger =

@@ -56,6 +56,11 @@ pub enum Content {
     Deleted {
         target_id: String,
     },
+    /// A vote on poll `poll_id`, still encrypted with the poll's secret.
+    PollVote {
+        poll_id: String,
+        vote: super::EncryptedVote,
+    },
     /// Anything else, named by its protobuf field (e.g. `eventMessage`).
     Unknown {
         type_name: String,
@@ -75,6 +80,7 @@ impl Content {
             Self::Reaction { .. } => "reaction",
             Self::Edited { .. } => "edited",
             Self::Deleted { .. } => "deleted",
+            Self::PollVote { .. } => "poll_vote",
             Self::Unknown { .. } => "unknown",
         }
     }

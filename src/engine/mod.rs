@@ -2,9 +2,11 @@
 //! to these traits only: `crate::whatsapp` implements them with
 //! whatsapp-rust, and [`scripted`] with a double that tests drive.
 
+mod body;
 mod inbound;
 pub mod scripted;
 
+pub use body::{Body, Context, EncryptedVote, Quote, StoredContact};
 pub use inbound::{Content, Inbound, Quoted, ReceivedContact, ReceivedMedia, ReceivedMediaKind};
 
 use std::sync::Arc;
@@ -88,6 +90,23 @@ pub enum EngineEvent {
         messages: Vec<Inbound>,
         committed: Ack,
     },
+    /// Someone is calling the instance.
+    Call(IncomingCall),
+}
+
+/// A call offered to the instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingCall {
+    pub call_id: String,
+    /// The caller.
+    pub from: Party,
+    /// The JID the call was offered from (a device of the caller); a
+    /// rejection goes back to it.
+    pub from_device: String,
+    /// Who started the call, as WhatsApp names it in a rejection.
+    pub creator_jid: String,
+    pub video: bool,
+    pub offered_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Tells a waiting engine whether the gateway committed what it was
@@ -194,6 +213,8 @@ pub struct OutgoingMedia {
     pub caption: Option<String>,
     /// Audio as a voice note (push to talk).
     pub voice: bool,
+    /// The message the caption replies to and who it mentions.
+    pub context: Context,
 }
 
 /// A message other than text or media: what the conversation routes send.
@@ -219,6 +240,9 @@ pub enum OutgoingMessage {
         options: Vec<String>,
         /// How many options a voter may pick (1..=options).
         selectable: u32,
+        /// The message secret votes are encrypted with; the send pipeline
+        /// draws it, after the idempotency check.
+        secret: [u8; 32],
     },
 }
 
@@ -290,12 +314,13 @@ pub trait Session: Send + Sync {
     /// Stops the client without unlinking, so it can resume later.
     async fn disconnect(&self);
 
-    /// Sends text to a JID; returns WhatsApp's message id.
+    /// Sends text to a JID, quoting and mentioning as `context` says;
+    /// returns WhatsApp's message id.
     async fn send_text(
         &self,
         to_jid: &str,
         text: &str,
-        reply_to: Option<&str>,
+        context: &Context,
     ) -> Result<String, EngineError>;
 
     /// Shows "typing…" in the chat with `to_jid`; the next message ends it.
@@ -305,12 +330,17 @@ pub trait Session: Send + Sync {
     async fn send_media(&self, to_jid: &str, media: OutgoingMedia) -> Result<String, EngineError>;
 
     /// Sends a reaction, location, contact card(s) or poll; returns the
-    /// message id.
+    /// message id. `context` applies where WhatsApp carries one (not on
+    /// reactions).
     async fn send_message(
         &self,
         to_jid: &str,
         message: OutgoingMessage,
+        context: &Context,
     ) -> Result<String, EngineError>;
+
+    /// Turns an offered call away.
+    async fn reject_call(&self, call: &IncomingCall) -> Result<(), EngineError>;
 
     /// Replaces the text of text message `message_id` sent to `to_jid`.
     async fn edit_text(

@@ -9,8 +9,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    ChatPresence, Engine, EngineError, EngineEvent, EventSink, MediaKind, NumberInfo,
-    OutgoingMedia, OutgoingMessage, Party, ReceiptKind, Session,
+    ChatPresence, Content, Context, Engine, EngineError, EngineEvent, EventSink, Inbound,
+    IncomingCall, MediaKind, NumberInfo, OutgoingMedia, OutgoingMessage, Party, ReceiptKind,
+    Session,
 };
 
 /// What the gateway asked of the engine, in order.
@@ -29,7 +30,7 @@ pub enum Call {
         instance: Uuid,
         to: String,
         text: String,
-        reply_to: Option<String>,
+        context: Context,
     },
     SendMedia {
         instance: Uuid,
@@ -40,11 +41,18 @@ pub enum Call {
         file_name: Option<String>,
         caption: Option<String>,
         voice: bool,
+        context: Context,
     },
     SendMessage {
         instance: Uuid,
         to: String,
         message: OutgoingMessage,
+        context: Context,
+    },
+    RejectCall {
+        instance: Uuid,
+        call_id: String,
+        from: String,
     },
     EditText {
         instance: Uuid,
@@ -245,11 +253,7 @@ impl ScriptedEngine {
             return;
         };
         let engine = self.clone();
-        let from = Party {
-            jid: to_jid.to_owned(),
-            phone_number: to_jid.split('@').next().map(str::to_owned),
-            lid: None,
-        };
+        let from = playground_party(to_jid);
         let message_ids = vec![message_id.clone()];
         tokio::spawn(async move {
             for kind in [ReceiptKind::Delivered, ReceiptKind::Read] {
@@ -263,6 +267,76 @@ impl ScriptedEngine {
                     return;
                 }
             }
+        });
+    }
+
+    /// In the playground, the recipient of poll `poll_id` votes for
+    /// `picked` after the receipts (a vote encrypted with the poll's secret,
+    /// as a phone sends it).
+    fn play_vote(
+        &self,
+        instance_id: Uuid,
+        voter_jid: &str,
+        poll_id: &str,
+        picked: &[String],
+        secret: &[u8; 32],
+    ) {
+        let (delay, creator) = {
+            let mut state = self.lock();
+            let Some(delay) = state.playground.as_ref().map(|p| p.receipt_delay) else {
+                return;
+            };
+            let Some(number) = Self::number_for(&mut state, instance_id) else {
+                return;
+            };
+            (delay, format!("{number}@s.whatsapp.net"))
+        };
+        let vote = match crate::whatsapp::content::outgoing::seal_vote(
+            picked, secret, poll_id, &creator, voter_jid,
+        ) {
+            Ok(vote) => vote,
+            Err(e) => {
+                tracing::warn!(error = %e, "scripted vote not sealed");
+                return;
+            }
+        };
+        let inbound = Inbound {
+            message_id: format!("3EB0VOTE{}", Uuid::now_v7().simple()),
+            from: playground_party(voter_jid),
+            chat: voter_jid.to_owned(),
+            timestamp: chrono::Utc::now(),
+            content: Content::PollVote {
+                poll_id: poll_id.to_owned(),
+                vote,
+            },
+        };
+        let engine = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay * 3).await;
+            engine
+                .emit(instance_id, EngineEvent::Message(Box::new(inbound)))
+                .await;
+        });
+    }
+
+    /// In the playground, the recipient of a text asking "call me" calls
+    /// back (a voice call) after the receipts.
+    fn play_call(&self, instance_id: Uuid, caller_jid: &str) {
+        let Some(delay) = self.lock().playground.as_ref().map(|p| p.receipt_delay) else {
+            return;
+        };
+        let call = IncomingCall {
+            call_id: format!("SCRIPTEDCALL{}", Uuid::now_v7().simple()),
+            from: playground_party(caller_jid),
+            from_device: caller_jid.to_owned(),
+            creator_jid: caller_jid.to_owned(),
+            video: false,
+            offered_at: chrono::Utc::now(),
+        };
+        let engine = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay * 3).await;
+            engine.emit(instance_id, EngineEvent::Call(call)).await;
         });
     }
 
@@ -385,7 +459,7 @@ impl Session for ScriptedSession {
         &self,
         to_jid: &str,
         text: &str,
-        reply_to: Option<&str>,
+        context: &Context,
     ) -> Result<String, EngineError> {
         let (sent, delay) = {
             let mut state = self.engine.lock();
@@ -393,13 +467,16 @@ impl Session for ScriptedSession {
                 instance: self.instance_id,
                 to: to_jid.to_owned(),
                 text: text.to_owned(),
-                reply_to: reply_to.map(str::to_owned),
+                context: context.clone(),
             });
             (next_message_id(&mut state), state.send_delay)
         };
         tracing::info!(to = to_jid, "scripted send started");
         tokio::time::sleep(delay).await;
         self.engine.play_receipts(self.instance_id, to_jid, &sent);
+        if sent.is_ok() && text.to_lowercase().contains("call me") {
+            self.engine.play_call(self.instance_id, to_jid);
+        }
         sent
     }
 
@@ -422,6 +499,7 @@ impl Session for ScriptedSession {
             file_name: media.file_name,
             caption: media.caption,
             voice: media.voice,
+            context: media.context,
         });
         let sent = next_message_id(&mut state);
         drop(state);
@@ -433,17 +511,37 @@ impl Session for ScriptedSession {
         &self,
         to_jid: &str,
         message: OutgoingMessage,
+        context: &Context,
     ) -> Result<String, EngineError> {
         let mut state = self.engine.lock();
         state.calls.push(Call::SendMessage {
             instance: self.instance_id,
             to: to_jid.to_owned(),
-            message,
+            message: message.clone(),
+            context: context.clone(),
         });
         let sent = next_message_id(&mut state);
         drop(state);
         self.engine.play_receipts(self.instance_id, to_jid, &sent);
+        if let (
+            Ok(id),
+            OutgoingMessage::Poll {
+                options, secret, ..
+            },
+        ) = (&sent, &message)
+        {
+            self.engine
+                .play_vote(self.instance_id, to_jid, id, &options[..1], secret);
+        }
         sent
+    }
+
+    async fn reject_call(&self, call: &IncomingCall) -> Result<(), EngineError> {
+        self.record(Call::RejectCall {
+            instance: self.instance_id,
+            call_id: call.call_id.clone(),
+            from: call.from.jid.clone(),
+        })
     }
 
     async fn edit_text(
@@ -526,6 +624,15 @@ impl ScriptedSession {
             return Err(EngineError::Refused("scripted send failure".into()));
         }
         Ok(())
+    }
+}
+
+/// A playground contact, known by number.
+fn playground_party(jid: &str) -> Party {
+    Party {
+        jid: jid.to_owned(),
+        phone_number: jid.split('@').next().map(str::to_owned),
+        lid: None,
     }
 }
 

@@ -227,7 +227,8 @@ async fn transition<C: ConnectionTrait>(
         EngineEvent::ServerAck { .. }
         | EngineEvent::Receipt { .. }
         | EngineEvent::Message(_)
-        | EngineEvent::Messages { .. } => None,
+        | EngineEvent::Messages { .. }
+        | EngineEvent::Call(_) => None,
     };
     Ok(Change {
         status,

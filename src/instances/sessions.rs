@@ -85,6 +85,8 @@ struct Inner {
     live: Mutex<HashMap<Uuid, Live>>,
     answer_timeout: Duration,
     webhooks: Webhooks,
+    /// Seals what messages said before it is stored.
+    keyring: crate::sealing::Keyring,
     /// Set at shutdown: no session starts any more.
     closing: std::sync::atomic::AtomicBool,
     /// Asks the event loop to apply everything queued so far.
@@ -122,6 +124,7 @@ impl Sessions {
         engine: Arc<dyn Engine>,
         answer_timeout: Duration,
         webhooks: Webhooks,
+        keyring: crate::sealing::Keyring,
     ) -> (Self, impl std::future::Future<Output = ()> + Send + 'static) {
         let (sink, mut events) = mpsc::channel(1024);
         let (drain, mut drains) = mpsc::unbounded_channel::<oneshot::Sender<()>>();
@@ -135,6 +138,7 @@ impl Sessions {
                 progress: ResumeProgress::default(),
                 answer_timeout,
                 webhooks,
+                keyring,
                 closing: Default::default(),
                 drain,
             }),
@@ -144,6 +148,21 @@ impl Sessions {
         let event_loop = async move {
             let mut lanes = Vec::with_capacity(EVENT_LANES);
             let mut workers = tokio::task::JoinSet::new();
+            let auto_read = weak.clone();
+            workers.spawn(async move {
+                let mut ticks = tokio::time::interval(crate::messaging::auto_read::INTERVAL);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticks.tick().await;
+                    let Some(inner) = auto_read.upgrade() else {
+                        break;
+                    };
+                    let sessions = Sessions { inner };
+                    if let Err(e) = crate::messaging::auto_read::tick(&sessions).await {
+                        tracing::warn!(error = %e, "auto_read round failed");
+                    }
+                }
+            });
             for _ in 0..EVENT_LANES {
                 let (tx, mut rx) = mpsc::channel::<LaneItem>(256);
                 let weak = weak.clone();
@@ -211,10 +230,26 @@ impl Sessions {
     }
 
     async fn handle(&self, id: Uuid, event: EngineEvent) {
+        if let EngineEvent::Call(call) = &event {
+            let (db, hooks, keyring) = (&self.inner.db, &self.inner.webhooks, &self.inner.keyring);
+            let session = self.session(id);
+            if let Err(e) =
+                crate::messaging::calls::incoming(db, hooks, keyring, session, id, call).await
+            {
+                tracing::error!(error = %e, "could not handle an incoming call");
+            }
+            return;
+        }
         if event.is_message() {
             let hooks = &self.inner.webhooks;
-            if let Err(e) =
-                crate::messaging::tracking::apply(&self.inner.db, hooks, id, &event).await
+            if let Err(e) = crate::messaging::tracking::apply(
+                &self.inner.db,
+                hooks,
+                &self.inner.keyring,
+                id,
+                &event,
+            )
+            .await
             {
                 tracing::error!(error = %e, "could not persist a message event");
             }
@@ -283,8 +318,19 @@ impl Sessions {
             | EngineEvent::ServerAck { .. }
             | EngineEvent::Receipt { .. }
             | EngineEvent::Message(_)
+            | EngineEvent::Call(_)
             | EngineEvent::Messages { .. } => {}
         }
+    }
+
+    /// Seals and opens what messages said.
+    pub fn keyring(&self) -> &crate::sealing::Keyring {
+        &self.inner.keyring
+    }
+
+    /// The database, for the messaging jobs that run beside the sessions.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
     }
 
     /// The outboxes' source, for events recorded elsewhere.

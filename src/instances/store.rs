@@ -42,6 +42,9 @@ pub async fn create(db: &DatabaseConnection, name: Option<String>) -> Result<Ins
         last_error: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        reject_calls: Set(false),
+        call_reply: Set(None),
+        auto_read: Set(false),
     };
     Entity::insert(row).exec_with_returning(db).await
 }
@@ -94,6 +97,44 @@ pub async fn rename(
         .exec(db)
         .await?;
     if updated.rows_affected == 0 {
+        return Err(InstanceError::NotFound(id));
+    }
+    get(db, id).await
+}
+
+/// Changes to an instance's conversation settings; `None` leaves one as
+/// it is (`call_reply: Some(None)` removes the text).
+#[derive(Debug, Default)]
+pub struct Settings {
+    pub reject_calls: Option<bool>,
+    pub call_reply: Option<Option<String>>,
+    pub auto_read: Option<bool>,
+}
+
+impl Settings {
+    pub fn is_empty(&self) -> bool {
+        self.reject_calls.is_none() && self.call_reply.is_none() && self.auto_read.is_none()
+    }
+}
+
+pub async fn configure(
+    db: &DatabaseConnection,
+    id: Uuid,
+    settings: Settings,
+) -> Result<Instance, InstanceError> {
+    let mut update = Entity::update_many()
+        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(Column::Id.eq(id));
+    if let Some(reject) = settings.reject_calls {
+        update = update.col_expr(Column::RejectCalls, Expr::value(reject));
+    }
+    if let Some(reply) = settings.call_reply {
+        update = update.col_expr(Column::CallReply, Expr::value(reply));
+    }
+    if let Some(auto_read) = settings.auto_read {
+        update = update.col_expr(Column::AutoRead, Expr::value(auto_read));
+    }
+    if update.exec(db).await?.rows_affected == 0 {
         return Err(InstanceError::NotFound(id));
     }
     get(db, id).await

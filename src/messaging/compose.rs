@@ -118,6 +118,8 @@ pub fn poll(
         question,
         options,
         selectable,
+        // Drawn by the send pipeline once the request is accepted.
+        secret: [0; 32],
     })
 }
 

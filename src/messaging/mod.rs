@@ -1,6 +1,9 @@
 //! Messaging: phone numbers, media, the send pipeline, and tracking of
 //! sent and received messages.
 
+pub mod auto_read;
+pub mod bodies;
+pub mod calls;
 pub mod compose;
 pub mod fetch;
 pub mod history;
@@ -12,3 +15,4 @@ pub mod phone;
 pub mod send;
 pub mod spool;
 pub mod tracking;
+pub mod votes;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use entity::messages::{self, Column, Entity};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -187,10 +187,20 @@ impl Messenger {
     /// The JID of a chat given as a phone number (checked on WhatsApp) or
     /// as a user JID (`…@s.whatsapp.net`, `…@lid`).
     async fn chat_jid(&self, session: &dyn Session, chat: &str) -> Result<String, OperationError> {
+        Ok(self.chat_jids(session, chat).await?.0)
+    }
+
+    /// [`Self::chat_jid`], with the chat's LID when WhatsApp's directory
+    /// names one (inbound messages may be addressed by it).
+    async fn chat_jids(
+        &self,
+        session: &dyn Session,
+        chat: &str,
+    ) -> Result<(String, Option<String>), OperationError> {
         if let Some((user, server)) = chat.split_once('@') {
             let digits = !user.is_empty() && user.chars().all(|c| c.is_ascii_digit());
             return match server {
-                "s.whatsapp.net" | "lid" if digits => Ok(chat.to_owned()),
+                "s.whatsapp.net" | "lid" if digits => Ok((chat.to_owned(), None)),
                 _ => Err(OperationError::InvalidChat(chat.to_owned())),
             };
         }
@@ -199,23 +209,63 @@ impl Messenger {
             NumberInfo {
                 registered: true,
                 jid: Some(jid),
+                lid,
                 ..
-            } => Ok(jid),
+            } => Ok((jid, lid)),
             _ => Err(SendError::NotOnWhatsApp(number).into()),
         }
     }
 
-    /// Sends read receipts for `message_ids` of `chat` to their sender.
+    /// Sends read receipts for `message_ids` of `chat` to their sender, or,
+    /// with `None`, for every message of the chat not read yet. Returns the
+    /// chat's JID and the ids read.
     pub async fn mark_read(
         &self,
         instance_id: Uuid,
         chat: &str,
-        message_ids: &[String],
-    ) -> Result<String, OperationError> {
+        message_ids: Option<&[String]>,
+    ) -> Result<(String, Vec<String>), OperationError> {
+        use entity::inbound_messages as inbound;
         let session = self.live(instance_id)?;
-        let jid = self.chat_jid(&*session, chat).await?;
-        session.mark_read(&jid, message_ids).await?;
-        Ok(jid)
+        let (jid, lid) = self.chat_jids(&*session, chat).await?;
+        let chats: Vec<String> = std::iter::once(jid.clone()).chain(lid).collect();
+        let mut rows = inbound::Entity::find()
+            .filter(inbound::Column::InstanceId.eq(instance_id))
+            .filter(inbound::Column::ChatJid.is_in(chats));
+        rows = match message_ids {
+            Some(ids) => rows.filter(inbound::Column::WaMessageId.is_in(ids.iter().cloned())),
+            // Reactions, edits, deletions and votes carry no body and are
+            // not read.
+            None => rows
+                .filter(inbound::Column::ReadAt.is_null())
+                .filter(inbound::Column::Body.is_not_null()),
+        };
+        let rows = rows
+            .order_by_asc(inbound::Column::Id)
+            .all(self.db())
+            .await?;
+        let read: Vec<String> = match message_ids {
+            Some(ids) => {
+                session.mark_read(&jid, ids).await?;
+                ids.to_vec()
+            }
+            None => {
+                // Receipts go to the chat as each message was addressed.
+                let mut by_chat: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+                for row in &rows {
+                    by_chat
+                        .entry(row.chat_jid.as_str())
+                        .or_default()
+                        .push(row.wa_message_id.clone());
+                }
+                for (chat, ids) in &by_chat {
+                    session.mark_read(chat, ids).await?;
+                }
+                rows.iter().map(|r| r.wa_message_id.clone()).collect()
+            }
+        };
+        super::auto_read::mark(self.db(), rows.iter().map(|r| r.id).collect()).await?;
+        Ok((jid, read))
     }
 
     /// Shows typing, recording or nothing in `chat`.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::bodies;
 use super::fetch::{FetchError, MediaFetcher};
 use super::media::{self, MediaError};
 use super::numbers::NumberCache;
@@ -20,7 +21,8 @@ use super::pacing::{Pacer, QueueFull};
 use super::phone::{self, PhoneError};
 use super::tracking::message_payload;
 use crate::engine::{
-    EngineError, MediaBody, MediaKind, NumberInfo, OutgoingMedia, OutgoingMessage, Session,
+    Body, Context, EngineError, MediaBody, MediaKind, NumberInfo, OutgoingMedia, OutgoingMessage,
+    Quote, Session,
 };
 use crate::instances::sessions::Sessions;
 use crate::messaging::spool::{HEAD_LEN, Spooled};
@@ -39,6 +41,8 @@ pub enum SendError {
     SenderNotConnected(String),
     #[error("{0} is not on WhatsApp")]
     NotOnWhatsApp(String),
+    #[error("reply_to: this instance neither sent nor received a message {0}")]
+    ReplyTargetUnknown(String),
     #[error("no instance is online to ask WhatsApp")]
     NoInstanceOnline,
     #[error(transparent)]
@@ -63,7 +67,6 @@ pub enum SendError {
 pub enum Content {
     Text {
         text: String,
-        reply_to: Option<String>,
     },
     Media {
         source: MediaSource,
@@ -77,6 +80,15 @@ pub enum Content {
     Message(OutgoingMessage),
 }
 
+/// What a send carries besides its content, as the request gave it.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// WhatsApp id of a message this instance sent or received, to quote.
+    pub reply_to: Option<String>,
+    /// Numbers of the people to mention, as given.
+    pub mentions: Vec<String>,
+}
+
 pub enum MediaSource {
     /// An upload, spooled to disk as it arrived.
     File(Spooled),
@@ -85,10 +97,7 @@ pub enum MediaSource {
 }
 
 enum Outgoing {
-    Text {
-        text: String,
-        reply_to: Option<String>,
-    },
+    Text { text: String },
     Media(OutgoingMedia),
     Message(OutgoingMessage),
 }
@@ -222,18 +231,33 @@ impl Messenger {
         sender: &str,
         to: &str,
         content: Content,
+        extras: Extras,
         idempotency: Option<Idempotency>,
         visible: Option<&[Uuid]>,
     ) -> Result<Sent, SendError> {
         let sender = self.normalize("phoneNumber", sender)?;
         let to = self.normalize("to", to)?;
+        let mentions = extras
+            .mentions
+            .iter()
+            .map(|m| self.normalize("mentions", m))
+            .collect::<Result<Vec<_>, _>>()?;
         let (instance_id, session) = self.sender(&sender, visible).await?;
         if let Some(idem) = &idempotency
             && let Some(replay) = self.claim_key(instance_id, idem).await?
         {
             return Ok(replay);
         }
-        let result = self.deliver(instance_id, &*session, &to, content).await;
+        let result = self
+            .deliver(
+                instance_id,
+                &*session,
+                &to,
+                content,
+                extras.reply_to.as_deref(),
+                &mentions,
+            )
+            .await;
         if let Some(idem) = &idempotency {
             match &result {
                 Ok(sent) => self.remember(instance_id, &idem.key, sent).await?,
@@ -250,10 +274,35 @@ impl Messenger {
         session: &dyn Session,
         to: &str,
         content: Content,
+        reply_to: Option<&str>,
+        mentions: &[String],
     ) -> Result<Sent, SendError> {
+        let quote = match reply_to {
+            Some(id) => Some(self.quote(instance_id, id).await?),
+            None => None,
+        };
+        let mut context = Context {
+            quote,
+            mentions: Vec::with_capacity(mentions.len()),
+        };
+        for number in mentions {
+            match self.check(session, number).await? {
+                NumberInfo {
+                    registered: true,
+                    jid: Some(jid),
+                    ..
+                } => context.mentions.push(jid),
+                _ => return Err(SendError::NotOnWhatsApp(number.clone())),
+            }
+        }
         // Checked before the number, so a bad file costs no lookup.
         let (kind, outgoing) = match content {
-            Content::Text { text, reply_to } => ("text", Outgoing::Text { text, reply_to }),
+            Content::Text { text } => (
+                "text",
+                Outgoing::Text {
+                    text: with_mentions(text, &context.mentions),
+                },
+            ),
             Content::Media {
                 source,
                 declared,
@@ -278,6 +327,15 @@ impl Messenger {
                 };
                 let (kind, mime_type) =
                     media::classify(&head, body.len(), declared, self.max_media_bytes)?;
+                // Audio carries no caption, so it mentions no one either.
+                let caption = match kind {
+                    MediaKind::Audio => caption,
+                    _ if context.mentions.is_empty() => caption,
+                    _ => Some(with_mentions(
+                        caption.unwrap_or_default(),
+                        &context.mentions,
+                    )),
+                };
                 let media = OutgoingMedia {
                     kind,
                     body,
@@ -285,6 +343,7 @@ impl Messenger {
                     file_name,
                     caption,
                     voice: voice && kind == MediaKind::Audio,
+                    context: context.clone(),
                 };
                 (kind.as_str(), Outgoing::Media(media))
             }
@@ -294,6 +353,10 @@ impl Messenger {
                 } = &mut message
                 {
                     *from_me = self.sent_by(instance_id, target_id).await?;
+                }
+                // Drawn only now, so a repeated request digests the same.
+                if let OutgoingMessage::Poll { secret, .. } = &mut message {
+                    *secret = poll_secret()?;
                 }
                 (message.kind(), Outgoing::Message(message))
             }
@@ -311,10 +374,24 @@ impl Messenger {
             }) => jid,
             _ => return Err(SendError::NotOnWhatsApp(to.to_owned())),
         };
+        let body = match &outgoing {
+            Outgoing::Text { text } => Some(Body::Text { text: text.clone() }),
+            Outgoing::Media(media) => Some(Body::Media {
+                kind: if media.voice {
+                    "voice".to_owned()
+                } else {
+                    media.kind.as_str().to_owned()
+                },
+                caption: media.caption.clone(),
+                mime_type: Some(media.mime_type.clone()),
+                file_name: media.file_name.clone(),
+            }),
+            Outgoing::Message(message) => Body::of_outgoing(message),
+        };
         let turn = self.pacer.turn(instance_id).await?;
         let clock = std::time::Instant::now();
         let sent = match outgoing {
-            Outgoing::Text { text, reply_to } => {
+            Outgoing::Text { text } => {
                 if let Some(typing) = self.pacer.settings().typing_for(text.chars().count()) {
                     // Only a courtesy: a failure to show it does not stop the send.
                     if let Err(e) = session.typing(&to_jid).await {
@@ -322,26 +399,80 @@ impl Messenger {
                     }
                     tokio::time::sleep(typing).await;
                 }
-                session.send_text(&to_jid, &text, reply_to.as_deref()).await
+                session.send_text(&to_jid, &text, &context).await
             }
             Outgoing::Media(media) => session.send_media(&to_jid, media).await,
-            Outgoing::Message(message) => session.send_message(&to_jid, message).await,
+            Outgoing::Message(message) => session.send_message(&to_jid, message, &context).await,
         };
         drop(turn);
         crate::metrics::send(kind, sent.is_ok(), clock.elapsed());
+        let recorded = |message_id: String, failure: Option<String>| Recorded {
+            instance_id,
+            message_id,
+            to: to.to_owned(),
+            to_jid: to_jid.clone(),
+            kind,
+            failure,
+            body: body.clone(),
+        };
+        let (db, hooks, keyring) = (&self.db, self.sessions.webhooks(), self.sessions.keyring());
         match sent {
-            Ok(message_id) => {
-                self.record(instance_id, &message_id, to, &to_jid, kind, None)
-                    .await
-            }
+            Ok(message_id) => record_sent(db, hooks, keyring, recorded(message_id, None)).await,
             Err(e) => {
                 let message_id = format!("failed-{}", Uuid::now_v7().simple());
                 let reason = e.to_string();
-                self.record(instance_id, &message_id, to, &to_jid, kind, Some(&reason))
-                    .await?;
+                record_sent(
+                    db,
+                    hooks,
+                    keyring,
+                    recorded(message_id.clone(), Some(reason.clone())),
+                )
+                .await?;
                 Err(SendError::Failed { message_id, reason })
             }
         }
+    }
+
+    /// What a reply to message `wa_message_id` quotes: a message this
+    /// instance sent (its sender is the instance) or received.
+    async fn quote(&self, instance_id: Uuid, wa_message_id: &str) -> Result<Quote, SendError> {
+        let keyring = self.sessions.keyring();
+        if let Some(sent) = messages::Entity::find()
+            .filter(messages::Column::InstanceId.eq(instance_id))
+            .filter(messages::Column::WaMessageId.eq(wa_message_id))
+            .filter(messages::Column::Status.ne("failed"))
+            .one(&self.db)
+            .await?
+        {
+            let own = instances::Entity::find_by_id(instance_id)
+                .one(&self.db)
+                .await?
+                .and_then(|i| i.jid)
+                .map(|jid| super::votes::without_device(&jid))
+                .unwrap_or_default();
+            return Ok(Quote {
+                message_id: wa_message_id.to_owned(),
+                sender_jid: own,
+                body: bodies::open(keyring, bodies::SENT, sent.id, sent.body.as_deref()),
+            });
+        }
+        use entity::inbound_messages::{Column, Entity};
+        let received = Entity::find()
+            .filter(Column::InstanceId.eq(instance_id))
+            .filter(Column::WaMessageId.eq(wa_message_id))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| SendError::ReplyTargetUnknown(wa_message_id.to_owned()))?;
+        Ok(Quote {
+            message_id: wa_message_id.to_owned(),
+            sender_jid: received.sender_jid.clone(),
+            body: bodies::open(
+                keyring,
+                bodies::RECEIVED,
+                received.id,
+                received.body.as_deref(),
+            ),
+        })
     }
 
     /// Whether this instance sent message `wa_message_id` (else it is one
@@ -353,57 +484,6 @@ impl Messenger {
             .one(&self.db)
             .await?
             .is_some())
-    }
-
-    /// The tracking row and its event, in one transaction.
-    async fn record(
-        &self,
-        instance_id: Uuid,
-        message_id: &str,
-        to: &str,
-        to_jid: &str,
-        kind: &str,
-        failure: Option<&str>,
-    ) -> Result<Sent, SendError> {
-        let now = Utc::now();
-        let status = if failure.is_some() { "failed" } else { "sent" };
-        let row = messages::Model {
-            id: Uuid::now_v7(),
-            instance_id,
-            wa_message_id: message_id.to_owned(),
-            to_number: to.to_owned(),
-            to_jid: to_jid.to_owned(),
-            kind: kind.to_owned(),
-            status: status.to_owned(),
-            error: failure.map(str::to_owned),
-            created_at: now,
-            updated_at: now,
-            edited_at: None,
-            deleted_at: None,
-        };
-        let txn = crate::db::begin_write(&self.db).await?;
-        messages::Entity::insert(messages::ActiveModel::from(row.clone()))
-            .exec_without_returning(&txn)
-            .await?;
-        let event = if failure.is_some() {
-            EventType::MessageFailed
-        } else {
-            EventType::MessageSent
-        };
-        let mut outbox = self.sessions.webhooks().outbox();
-        outbox
-            .record(&txn, instance_id, event, message_payload(&row))
-            .await?;
-        txn.commit().await?;
-        outbox.committed();
-        Ok(Sent {
-            message_id: message_id.to_owned(),
-            instance_id,
-            to: to.to_owned(),
-            to_jid: to_jid.to_owned(),
-            status: status.to_owned(),
-            timestamp: now,
-        })
     }
 
     /// Claims `key` for this request, or returns the first answer to it.
@@ -500,5 +580,119 @@ impl Messenger {
             .find_map(|id| self.sessions.session(id))
             .ok_or(SendError::NoInstanceOnline)?;
         Ok(self.numbers.check(&*session, numbers).await?)
+    }
+}
+
+/// A send's outcome, to track.
+pub(super) struct Recorded {
+    pub instance_id: Uuid,
+    pub message_id: String,
+    pub to: String,
+    pub to_jid: String,
+    pub kind: &'static str,
+    pub failure: Option<String>,
+    pub body: Option<Body>,
+}
+
+/// The tracking row (its body sealed) and its event, in one transaction.
+pub(super) async fn record_sent(
+    db: &DatabaseConnection,
+    hooks: &crate::webhooks::Webhooks,
+    keyring: &crate::sealing::Keyring,
+    sent: Recorded,
+) -> Result<Sent, SendError> {
+    let now = Utc::now();
+    let status = if sent.failure.is_some() {
+        "failed"
+    } else {
+        "sent"
+    };
+    let id = Uuid::now_v7();
+    let body = sent
+        .body
+        .as_ref()
+        .map(|b| bodies::seal(keyring, bodies::SENT, id, b))
+        .transpose()?;
+    let row = messages::Model {
+        id,
+        instance_id: sent.instance_id,
+        wa_message_id: sent.message_id.clone(),
+        to_number: sent.to.clone(),
+        to_jid: sent.to_jid.clone(),
+        kind: sent.kind.to_owned(),
+        status: status.to_owned(),
+        error: sent.failure.clone(),
+        created_at: now,
+        updated_at: now,
+        edited_at: None,
+        deleted_at: None,
+        body,
+    };
+    let txn = crate::db::begin_write(db).await?;
+    messages::Entity::insert(messages::ActiveModel::from(row.clone()))
+        .exec_without_returning(&txn)
+        .await?;
+    let event = if sent.failure.is_some() {
+        EventType::MessageFailed
+    } else {
+        EventType::MessageSent
+    };
+    let mut outbox = hooks.outbox();
+    outbox
+        .record(&txn, sent.instance_id, event, message_payload(&row))
+        .await?;
+    txn.commit().await?;
+    outbox.committed();
+    Ok(Sent {
+        message_id: sent.message_id,
+        instance_id: sent.instance_id,
+        to: sent.to,
+        to_jid: sent.to_jid,
+        status: status.to_owned(),
+        timestamp: now,
+    })
+}
+
+/// `text` naming every mentioned person as WhatsApp's apps write it
+/// (`@` and the number): a mention missing from the text is appended.
+pub fn with_mentions(mut text: String, mentioned_jids: &[String]) -> String {
+    for jid in mentioned_jids {
+        let user = jid.split(['@', ':']).next().unwrap_or(jid);
+        let tag = format!("@{user}");
+        let present = text
+            .match_indices(&tag)
+            .any(|(at, _)| !text[at + tag.len()..].starts_with(|c: char| c.is_ascii_digit()));
+        if !present {
+            if !text.is_empty() && !text.ends_with(char::is_whitespace) {
+                text.push(' ');
+            }
+            text.push_str(&tag);
+        }
+    }
+    text
+}
+
+/// A fresh message secret for a poll: its votes are encrypted with it.
+fn poll_secret() -> Result<[u8; 32], SendError> {
+    use ring::rand::SecureRandom;
+    let mut secret = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut secret)
+        .map_err(|_| SendError::Engine(EngineError::Other("no randomness for a poll".into())))?;
+    Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_mentions;
+
+    #[test]
+    fn mentions_are_named_in_the_text() {
+        let jids = ["6281@s.whatsapp.net".to_owned()];
+        assert_eq!(with_mentions("hi @6281".into(), &jids), "hi @6281");
+        assert_eq!(with_mentions("hi".into(), &jids), "hi @6281");
+        // `@62812` is someone else.
+        assert_eq!(with_mentions("@62812".into(), &jids), "@62812 @6281");
+        assert_eq!(with_mentions(String::new(), &jids), "@6281");
     }
 }

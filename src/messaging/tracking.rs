@@ -11,7 +11,9 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTra
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::engine::{Content, EngineEvent, Inbound, Party, ReceiptKind};
+use super::bodies;
+use crate::engine::{Body, Content, EngineEvent, Inbound, Party, ReceiptKind};
+use crate::sealing::Keyring;
 use crate::webhooks::{EventType, Webhooks};
 
 /// The statuses a message may move to `status` from.
@@ -48,7 +50,7 @@ pub fn message_payload(m: &messages::Model) -> Value {
     })
 }
 
-fn party(p: &Party) -> Value {
+pub(super) fn party(p: &Party) -> Value {
     json!({"jid": p.jid, "phone_number": p.phone_number, "lid": p.lid})
 }
 
@@ -56,6 +58,7 @@ fn party(p: &Party) -> Value {
 pub async fn apply(
     db: &DatabaseConnection,
     hooks: &Webhooks,
+    keyring: &Keyring,
     instance_id: Uuid,
     event: &EngineEvent,
 ) -> Result<(), DbErr> {
@@ -98,13 +101,20 @@ pub async fn apply(
             .await
         }
         EngineEvent::Message(inbound) => {
-            received(db, hooks, instance_id, std::slice::from_ref(inbound)).await
+            received(
+                db,
+                hooks,
+                keyring,
+                instance_id,
+                std::slice::from_ref(inbound),
+            )
+            .await
         }
         EngineEvent::Messages {
             messages,
             committed,
         } => {
-            let outcome = received(db, hooks, instance_id, messages).await;
+            let outcome = received(db, hooks, keyring, instance_id, messages).await;
             committed.done(outcome.is_ok());
             outcome
         }
@@ -166,6 +176,7 @@ pub async fn advance(
 async fn received(
     db: &DatabaseConnection,
     hooks: &Webhooks,
+    keyring: &Keyring,
     instance_id: Uuid,
     messages: &[Inbound],
 ) -> Result<(), DbErr> {
@@ -177,10 +188,19 @@ async fn received(
             continue;
         }
         new += 1;
-        let (event_type, data) = received_event(m);
+        let (event_type, data) = match &m.content {
+            Content::PollVote { poll_id, vote } => {
+                super::votes::record(&txn, keyring, instance_id, m, poll_id, vote).await?
+            }
+            _ => received_event(m),
+        };
         let event_id = outbox.record(&txn, instance_id, event_type, data).await?;
+        let row_id = Uuid::now_v7();
+        let body = Body::of_inbound(&m.content)
+            .map(|b| bodies::seal(keyring, bodies::RECEIVED, row_id, &b))
+            .transpose()?;
         inbound_messages::Entity::insert(inbound_messages::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(row_id),
             instance_id: Set(instance_id),
             chat_jid: Set(m.chat.clone()),
             sender_jid: Set(m.from.jid.clone()),
@@ -188,6 +208,8 @@ async fn received(
             event_id: Set(event_id),
             sent_at: Set(m.timestamp),
             created_at: Set(Utc::now()),
+            body: Set(body),
+            read_at: Set(None),
         })
         .exec_without_returning(&txn)
         .await?;
@@ -220,7 +242,7 @@ async fn already_recorded<C: ConnectionTrait>(
 
 /// The event a received message emits: reactions, edits and deletions
 /// change another message and have events of their own.
-fn received_event(m: &Inbound) -> (EventType, Value) {
+pub(super) fn received_event(m: &Inbound) -> (EventType, Value) {
     let sender = party(&m.from);
     let mut data = json!({
         "message_id": m.message_id,
@@ -273,6 +295,10 @@ fn received_event(m: &Inbound) -> (EventType, Value) {
             data["poll"] = json!({
                 "question": question, "options": options, "selectable": selectable,
             });
+            EventType::MessageReceived
+        }
+        Content::PollVote { poll_id, .. } => {
+            data["poll_id"] = json!(poll_id);
             EventType::MessageReceived
         }
         Content::Unknown { type_name } => {

@@ -42,6 +42,12 @@ impl Context {
         Self::of(&[b"webhooks", webhook_id.as_bytes(), column.name().as_bytes()])
     }
 
+    /// What a message said (`messages.body`, `inbound_messages.body`),
+    /// bound to its table and row.
+    pub fn message_body(table: &str, row_id: Uuid) -> Self {
+        Self::of(&[table.as_bytes(), b"body", row_id.as_bytes()])
+    }
+
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.0
     }

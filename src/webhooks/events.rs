@@ -35,12 +35,15 @@ pub enum EventType {
     MessageReaction,
     MessageEdited,
     MessageDeleted,
+    MessagePollVote,
+    CallReceived,
+    CallRejected,
     EndpointDisabled,
     WebhookTest,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 18] = [
         Self::InstanceQr,
         Self::InstancePaired,
         Self::InstanceConnected,
@@ -54,6 +57,9 @@ impl EventType {
         Self::MessageReaction,
         Self::MessageEdited,
         Self::MessageDeleted,
+        Self::MessagePollVote,
+        Self::CallReceived,
+        Self::CallRejected,
         Self::EndpointDisabled,
         Self::WebhookTest,
     ];
@@ -73,6 +79,9 @@ impl EventType {
             Self::MessageReaction => "message.reaction",
             Self::MessageEdited => "message.edited",
             Self::MessageDeleted => "message.deleted",
+            Self::MessagePollVote => "message.poll_vote",
+            Self::CallReceived => "call.received",
+            Self::CallRejected => "call.rejected",
             Self::EndpointDisabled => "endpoint.disabled",
             Self::WebhookTest => "webhook.test",
         }

@@ -23,13 +23,14 @@ use whatsapp_rust::media::{
 };
 use whatsapp_rust::prelude::{MessageBuilderExt, wa};
 
+use super::content::outgoing::{poll_message, with_context};
 use super::device_saving::{self, NewestDevice};
 use super::durable::CommitFirst;
 use super::http::ReqwestHttp;
 use super::translate::{bare, translate_all};
 use crate::engine::{
-    ChatPresence, Engine, EngineError, EngineEvent, EventSink, MediaKind, NumberInfo,
-    OutgoingMedia, OutgoingMessage, Party, Session,
+    ChatPresence, Context, Engine, EngineError, EngineEvent, EventSink, IncomingCall, MediaKind,
+    NumberInfo, OutgoingMedia, OutgoingMessage, Party, Session,
 };
 
 /// Where each instance's keys live.
@@ -284,20 +285,10 @@ impl Session for WhatsAppSession {
         &self,
         to_jid: &str,
         text: &str,
-        reply_to: Option<&str>,
+        context: &Context,
     ) -> Result<String, EngineError> {
         self.connected()?;
-        let message = match reply_to {
-            Some(id) => wa::Message::text_with_context(
-                text,
-                wa::ContextInfo {
-                    stanza_id: Some(id.to_owned()),
-                    participant: Some(to_jid.to_owned()),
-                    ..Default::default()
-                },
-            ),
-            None => wa::Message::text(text),
-        };
+        let message = with_context(wa::Message::text(text), context);
         self.send(to_jid, message).await
     }
 
@@ -357,6 +348,7 @@ impl Session for WhatsAppSession {
                 },
             ),
         };
+        let message = with_context(message, &media.context);
         self.send(to_jid, message).await
     }
 
@@ -364,6 +356,7 @@ impl Session for WhatsAppSession {
         &self,
         to_jid: &str,
         message: OutgoingMessage,
+        context: &Context,
     ) -> Result<String, EngineError> {
         use whatsapp_rust::buffa::MessageField;
         self.connected()?;
@@ -387,19 +380,14 @@ impl Session for WhatsAppSession {
                     .map(|sent| sent.message_id)
                     .map_err(|e| refused(&e));
             }
+            // Built here rather than by the crate's poll helper, so the
+            // gateway keeps the secret it needs to open votes.
             OutgoingMessage::Poll {
                 question,
                 options,
                 selectable,
-            } => {
-                return self
-                    .client
-                    .polls()
-                    .create(parse_jid(to_jid)?, &question, &options, selectable)
-                    .await
-                    .map(|(sent, _secret)| sent.message_id)
-                    .map_err(|e| refused(&e));
-            }
+                secret,
+            } => poll_message(&question, &options, selectable, &secret),
             OutgoingMessage::Location {
                 latitude,
                 longitude,
@@ -431,7 +419,20 @@ impl Session for WhatsAppSession {
                 ..Default::default()
             },
         };
-        self.send(to_jid, message).await
+        self.send(to_jid, with_context(message, context)).await
+    }
+
+    async fn reject_call(&self, call: &IncomingCall) -> Result<(), EngineError> {
+        self.connected()?;
+        self.client
+            .voip()
+            .reject_call(
+                &call.call_id,
+                &parse_jid(&call.from_device)?,
+                &parse_jid(&call.creator_jid)?,
+            )
+            .await
+            .map_err(|e| EngineError::Refused(e.to_string()))
     }
 
     async fn edit_text(

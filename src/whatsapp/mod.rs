@@ -1,6 +1,6 @@
 //! The only code that names whatsapp-rust: the real [`crate::engine::Engine`].
 
-mod content;
+pub mod content;
 pub mod device_saving;
 mod durable;
 pub mod engine;

@@ -125,8 +125,38 @@ pub fn translate(event: &Event, own_pn: Option<&Jid>, qr_attempt: u32) -> Option
             },
             from: party(&r.source.sender, r.source.sender_alt.as_ref()),
         },
+        Event::IncomingCall(call) => return incoming_call(call),
         _ => return None,
     })
+}
+
+/// A one-to-one call offer; other call signalling (and offers replayed
+/// from the offline queue, which WhatsApp reports as missed) is not a call
+/// to answer.
+fn incoming_call(call: &whatsapp_rust::types::call::IncomingCall) -> Option<EngineEvent> {
+    use whatsapp_rust::types::call::CallAction;
+    let CallAction::Offer {
+        call_id,
+        call_creator,
+        caller_pn,
+        is_video,
+        group_jid: None,
+        ..
+    } = &call.action
+    else {
+        return None;
+    };
+    if call.offline {
+        return None;
+    }
+    Some(EngineEvent::Call(crate::engine::IncomingCall {
+        call_id: call_id.clone(),
+        from: party(call_creator, caller_pn.as_ref()),
+        from_device: call.from.to_string(),
+        creator_jid: call_creator.to_string(),
+        video: *is_video,
+        offered_at: call.timestamp,
+    }))
 }
 
 #[cfg(test)]

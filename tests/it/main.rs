@@ -4,6 +4,7 @@
 mod access;
 mod chats;
 mod console;
+mod conversation_settings;
 mod conversations;
 mod event_cursor;
 mod harness;
@@ -23,6 +24,8 @@ mod secrets_at_rest;
 mod sim_e2e;
 #[cfg(feature = "sim")]
 mod sim_outbound;
+#[cfg(feature = "sim")]
+mod sim_replies;
 #[cfg(feature = "sim")]
 mod sim_upload;
 mod stream;

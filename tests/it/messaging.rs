@@ -72,7 +72,7 @@ async fn text_is_sent_tracked_and_reported() {
         instance: id,
         to: format!("{FRIEND}@s.whatsapp.net"),
         text: "halo".into(),
-        reply_to: None,
+        context: Default::default(),
     }));
     // The number was asked about once; the second send used the cache.
     let checks = app
@@ -333,6 +333,7 @@ async fn uploaded_media_is_sniffed_and_limited() {
         file_name: Some("pic.bin".into()),
         caption: Some("look".into()),
         voice: false,
+        context: Default::default(),
     }));
     let stored = send(app.req(
         Method::GET,

@@ -11,7 +11,7 @@ use crate::sim_e2e::{Gateway, contact_has, eventually_value, gateway};
 
 /// What the phone of `phone` received as message `id`; fails past the
 /// deadline.
-async fn received(sim: &Sim, phone: &str, id: &str) -> Received {
+pub(crate) async fn received(sim: &Sim, phone: &str, id: &str) -> Received {
     eventually_value(&format!("{phone} to receive {id}"), || async {
         sim.received(phone).into_iter().find(|r| r.id == id)
     })
@@ -20,7 +20,7 @@ async fn received(sim: &Sim, phone: &str, id: &str) -> Received {
 
 /// A gateway with one instance paired as `sender`, and `friend` on
 /// WhatsApp. Returns the gateway, the instance id and its webhook secret.
-async fn paired(sim: &Sim, sender: &str, friend: &str) -> (Gateway, uuid::Uuid, String) {
+pub(crate) async fn paired(sim: &Sim, sender: &str, friend: &str) -> (Gateway, uuid::Uuid, String) {
     sim.register_number(friend).expect("directory");
     let gw = gateway(TestDb::new().await, sim).await;
     let (id, secret) = gw.new_instance().await;

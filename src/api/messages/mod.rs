@@ -1,6 +1,6 @@
 //! Number checks and the message log; sending lives in `send`.
 
-mod send;
+pub(crate) mod send;
 pub mod send_dto;
 mod unversioned;
 pub mod upload;

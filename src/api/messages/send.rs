@@ -16,7 +16,7 @@ use crate::api::text;
 use crate::engine::EngineError;
 use crate::messaging::fetch::FetchError;
 use crate::messaging::media::MediaError;
-use crate::messaging::send::{Content, Idempotency, MediaSource, SendError, request_hash};
+use crate::messaging::send::{Content, Extras, Idempotency, MediaSource, SendError, request_hash};
 use crate::state::AppState;
 
 impl From<SendError> for ApiError {
@@ -33,6 +33,7 @@ impl From<SendError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "sender_not_connected", detail)
             }
             SendError::NotOnWhatsApp(_) => unprocessable("number_not_on_whatsapp"),
+            SendError::ReplyTargetUnknown(_) => unprocessable("reply_target_unknown"),
             SendError::NoInstanceOnline => {
                 Self::new(StatusCode::CONFLICT, "no_instance_online", detail)
             }
@@ -70,6 +71,12 @@ impl From<SendError> for ApiError {
 
 /// The key (its length checked by the parameter's validator) with the
 /// request's digest.
+/// The reply and mentions of a request, and their part of its digest.
+pub(crate) fn extras(reply_to: Option<String>, mentions: Vec<String>) -> (Extras, String) {
+    let digest = format!("{reply_to:?}{mentions:?}");
+    (Extras { reply_to, mentions }, digest)
+}
+
 fn idempotency(key: Option<String>, parts: &[&[u8]]) -> Option<Idempotency> {
     key.map(|key| Idempotency {
         key,
@@ -89,7 +96,10 @@ impl SendApi {
         key: Option<String>,
         visible: Option<Vec<Uuid>>,
     ) -> Result<Json<SendResult>, ApiError> {
-        let reply = body.reply_to.clone().unwrap_or_default();
+        let (extras, digest) = extras(
+            text::opt(body.reply_to),
+            body.mentions.map(text::list).unwrap_or_default(),
+        );
         let idem = idempotency(
             key,
             &[
@@ -97,17 +107,14 @@ impl SendApi {
                 sender.as_bytes(),
                 body.to.as_bytes(),
                 body.text.as_bytes(),
-                reply.as_bytes(),
+                digest.as_bytes(),
             ],
         );
-        let content = Content::Text {
-            text: body.text.0,
-            reply_to: text::opt(body.reply_to),
-        };
+        let content = Content::Text { text: body.text.0 };
         let sent = self
             .state
             .messenger
-            .send(&sender, &body.to, content, idem, visible.as_deref())
+            .send(&sender, &body.to, content, extras, idem, visible.as_deref())
             .await?;
         Ok(Json(sent.into()))
     }
@@ -127,6 +134,10 @@ impl SendApi {
             (Some(k), false) => k.as_str(),
             (None, false) => "",
         };
+        let (extras, digest) = extras(
+            text::opt(body.reply_to),
+            body.mentions.map(text::list).unwrap_or_default(),
+        );
         let idem = idempotency(
             key,
             &[
@@ -137,6 +148,7 @@ impl SendApi {
                 caption.as_bytes(),
                 name.as_bytes(),
                 kind.as_bytes(),
+                digest.as_bytes(),
             ],
         );
         let content = Content::Media {
@@ -149,7 +161,7 @@ impl SendApi {
         let sent = self
             .state
             .messenger
-            .send(&sender, &body.to, content, idem, visible.as_deref())
+            .send(&sender, &body.to, content, extras, idem, visible.as_deref())
             .await?;
         Ok(Json(sent.into()))
     }
@@ -178,6 +190,7 @@ impl SendApi {
             (Some(k), false) => k.as_str(),
             (None, false) => "",
         };
+        let (extras, digest) = extras(form.reply_to, form.mentions);
         let idem = idempotency(
             key,
             &[
@@ -187,6 +200,7 @@ impl SendApi {
                 &spooled.sha256,
                 caption.as_bytes(),
                 kind.as_bytes(),
+                digest.as_bytes(),
             ],
         );
         let content = Content::Media {
@@ -199,7 +213,7 @@ impl SendApi {
         let sent = self
             .state
             .messenger
-            .send(&sender, &form.to, content, idem, visible.as_deref())
+            .send(&sender, &form.to, content, extras, idem, visible.as_deref())
             .await?;
         Ok(Json(sent.into()))
     }

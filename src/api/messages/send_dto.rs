@@ -19,9 +19,19 @@ pub struct SendText {
     pub to: Text,
     #[oai(validator(min_length = 1, max_length = 65536))]
     pub text: Text,
-    /// WhatsApp id of a message in this chat to reply to.
-    #[oai(validator(max_length = 128))]
+    /// WhatsApp id of a message this instance sent or received, to quote:
+    /// the recipient sees the quote with the original's sender and
+    /// content. Unknown ids are 422 `reply_target_unknown`.
+    #[oai(validator(min_length = 1, max_length = 128))]
     pub reply_to: Option<Text>,
+    /// Numbers of people to mention (each on WhatsApp); an `@number` the
+    /// text lacks is appended to it.
+    #[oai(validator(
+        max_items = 50,
+        max_length = 32,
+        pattern = r"^\+?[0-9][0-9 ().-]{6,30}$"
+    ))]
+    pub mentions: Option<Vec<Text>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -64,6 +74,16 @@ pub struct SendUrl {
     pub file_name: Option<Text>,
     /// Declared kind; sniffed from the bytes when absent.
     pub kind: Option<Kind>,
+    /// WhatsApp id of a message this instance sent or received, to quote.
+    #[oai(validator(min_length = 1, max_length = 128))]
+    pub reply_to: Option<Text>,
+    /// Numbers of people the caption mentions (not for audio).
+    #[oai(validator(
+        max_items = 50,
+        max_length = 32,
+        pattern = r"^\+?[0-9][0-9 ().-]{6,30}$"
+    ))]
+    pub mentions: Option<Vec<Text>>,
 }
 
 /// A file to send, as a multipart form.
@@ -77,6 +97,16 @@ pub struct SendFile {
     pub caption: Option<String>,
     /// Declared kind; sniffed from the bytes when absent.
     pub kind: Option<Kind>,
+    /// WhatsApp id of a message this instance sent or received, to quote.
+    #[oai(validator(min_length = 1, max_length = 128))]
+    pub reply_to: Option<String>,
+    /// Numbers of people the caption mentions; repeat the field for each.
+    #[oai(validator(
+        max_items = 50,
+        max_length = 32,
+        pattern = r"^\+?[0-9][0-9 ().-]{6,30}$"
+    ))]
+    pub mentions: Vec<String>,
 }
 
 /// The answer to an accepted send.

@@ -7,6 +7,7 @@ use whatsapp_rust::prelude::wa;
 use crate::engine::{Content, Quoted, ReceivedContact, ReceivedMedia, ReceivedMediaKind};
 
 mod field_names;
+pub mod outgoing;
 use field_names::FIELD_NAMES;
 
 /// Longest quoted-text preview kept, in characters.
@@ -73,6 +74,21 @@ pub fn content_of(m: &wa::Message) -> Content {
                 .map(|o| o.option_name.clone().unwrap_or_default())
                 .collect(),
             selectable: p.selectable_options_count.unwrap_or(0),
+        };
+    }
+    if let Some(u) = m.poll_update_message.as_option()
+        && let Some(vote) = u.vote.as_option()
+    {
+        return Content::PollVote {
+            poll_id: u
+                .poll_creation_message_key
+                .as_option()
+                .and_then(|k| k.id.clone())
+                .unwrap_or_default(),
+            vote: crate::engine::EncryptedVote {
+                payload: vote.enc_payload.clone().unwrap_or_default(),
+                iv: vote.enc_iv.clone().unwrap_or_default(),
+            },
         };
     }
     if let Some(r) = m.reaction_message.as_option() {

@@ -6,6 +6,7 @@
 //! [`Sim`]. Test and benchmark use only.
 
 mod appstate;
+mod calls;
 mod cert;
 mod conn;
 mod control;
@@ -210,6 +211,28 @@ impl Sim {
         message: &wa::Message,
     ) -> Result<String> {
         control::phone_sends(&self.shared, from, to, None, message).await
+    }
+
+    /// The phone of `from` calls `to` (voice, or video); the call's
+    /// signalling, a rejection included, shows in [`Self::stanzas`] of
+    /// `to`. Returns the call id.
+    pub fn offer_call(&self, from: &str, to: &str, video: bool) -> Result<String> {
+        calls::offer_call(&self.shared, from, to, video)
+    }
+
+    /// The phone of `voter` votes for `picked` on poll `poll_id`, which
+    /// `creator` sent to it with the message secret `secret` (the poll's
+    /// `message_context_info.message_secret`). Returns the vote's id.
+    pub async fn vote(
+        &self,
+        voter: &str,
+        creator: &str,
+        poll_id: &str,
+        secret: &[u8],
+        picked: &[&str],
+    ) -> Result<String> {
+        let message = calls::poll_vote(secret, poll_id, creator, voter, picked)?;
+        control::phone_sends(&self.shared, voter, creator, None, &message).await
     }
 
     /// Media uploaded to the simulated media hosts so far.
