@@ -89,6 +89,18 @@ struct Inner {
     closing: std::sync::atomic::AtomicBool,
     /// Asks the event loop to apply everything queued so far.
     drain: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    /// Inbound media: rows written with their messages, downloads after.
+    media: std::sync::OnceLock<crate::media::Media>,
+}
+
+/// A registry handle that does not keep it alive (for services it holds).
+#[derive(Clone)]
+pub struct WeakSessions(std::sync::Weak<Inner>);
+
+impl WeakSessions {
+    pub fn upgrade(&self) -> Option<Sessions> {
+        self.0.upgrade().map(|inner| Sessions { inner })
+    }
 }
 
 /// What an event lane carries.
@@ -137,6 +149,7 @@ impl Sessions {
                 webhooks,
                 closing: Default::default(),
                 drain,
+                media: Default::default(),
             }),
         };
         // Holds only a weak reference so dropping every `Sessions` ends it.
@@ -213,8 +226,9 @@ impl Sessions {
     async fn handle(&self, id: Uuid, event: EngineEvent) {
         if event.is_message() {
             let hooks = &self.inner.webhooks;
+            let media = self.inner.media.get();
             if let Err(e) =
-                crate::messaging::tracking::apply(&self.inner.db, hooks, id, &event).await
+                crate::messaging::tracking::apply(&self.inner.db, hooks, id, &event, media).await
             {
                 tracing::error!(error = %e, "could not persist a message event");
             }
@@ -257,7 +271,10 @@ impl Sessions {
                 self.update(id, |p| {
                     p.qr = None;
                     p.online = true;
-                })
+                });
+                if let Some(media) = self.inner.media.get() {
+                    media.resume(id);
+                }
             }
             EngineEvent::QrExhausted => {
                 self.update(id, |p| {
@@ -285,6 +302,17 @@ impl Sessions {
             | EngineEvent::Message(_)
             | EngineEvent::Messages { .. } => {}
         }
+    }
+
+    /// Records inbound media with `media` and lets it find live sessions.
+    /// Once; later calls change nothing.
+    pub fn attach_media(&self, media: crate::media::Media) {
+        media.bind_sessions(WeakSessions(Arc::downgrade(&self.inner)));
+        let _ = self.inner.media.set(media);
+    }
+
+    pub fn media(&self) -> Option<&crate::media::Media> {
+        self.inner.media.get()
     }
 
     /// The outboxes' source, for events recorded elsewhere.

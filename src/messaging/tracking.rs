@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::engine::{Content, EngineEvent, Inbound, Party, ReceiptKind};
+use crate::media::Media;
 use crate::webhooks::{EventType, Webhooks};
 
 /// The statuses a message may move to `status` from.
@@ -58,6 +59,7 @@ pub async fn apply(
     hooks: &Webhooks,
     instance_id: Uuid,
     event: &EngineEvent,
+    media: Option<&Media>,
 ) -> Result<(), DbErr> {
     match event {
         EngineEvent::ServerAck { message_id, error } => {
@@ -98,13 +100,13 @@ pub async fn apply(
             .await
         }
         EngineEvent::Message(inbound) => {
-            received(db, hooks, instance_id, std::slice::from_ref(inbound)).await
+            received(db, hooks, instance_id, std::slice::from_ref(inbound), media).await
         }
         EngineEvent::Messages {
             messages,
             committed,
         } => {
-            let outcome = received(db, hooks, instance_id, messages).await;
+            let outcome = received(db, hooks, instance_id, messages, media).await;
             committed.done(outcome.is_ok());
             outcome
         }
@@ -163,24 +165,36 @@ pub async fn advance(
 /// Records inbound messages and their `message.received` events, all in
 /// one transaction. A message already recorded (a redelivery after a crash
 /// between our commit and the client's acknowledgement) records nothing.
+/// Media rows go in the same transaction; their downloads start after it.
 async fn received(
     db: &DatabaseConnection,
     hooks: &Webhooks,
     instance_id: Uuid,
     messages: &[Inbound],
+    media: Option<&Media>,
 ) -> Result<(), DbErr> {
     let txn = crate::db::begin_write(db).await?;
     let mut outbox = hooks.outbox();
     let mut new = 0;
+    let mut media_rows = Vec::new();
     for m in messages {
         if already_recorded(&txn, instance_id, m).await? {
             continue;
         }
         new += 1;
-        let (event_type, data) = received_event(m);
+        let inbound_id = Uuid::now_v7();
+        let (event_type, mut data) = received_event(m);
+        if let (Some(media), Content::Media(described)) = (media, &m.content) {
+            let row = media
+                .record(&txn, instance_id, inbound_id, m, described)
+                .await?;
+            data["media"] =
+                crate::media::object(&row, described.caption.as_deref(), Some(described));
+            media_rows.push(row);
+        }
         let event_id = outbox.record(&txn, instance_id, event_type, data).await?;
         inbound_messages::Entity::insert(inbound_messages::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(inbound_id),
             instance_id: Set(instance_id),
             chat_jid: Set(m.chat.clone()),
             sender_jid: Set(m.from.jid.clone()),
@@ -194,6 +208,9 @@ async fn received(
     }
     txn.commit().await?;
     outbox.committed();
+    if let Some(media) = media {
+        media.committed(&media_rows);
+    }
     crate::metrics::inbound(new);
     Ok(())
 }

@@ -35,12 +35,14 @@ pub enum EventType {
     MessageReaction,
     MessageEdited,
     MessageDeleted,
+    MessageMediaReady,
+    MessageMediaFailed,
     EndpointDisabled,
     WebhookTest,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 17] = [
         Self::InstanceQr,
         Self::InstancePaired,
         Self::InstanceConnected,
@@ -54,6 +56,8 @@ impl EventType {
         Self::MessageReaction,
         Self::MessageEdited,
         Self::MessageDeleted,
+        Self::MessageMediaReady,
+        Self::MessageMediaFailed,
         Self::EndpointDisabled,
         Self::WebhookTest,
     ];
@@ -73,6 +77,8 @@ impl EventType {
             Self::MessageReaction => "message.reaction",
             Self::MessageEdited => "message.edited",
             Self::MessageDeleted => "message.deleted",
+            Self::MessageMediaReady => "message.media_ready",
+            Self::MessageMediaFailed => "message.media_failed",
             Self::EndpointDisabled => "endpoint.disabled",
             Self::WebhookTest => "webhook.test",
         }

@@ -7,6 +7,7 @@ mod console;
 mod conversations;
 mod event_cursor;
 mod harness;
+mod inbound_media;
 mod instances;
 mod media_url;
 mod messaging;
