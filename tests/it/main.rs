@@ -23,6 +23,8 @@ mod secrets_at_rest;
 #[cfg(feature = "sim")]
 mod sim_e2e;
 #[cfg(feature = "sim")]
+mod sim_inbound_media;
+#[cfg(feature = "sim")]
 mod sim_outbound;
 mod stream;
 mod system;
