@@ -123,7 +123,7 @@ pub struct ReceivedMedia {
     /// (then the media cannot be fetched). Never sent to webhooks: the
     /// media key is a secret.
     #[serde(skip)]
-    pub reference: Option<MediaRef>,
+    pub reference: Option<Box<MediaRef>>,
 }
 
 /// Where WhatsApp's media host keeps an inbound file and how to open it.

@@ -68,7 +68,7 @@ pub fn received_media(
         duration_secs: None,
         width: None,
         height: None,
-        reference: Some(MediaRef {
+        reference: Some(Box::new(MediaRef {
             kind,
             direct_path: direct_path.to_owned(),
             media_key: vec![7; 32],
@@ -79,7 +79,7 @@ pub fn received_media(
             chat: String::new(),
             sender: String::new(),
             from_me: false,
-        }),
+        })),
     }
 }
 

@@ -259,8 +259,8 @@ fn reference(
     direct_path: &Option<String>,
     [media_key, file_sha256, file_enc_sha256]: [&Option<Vec<u8>>; 3],
     file_length: Option<u64>,
-) -> Option<MediaRef> {
-    Some(MediaRef {
+) -> Option<Box<MediaRef>> {
+    Some(Box::new(MediaRef {
         kind,
         direct_path: direct_path.clone().filter(|p| !p.is_empty())?,
         media_key: media_key.clone().filter(|k| !k.is_empty())?,
@@ -271,7 +271,7 @@ fn reference(
         chat: String::new(),
         sender: String::new(),
         from_me: false,
-    })
+    }))
 }
 
 /// The name of the message's content field, as WhatsApp's protobuf spells
