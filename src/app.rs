@@ -34,6 +34,11 @@ pub enum AppError {
     NoAdminKey(SocketAddr),
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("media store {dir}: {source}")]
+    MediaStore {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("resuming sessions: {0}")]
     Resume(#[from] SessionError),
     #[error("WhatsApp engine: {0}")]
@@ -78,6 +83,16 @@ impl App {
             keyring.clone(),
         );
         tokio::spawn(event_loop);
+        let dir = settings.media_dir();
+        let store = crate::media::Media::local_store(dir.clone())
+            .map_err(|source| AppError::MediaStore { dir, source })?;
+        sessions.attach_media(crate::media::Media::new(
+            db.clone(),
+            keyring.clone(),
+            store,
+            settings.media.clone(),
+            webhooks.clone(),
+        ));
         let (acceptor, addr) = bind(settings.listen).await?;
         let metrics = match settings.metrics.listen {
             Some(addr) => Some(bind(addr).await?),

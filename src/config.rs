@@ -68,6 +68,44 @@ pub struct Settings {
     pub scheduler: SchedulerSettings,
     pub metrics: MetricsSettings,
     pub streams: StreamSettings,
+    pub media: MediaSettings,
+}
+
+/// Inbound media: where files go, when they are fetched, how long kept.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSettings {
+    /// Folder of the local media store; empty: `media` beside the SQLite
+    /// file, or `./data/media`.
+    pub dir: String,
+    pub download: MediaDownload,
+    pub max_inbound_bytes: u64,
+    /// Downloads at once in this process.
+    pub concurrency: usize,
+    /// Days files and rows are kept; 0 keeps them forever.
+    pub retention_days: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaDownload {
+    /// As soon as the message is committed.
+    Eager,
+    /// On the first request for it.
+    Lazy,
+}
+
+impl Settings {
+    /// The local media store's folder.
+    pub fn media_dir(&self) -> PathBuf {
+        if !self.media.dir.is_empty() {
+            return PathBuf::from(&self.media.dir);
+        }
+        match self.sqlite_path().and_then(Path::parent) {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.join("media"),
+            _ => PathBuf::from("data/media"),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -378,6 +416,15 @@ impl Settings {
             return Err(invalid("messaging.max_media_bytes", "must be at least 1"));
         }
         self.webhooks.validate()?;
+        if self.media.concurrency == 0 {
+            return Err(invalid("media.concurrency", "must be at least 1"));
+        }
+        if self.media.max_inbound_bytes == 0 {
+            return Err(invalid("media.max_inbound_bytes", "must be at least 1"));
+        }
+        if self.media.retention_days > 36_500 {
+            return Err(invalid("media.retention_days", "must be at most 36500"));
+        }
         if let Err(crate::sealing::KeyringError::Invalid { setting, reason }) =
             crate::sealing::Keyring::from_settings(self)
         {

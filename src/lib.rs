@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod engine;
 pub mod instances;
+pub mod media;
 pub mod messaging;
 pub mod metrics;
 pub mod outbound;

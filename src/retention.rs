@@ -1,6 +1,7 @@
 //! Deleting what is past its keeping time: webhook events (with their
 //! deliveries and attempts; those with a dead delivery are kept longer),
-//! sent and received message rows and expired idempotency keys. Run by the `retention` job.
+//! sent and received message rows, inbound media (files and rows) and
+//! expired idempotency keys. Run by the `retention` job.
 
 use chrono::Utc;
 use entity::{idempotency_keys, inbound_messages, messages};
@@ -33,6 +34,11 @@ pub async fn purge(state: &AppState) -> Result<u64, DbErr> {
         let dead_cutoff =
             Utc::now() - days(hooks.dead_retention_days.max(hooks.event_retention_days));
         deleted += crate::webhooks::ops::purge_events(&state.db, cutoff, dead_cutoff).await?;
+    }
+    if let Some(media) = state.sessions.media() {
+        deleted += media.purge().await?;
+        // Downloads a passing failure postponed are tried again.
+        media.resume_all().await?;
     }
     let ttl = settings.messaging.idempotency_ttl_secs;
     let before = Utc::now() - chrono::Duration::seconds(ttl as i64);

@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod event_positions;
 pub mod idempotency_keys;
+pub mod inbound_media;
 pub mod inbound_messages;
 pub mod instances;
 pub mod messages;

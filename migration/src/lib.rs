@@ -13,6 +13,7 @@ mod m20261130_000008_webhook_open_indexes;
 mod m20261201_000009_event_positions;
 mod m20261201_000010_inbound_messages;
 mod m20261201_230000_message_edits_ob;
+mod m20261203_100001_inbound_media;
 mod m20261203_200001_message_bodies;
 mod m20261203_200002_instance_call_settings;
 mod m20261203_200003_poll_votes;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_200001_message_bodies::Migration),
             Box::new(m20261203_200002_instance_call_settings::Migration),
             Box::new(m20261203_200003_poll_votes::Migration),
+            Box::new(m20261203_100001_inbound_media::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@ pub mod events;
 pub mod global_webhooks;
 pub mod instances;
 pub mod keys;
+pub mod media;
 pub mod merged;
 pub mod messages;
 pub mod metrics;
@@ -57,7 +58,7 @@ type Apis = merged::Merged<(
     pairing::PairingApi,
     messages::Unversioned<messages::SendApi>,
     messages::SendApi,
-    messages::MessagesApi,
+    (messages::MessagesApi, media::MediaApi),
     messages::Unversioned<conversations::ConversationsApi>,
     conversations::ConversationsApi,
     chats::ChatsApi,
@@ -88,9 +89,14 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
             messages::SendApi {
                 state: state.clone(),
             },
-            messages::MessagesApi {
-                state: state.clone(),
-            },
+            (
+                messages::MessagesApi {
+                    state: state.clone(),
+                },
+                media::MediaApi {
+                    state: state.clone(),
+                },
+            ),
             messages::Unversioned(conversations::ConversationsApi {
                 state: state.clone(),
             }),

@@ -1,7 +1,7 @@
 //! Inbound messages in the gateway's words: who sent what, where, and a
 //! typed body for every kind WhatsApp carries.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Party;
 
@@ -125,9 +125,78 @@ pub struct ReceivedMedia {
     pub duration_secs: Option<u32>,
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// What a download needs; absent when the message did not carry it
+    /// (then the media cannot be fetched). Never sent to webhooks: the
+    /// media key is a secret.
+    #[serde(skip)]
+    pub reference: Option<Box<MediaRef>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where WhatsApp's media host keeps an inbound file and how to open it.
+/// The media key decrypts it: store it sealed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaRef {
+    pub kind: ReceivedMediaKind,
+    pub direct_path: String,
+    pub media_key: Vec<u8>,
+    /// SHA-256 of the plaintext.
+    pub file_sha256: Vec<u8>,
+    /// SHA-256 of the encrypted file the host serves.
+    pub file_enc_sha256: Vec<u8>,
+    /// Plaintext length WhatsApp declared.
+    pub file_length: u64,
+    /// The message, for asking the sender's phone to upload it again.
+    pub message_id: String,
+    pub chat: String,
+    pub sender: String,
+    pub from_me: bool,
+}
+
+// The media key stays out of logs.
+impl std::fmt::Debug for MediaRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaRef")
+            .field("kind", &self.kind)
+            .field("direct_path", &self.direct_path)
+            .field("file_length", &self.file_length)
+            .field("message_id", &self.message_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a download writes the plaintext, in order, from a blocking thread.
+pub trait MediaSink: std::io::Write + Send + 'static {
+    /// Forgets everything written so far (a host failed mid-way and the
+    /// next attempt starts over).
+    fn restart(&mut self) -> std::io::Result<()>;
+    /// Flushes what was written to durable storage.
+    fn finish(&mut self) -> std::io::Result<()>;
+}
+
+/// Why a media download failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MediaError {
+    #[error("not connected to WhatsApp")]
+    NotConnected,
+    /// The host refused the reference (403/404/410), also after asking the
+    /// sender's phone to upload it again.
+    #[error("the media host no longer has it: {0}")]
+    Expired(String),
+    /// The phone could not upload it again.
+    #[error("the sender's phone could not upload it again: {0}")]
+    ReuploadFailed(String),
+    #[error("the media host could not be reached: {0}")]
+    Unreachable(String),
+    /// It did not decrypt or verify.
+    #[error("the media did not verify: {0}")]
+    Corrupt(String),
+    #[error("writing the media failed: {0}")]
+    Io(String),
+    #[error("this engine cannot download media")]
+    Unsupported,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReceivedMediaKind {
     Image,

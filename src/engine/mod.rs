@@ -7,7 +7,10 @@ mod inbound;
 pub mod scripted;
 
 pub use body::{Body, Context, EncryptedVote, Quote, StoredContact};
-pub use inbound::{Content, Inbound, Quoted, ReceivedContact, ReceivedMedia, ReceivedMediaKind};
+pub use inbound::{
+    Content, Inbound, MediaError, MediaRef, MediaSink, Quoted, ReceivedContact, ReceivedMedia,
+    ReceivedMediaKind,
+};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -364,6 +367,18 @@ pub trait Session: Send + Sync {
 
     /// Looks numbers (E.164 digits) up in WhatsApp's directory.
     async fn check_numbers(&self, numbers: &[String]) -> Result<Vec<NumberInfo>, EngineError>;
+
+    /// Downloads and decrypts inbound media into `sink`, streaming. When
+    /// the host no longer has it, asks the sender's phone to upload it
+    /// again, once. Returns the direct path it finally came from.
+    async fn download_media(
+        &self,
+        media: &MediaRef,
+        sink: Box<dyn MediaSink>,
+    ) -> Result<String, MediaError> {
+        let _ = (media, sink);
+        Err(MediaError::Unsupported)
+    }
 }
 
 /// Starts sessions. One per process.

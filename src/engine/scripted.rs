@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+mod media;
+pub use media::{media_bytes, received_media};
+
 use super::{
     ChatPresence, Content, Context, Engine, EngineError, EngineEvent, EventSink, Inbound,
     IncomingCall, MediaKind, NumberInfo, OutgoingMedia, OutgoingMessage, Party, ReceiptKind,
@@ -102,6 +105,8 @@ struct State {
     fail_sends: bool,
     /// The playground: numbers handed to instances, and receipts after sends.
     playground: Option<Playground>,
+    download_delay: Duration,
+    downloads: usize,
 }
 
 /// What `wagate-scripted` plays for a newcomer trying the API.
@@ -612,6 +617,14 @@ impl Session for ScriptedSession {
                 }
             })
             .collect())
+    }
+
+    async fn download_media(
+        &self,
+        media: &super::MediaRef,
+        sink: Box<dyn super::MediaSink>,
+    ) -> Result<String, super::MediaError> {
+        self.download(media, sink).await
     }
 }
 

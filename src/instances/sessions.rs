@@ -91,6 +91,18 @@ struct Inner {
     closing: std::sync::atomic::AtomicBool,
     /// Asks the event loop to apply everything queued so far.
     drain: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    /// Inbound media: rows written with their messages, downloads after.
+    media: std::sync::OnceLock<crate::media::Media>,
+}
+
+/// A registry handle that does not keep it alive (for services it holds).
+#[derive(Clone)]
+pub struct WeakSessions(std::sync::Weak<Inner>);
+
+impl WeakSessions {
+    pub fn upgrade(&self) -> Option<Sessions> {
+        self.0.upgrade().map(|inner| Sessions { inner })
+    }
 }
 
 /// What an event lane carries.
@@ -141,6 +153,7 @@ impl Sessions {
                 keyring,
                 closing: Default::default(),
                 drain,
+                media: Default::default(),
             }),
         };
         // Holds only a weak reference so dropping every `Sessions` ends it.
@@ -242,12 +255,14 @@ impl Sessions {
         }
         if event.is_message() {
             let hooks = &self.inner.webhooks;
+            let media = self.inner.media.get();
             if let Err(e) = crate::messaging::tracking::apply(
                 &self.inner.db,
                 hooks,
                 &self.inner.keyring,
                 id,
                 &event,
+                media,
             )
             .await
             {
@@ -292,7 +307,10 @@ impl Sessions {
                 self.update(id, |p| {
                     p.qr = None;
                     p.online = true;
-                })
+                });
+                if let Some(media) = self.inner.media.get() {
+                    media.resume(id);
+                }
             }
             EngineEvent::QrExhausted => {
                 self.update(id, |p| {
@@ -331,6 +349,17 @@ impl Sessions {
     /// The database, for the messaging jobs that run beside the sessions.
     pub fn db(&self) -> &DatabaseConnection {
         &self.inner.db
+    }
+
+    /// Records inbound media with `media` and lets it find live sessions.
+    /// Once; later calls change nothing.
+    pub fn attach_media(&self, media: crate::media::Media) {
+        media.bind_sessions(WeakSessions(Arc::downgrade(&self.inner)));
+        let _ = self.inner.media.set(media);
+    }
+
+    pub fn media(&self) -> Option<&crate::media::Media> {
+        self.inner.media.get()
     }
 
     /// The outboxes' source, for events recorded elsewhere.

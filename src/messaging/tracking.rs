@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::bodies;
 use crate::engine::{Body, Content, EngineEvent, Inbound, Party, ReceiptKind};
+use crate::media::Media;
 use crate::sealing::Keyring;
 use crate::webhooks::{EventType, Webhooks};
 
@@ -61,6 +62,7 @@ pub async fn apply(
     keyring: &Keyring,
     instance_id: Uuid,
     event: &EngineEvent,
+    media: Option<&Media>,
 ) -> Result<(), DbErr> {
     match event {
         EngineEvent::ServerAck { message_id, error } => {
@@ -107,6 +109,7 @@ pub async fn apply(
                 keyring,
                 instance_id,
                 std::slice::from_ref(inbound),
+                media,
             )
             .await
         }
@@ -114,7 +117,7 @@ pub async fn apply(
             messages,
             committed,
         } => {
-            let outcome = received(db, hooks, keyring, instance_id, messages).await;
+            let outcome = received(db, hooks, keyring, instance_id, messages, media).await;
             committed.done(outcome.is_ok());
             outcome
         }
@@ -173,29 +176,40 @@ pub async fn advance(
 /// Records inbound messages and their `message.received` events, all in
 /// one transaction. A message already recorded (a redelivery after a crash
 /// between our commit and the client's acknowledgement) records nothing.
+/// Media rows go in the same transaction; their downloads start after it.
 async fn received(
     db: &DatabaseConnection,
     hooks: &Webhooks,
     keyring: &Keyring,
     instance_id: Uuid,
     messages: &[Inbound],
+    media: Option<&Media>,
 ) -> Result<(), DbErr> {
     let txn = crate::db::begin_write(db).await?;
     let mut outbox = hooks.outbox();
     let mut new = 0;
+    let mut media_rows = Vec::new();
     for m in messages {
         if already_recorded(&txn, instance_id, m).await? {
             continue;
         }
         new += 1;
-        let (event_type, data) = match &m.content {
+        let row_id = Uuid::now_v7();
+        let (event_type, mut data) = match &m.content {
             Content::PollVote { poll_id, vote } => {
                 super::votes::record(&txn, keyring, instance_id, m, poll_id, vote).await?
             }
             _ => received_event(m),
         };
+        if let (Some(media), Content::Media(described)) = (media, &m.content) {
+            let row = media
+                .record(&txn, instance_id, row_id, m, described)
+                .await?;
+            data["media"] =
+                crate::media::object(&row, described.caption.as_deref(), Some(described));
+            media_rows.push(row);
+        }
         let event_id = outbox.record(&txn, instance_id, event_type, data).await?;
-        let row_id = Uuid::now_v7();
         let body = Body::of_inbound(&m.content)
             .map(|b| bodies::seal(keyring, bodies::RECEIVED, row_id, &b))
             .transpose()?;
@@ -216,6 +230,9 @@ async fn received(
     }
     txn.commit().await?;
     outbox.committed();
+    if let Some(media) = media {
+        media.committed(&media_rows);
+    }
     crate::metrics::inbound(new);
     Ok(())
 }

@@ -38,12 +38,14 @@ pub enum EventType {
     MessagePollVote,
     CallReceived,
     CallRejected,
+    MessageMediaReady,
+    MessageMediaFailed,
     EndpointDisabled,
     WebhookTest,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 18] = [
+    pub const ALL: [EventType; 20] = [
         Self::InstanceQr,
         Self::InstancePaired,
         Self::InstanceConnected,
@@ -60,6 +62,8 @@ impl EventType {
         Self::MessagePollVote,
         Self::CallReceived,
         Self::CallRejected,
+        Self::MessageMediaReady,
+        Self::MessageMediaFailed,
         Self::EndpointDisabled,
         Self::WebhookTest,
     ];
@@ -82,6 +86,8 @@ impl EventType {
             Self::MessagePollVote => "message.poll_vote",
             Self::CallReceived => "call.received",
             Self::CallRejected => "call.rejected",
+            Self::MessageMediaReady => "message.media_ready",
+            Self::MessageMediaFailed => "message.media_failed",
             Self::EndpointDisabled => "endpoint.disabled",
             Self::WebhookTest => "webhook.test",
         }

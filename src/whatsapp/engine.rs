@@ -493,6 +493,14 @@ impl Session for WhatsAppSession {
         .map_err(|e| EngineError::Refused(e.to_string()))
     }
 
+    async fn download_media(
+        &self,
+        media: &crate::engine::MediaRef,
+        sink: Box<dyn crate::engine::MediaSink>,
+    ) -> Result<String, crate::engine::MediaError> {
+        super::download::download(&self.client, media, sink).await
+    }
+
     async fn check_numbers(&self, numbers: &[String]) -> Result<Vec<NumberInfo>, EngineError> {
         self.connected()?;
         let jids: Vec<Jid> = numbers.iter().map(|n| Jid::pn(n.as_str())).collect();

@@ -1,6 +1,7 @@
 //! whatsapp-rust's `HttpClient` over reqwest (media upload and download,
 //! version lookup). Non-2xx answers are returned, not raised: the crate
-//! inspects the status itself.
+//! inspects the status itself. Uploads and downloads stream: the crate reads the body
+//! on a blocking thread, which pulls it chunk by chunk from the runtime.
 
 use std::io::Read;
 use std::pin::Pin;
@@ -8,7 +9,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use whatsapp_rust::http::{HttpClient, HttpRequest, HttpResponse};
-use whatsapp_rust::wacore::net::UploadBody;
+use whatsapp_rust::wacore::net::{StreamingHttpResponse, UploadBody};
 
 /// How much of a streamed upload is read ahead of the socket.
 const UPLOAD_CHUNK: usize = 64 * 1024;
@@ -131,6 +132,28 @@ impl HttpClient for ReqwestHttp {
         drop(chunks);
         Ok(runtime.block_on(exchange)??)
     }
+
+    fn supports_streaming(&self) -> bool {
+        true
+    }
+
+    /// Called on a blocking thread of the tokio runtime, so it may block on
+    /// the runtime's futures.
+    fn execute_streaming(
+        &self,
+        request: HttpRequest,
+    ) -> whatsapp_rust::anyhow::Result<StreamingHttpResponse> {
+        let runtime = tokio::runtime::Handle::try_current()?;
+        let response = runtime.block_on(self.builder(&request)?.send())?;
+        Ok(StreamingHttpResponse {
+            status_code: response.status().as_u16(),
+            body: Box::new(BlockingBody {
+                runtime,
+                response,
+                chunk: bytes::Bytes::new(),
+            }),
+        })
+    }
 }
 
 /// A request body of known length fed from a channel.
@@ -159,5 +182,27 @@ impl http_body::Body for ChunkBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// A response body read synchronously, one network chunk at a time.
+struct BlockingBody {
+    runtime: tokio::runtime::Handle,
+    response: reqwest::Response,
+    chunk: bytes::Bytes,
+}
+
+impl std::io::Read for BlockingBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.runtime.block_on(self.response.chunk()) {
+                Ok(Some(chunk)) => self.chunk = chunk,
+                Ok(None) => return Ok(0),
+                Err(e) => return Err(std::io::Error::other(e)),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod content;
 pub mod device_saving;
+mod download;
 mod durable;
 pub mod engine;
 mod fault;

@@ -6,7 +6,7 @@ use whatsapp_rust::prelude::MessageExt;
 use whatsapp_rust::types::events::{Event, InboundMessage};
 use whatsapp_rust::types::presence::ReceiptType;
 
-use crate::engine::{EngineEvent, Inbound, Party, ReceiptKind};
+use crate::engine::{Content, EngineEvent, Inbound, Party, ReceiptKind, ReceivedMedia};
 
 /// E.164 digits of a phone-number JID; `None` for LIDs and groups.
 pub fn phone_of(jid: &Jid) -> Option<String> {
@@ -42,12 +42,23 @@ pub fn received(messages: &[InboundMessage]) -> Vec<Inbound> {
         .filter(|m| !m.info.source.is_from_me)
         .map(|m| {
             let info = &m.info;
+            let mut content = super::content::content_of(m.message.get_base_message());
+            if let Content::Media(ReceivedMedia {
+                reference: Some(r), ..
+            }) = &mut content
+            {
+                // The re-upload request names the message as WhatsApp keyed it.
+                r.message_id = info.id.clone();
+                r.chat = info.source.chat.to_string();
+                r.sender = info.source.sender.to_string();
+                r.from_me = info.source.is_from_me;
+            }
             Inbound {
                 message_id: info.id.clone(),
                 from: party(&info.source.sender, info.source.sender_alt.as_ref()),
                 chat: bare(&info.source.chat),
                 timestamp: info.timestamp,
-                content: super::content::content_of(m.message.get_base_message()),
+                content,
             }
         })
         .collect()

@@ -8,6 +8,7 @@ mod conversation_settings;
 mod conversations;
 mod event_cursor;
 mod harness;
+mod inbound_media;
 mod instances;
 mod media_url;
 mod messaging;
@@ -22,6 +23,8 @@ mod scheduler;
 mod secrets_at_rest;
 #[cfg(feature = "sim")]
 mod sim_e2e;
+#[cfg(feature = "sim")]
+mod sim_inbound_media;
 #[cfg(feature = "sim")]
 mod sim_outbound;
 #[cfg(feature = "sim")]

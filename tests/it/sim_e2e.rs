@@ -50,9 +50,14 @@ async fn launch_with(db: &TestDb, key: &str, sim: &Sim, env: &[(&str, &str)]) ->
 }
 
 pub(crate) async fn gateway(db: TestDb, sim: &Sim) -> Gateway {
+    gateway_with(db, sim, &[]).await
+}
+
+/// [`gateway`] with more environment.
+pub(crate) async fn gateway_with(db: TestDb, sim: &Sim, env: &[(&str, &str)]) -> Gateway {
     let key = new_key();
     Gateway {
-        process: launch(&db, &key, sim).await,
+        process: launch_with(&db, &key, sim, env).await,
         db,
         key,
         receiver: Receiver::start().await,

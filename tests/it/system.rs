@@ -69,6 +69,7 @@ async fn openapi_document_is_valid_and_complete() {
         "GET /v1/instances/{id}/events/stream",
         "GET /v1/instances/{id}/messages",
         "GET /v1/instances/{id}/messages/{message_id}",
+        "GET /v1/instances/{id}/messages/{message_id}/media",
         "GET /v1/instances/{id}/qr",
         "GET /v1/instances/{id}/webhooks",
         "GET /v1/instances/{id}/webhooks/{webhook_id}",

@@ -4,7 +4,7 @@
 
 use whatsapp_rust::prelude::wa;
 
-use crate::engine::{Content, Quoted, ReceivedContact, ReceivedMedia, ReceivedMediaKind};
+use crate::engine::{Content, MediaRef, Quoted, ReceivedContact, ReceivedMedia, ReceivedMediaKind};
 
 mod field_names;
 pub mod outgoing;
@@ -176,6 +176,7 @@ fn media_of(m: &wa::Message) -> Option<ReceivedMedia> {
         duration_secs: None,
         width: None,
         height: None,
+        reference: None,
     };
     if let Some(i) = m.image_message.as_option() {
         return Some(ReceivedMedia {
@@ -185,6 +186,12 @@ fn media_of(m: &wa::Message) -> Option<ReceivedMedia> {
             sha256: hex(&i.file_sha256),
             width: i.width,
             height: i.height,
+            reference: reference(
+                ReceivedMediaKind::Image,
+                &i.direct_path,
+                [&i.media_key, &i.file_sha256, &i.file_enc_sha256],
+                i.file_length,
+            ),
             ..base(ReceivedMediaKind::Image)
         });
     }
@@ -197,6 +204,12 @@ fn media_of(m: &wa::Message) -> Option<ReceivedMedia> {
             duration_secs: v.seconds,
             width: v.width,
             height: v.height,
+            reference: reference(
+                ReceivedMediaKind::Video,
+                &v.direct_path,
+                [&v.media_key, &v.file_sha256, &v.file_enc_sha256],
+                v.file_length,
+            ),
             ..base(ReceivedMediaKind::Video)
         });
     }
@@ -211,6 +224,12 @@ fn media_of(m: &wa::Message) -> Option<ReceivedMedia> {
             size: a.file_length,
             sha256: hex(&a.file_sha256),
             duration_secs: a.seconds,
+            reference: reference(
+                kind,
+                &a.direct_path,
+                [&a.media_key, &a.file_sha256, &a.file_enc_sha256],
+                a.file_length,
+            ),
             ..base(kind)
         });
     }
@@ -221,6 +240,12 @@ fn media_of(m: &wa::Message) -> Option<ReceivedMedia> {
             caption: d.caption.clone(),
             file_name: d.file_name.clone(),
             sha256: hex(&d.file_sha256),
+            reference: reference(
+                ReceivedMediaKind::Document,
+                &d.direct_path,
+                [&d.media_key, &d.file_sha256, &d.file_enc_sha256],
+                d.file_length,
+            ),
             ..base(ReceivedMediaKind::Document)
         });
     }
@@ -231,10 +256,38 @@ fn media_of(m: &wa::Message) -> Option<ReceivedMedia> {
             sha256: hex(&s.file_sha256),
             width: s.width,
             height: s.height,
+            reference: reference(
+                ReceivedMediaKind::Sticker,
+                &s.direct_path,
+                [&s.media_key, &s.file_sha256, &s.file_enc_sha256],
+                s.file_length,
+            ),
             ..base(ReceivedMediaKind::Sticker)
         });
     }
     None
+}
+
+/// What a download needs, when the message carries all of it. The
+/// message's own key (id, chat, sender) is filled in by the caller.
+fn reference(
+    kind: ReceivedMediaKind,
+    direct_path: &Option<String>,
+    [media_key, file_sha256, file_enc_sha256]: [&Option<Vec<u8>>; 3],
+    file_length: Option<u64>,
+) -> Option<Box<MediaRef>> {
+    Some(Box::new(MediaRef {
+        kind,
+        direct_path: direct_path.clone().filter(|p| !p.is_empty())?,
+        media_key: media_key.clone().filter(|k| !k.is_empty())?,
+        file_sha256: file_sha256.clone()?,
+        file_enc_sha256: file_enc_sha256.clone()?,
+        file_length: file_length?,
+        message_id: String::new(),
+        chat: String::new(),
+        sender: String::new(),
+        from_me: false,
+    }))
 }
 
 /// The name of the message's content field, as WhatsApp's protobuf spells

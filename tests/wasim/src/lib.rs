@@ -14,6 +14,7 @@ pub mod error;
 mod handshake;
 mod iq;
 mod keys;
+pub mod media;
 mod messages;
 mod nodes;
 mod offline;
@@ -233,6 +234,25 @@ impl Sim {
     ) -> Result<String> {
         let message = calls::poll_vote(secret, poll_id, creator, voter, picked)?;
         control::phone_sends(&self.shared, voter, creator, None, &message).await
+    }
+
+    /// The phone of `from` sends `plaintext` as media of `kind` to the
+    /// online companions of `to`: encrypted with a fresh media key and
+    /// uploaded to the simulated media host (see [`media`]).
+    pub async fn send_media(
+        &self,
+        from: &str,
+        to: &str,
+        kind: media::Kind,
+        plaintext: &[u8],
+        options: media::MediaOptions,
+    ) -> Result<media::SentMedia> {
+        media::send_media(&self.shared, from, to, kind, plaintext, options).await
+    }
+
+    /// Re-uploads the simulated phones made on a device's request.
+    pub fn media_reuploads(&self) -> usize {
+        self.shared.expired.reuploads()
     }
 
     /// Media uploaded to the simulated media hosts so far.

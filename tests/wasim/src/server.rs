@@ -18,6 +18,8 @@ pub struct Shared {
     pub noise_key: KeyPair,
     pub cert_chain: Vec<u8>,
     pub media: crate::web::MediaStore,
+    /// Inbound media waiting for a re-upload request.
+    pub expired: crate::media::Expired,
     pub handshakes: Handshakes,
     addr: SocketAddr,
     iq_seq: AtomicU64,
@@ -72,6 +74,7 @@ impl Shared {
             cert_chain: crate::cert::chain_for(&public),
             noise_key,
             media: Default::default(),
+            expired: Default::default(),
             handshakes: Handshakes::default(),
             addr,
             iq_seq: AtomicU64::new(1),

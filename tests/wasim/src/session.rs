@@ -204,6 +204,9 @@ impl Session {
             "iq" => iq::handle(self, &node),
             "message" => crate::messages::from_device(self, &node).await,
             "receipt" => {
+                if crate::nodes::attr(&node, "type").as_deref() == Some("server-error") {
+                    crate::media::on_server_error_receipt(self, &node);
+                }
                 crate::offline::acknowledged(self, &node);
                 crate::messages::from_device_other(self, &node);
             }
