@@ -13,6 +13,7 @@ mod m20261130_000008_webhook_open_indexes;
 mod m20261201_000009_event_positions;
 mod m20261201_000010_inbound_messages;
 mod m20261201_230000_message_edits_ob;
+mod m20261203_300001_event_sequence;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_event_positions::Migration),
             Box::new(m20261201_000010_inbound_messages::Migration),
             Box::new(m20261201_230000_message_edits_ob::Migration),
+            Box::new(m20261203_300001_event_sequence::Migration),
         ]
     }
 }
