@@ -211,11 +211,13 @@ struct Feed {
 }
 
 /// Starts a stream's feed: one instance's events (`instance`) or, when
-/// `None`, those of every instance `selection` names. Its events arrive on
-/// the returned receiver, which ends when the stream is refused further
+/// `None`, those of every instance `selection` names. Where it starts is
+/// settled before this returns, so `Now` means after everything committed
+/// before the stream was opened. Its events arrive on the returned
+/// receiver, which ends when the stream is refused further
 /// (`still_allowed`), the database fails, or the server stops. Dropping the
 /// receiver stops it.
-pub fn open(
+pub async fn open(
     db: DatabaseConnection,
     webhooks: &Webhooks,
     instance: Option<Uuid>,
@@ -223,12 +225,12 @@ pub fn open(
     start: Start,
     recheck: Duration,
     still_allowed: StillAllowed,
-) -> mpsc::Receiver<Event> {
+) -> Result<mpsc::Receiver<Event>, DbErr> {
     let (out, rx) = mpsc::channel(64);
     // Subscribed before anything is read: whatever is sequenced from here
     // on wakes the feed, so nothing falls between the replay and live.
     let wakes = webhooks.streams.subscribe();
-    let feed = Feed {
+    let mut feed = Feed {
         db,
         webhooks: webhooks.clone(),
         key: instance,
@@ -236,14 +238,15 @@ pub fn open(
         out,
         sent: 0,
     };
+    feed.sent = feed.start_at(start).await?;
     tokio::spawn(async move {
         crate::metrics::streams(1.0);
-        if let Err(e) = feed.run(wakes, start, recheck, still_allowed).await {
+        if let Err(e) = feed.run(wakes, recheck, still_allowed).await {
             tracing::warn!(error = %e, "an event stream stopped");
         }
         crate::metrics::streams(-1.0);
     });
-    rx
+    Ok(rx)
 }
 
 /// The client went away.
@@ -270,11 +273,10 @@ impl Feed {
     async fn run(
         mut self,
         mut wakes: broadcast::Receiver<Uuid>,
-        start: Start,
         recheck: Duration,
         still_allowed: StillAllowed,
     ) -> Result<(), DbErr> {
-        match self.serve(&mut wakes, start, recheck, still_allowed).await {
+        match self.serve(&mut wakes, recheck, still_allowed).await {
             Ok(()) | Err(Stop::Gone) => Ok(()),
             Err(Stop::Db(e)) => Err(e),
         }
@@ -285,11 +287,9 @@ impl Feed {
     async fn serve(
         &mut self,
         wakes: &mut broadcast::Receiver<Uuid>,
-        start: Start,
         recheck: Duration,
         still_allowed: StillAllowed,
     ) -> Result<(), Stop> {
-        self.sent = self.start_at(start).await?;
         self.read().await?;
         let mut tick = tokio::time::interval(recheck);
         tick.tick().await;

@@ -72,11 +72,10 @@ impl StreamApi {
             types: parse_types(types.0.as_deref())?,
         };
         let start = start(last_event_id.0.or(after.0))?;
-        Ok(
-            self.open(auth.principal(), Some(id.0), selection, start, |e| {
-                e.position.to_string()
-            }),
-        )
+        self.open(auth.principal(), Some(id.0), selection, start, |e| {
+            e.position.to_string()
+        })
+        .await
     }
 
     /// Stream every instance's events (SSE)
@@ -117,9 +116,10 @@ impl StreamApi {
             types: parse_types(types.0.as_deref())?,
         };
         let start = start(last_event_id.0.or(after.0))?;
-        Ok(self.open(auth.principal(), None, selection, start, |e| {
+        self.open(auth.principal(), None, selection, start, |e| {
             e.sequence.to_string()
-        }))
+        })
+        .await
     }
 }
 
@@ -137,14 +137,14 @@ fn start(cursor: Option<String>) -> Result<Start, ApiError> {
 }
 
 impl StreamApi {
-    fn open(
+    async fn open(
         &self,
         principal: &Principal,
         instance: Option<Uuid>,
         selection: Selection,
         start: Start,
         id_of: fn(&EventOut) -> String,
-    ) -> Stream {
+    ) -> Result<Stream, ApiError> {
         let heartbeat = self.state.settings.streams.heartbeat();
         let events = crate::streams::open(
             self.state.db.clone(),
@@ -154,12 +154,13 @@ impl StreamApi {
             start,
             heartbeat,
             still_allowed(&self.state, principal),
-        );
+        )
+        .await?;
         let stream = futures_util::stream::unfold(events, |mut rx| async move {
             rx.recv().await.map(|event| (EventOut::from(event), rx))
         })
         .boxed();
-        Stream::Open(
+        Ok(Stream::Open(
             EventStream::new(stream)
                 .keep_alive(heartbeat)
                 .to_event(move |event| {
@@ -167,7 +168,7 @@ impl StreamApi {
                         .event_type(event.event_type.clone())
                         .id(id_of(&event))
                 }),
-        )
+        ))
     }
 }
 
