@@ -305,7 +305,8 @@ async fn scoped_keys_see_only_their_instances_and_revocation_ends_the_stream() {
         "only its own instance's events: {got:?}"
     );
     assert!(
-        got.iter().all(|e| e.id == e.data["sequence"].to_string()),
+        got.iter()
+            .all(|e| e.data["sequence"].as_i64() == e.id.parse().ok()),
         "ids are sequences"
     );
     let everything = admin.take(5).await;
