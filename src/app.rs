@@ -149,6 +149,13 @@ impl App {
         self.state.jobs.start(self.state.clone()).await?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut metrics_stop = stop_rx.clone();
+        // Numbers committed events for readers; runs whether or not this
+        // process delivers webhooks.
+        let sequencer = tokio::spawn(crate::webhooks::sequencer::run(
+            self.state.db.clone(),
+            self.state.webhooks.clone(),
+            stop_rx.clone(),
+        ));
         let dispatcher = if self.state.settings.webhooks.dispatcher {
             let dispatcher = Dispatcher::new(
                 self.state.db.clone(),
@@ -202,6 +209,9 @@ impl App {
             && dispatcher.await.is_err()
         {
             tracing::warn!("the webhook dispatcher panicked");
+        }
+        if sequencer.await.is_err() {
+            tracing::warn!("the event sequencer panicked");
         }
         if let Err(e) = self.state.db.close_by_ref().await {
             tracing::warn!(error = %e, "closing the database pool");

@@ -2,10 +2,13 @@
 //! events, and the feed that turns the outbox into "replay, then live".
 //!
 //! The broadcast carries only instance ids; every event a stream sends is
-//! read from the outbox by the instance's commit-ordered position, after the
-//! last position it sent. So the seam between replay and live can neither
-//! lose nor double an event: the subscription starts before the replay
-//! reads, and a wake-up for events already replayed finds nothing new.
+//! read from the outbox by its number after the last number it sent: the
+//! instance's position on an instance's stream, the global sequence on the
+//! all-instances stream. Both are given by the sequencer and become visible
+//! in order (see [`crate::webhooks::sequencer`]), so neither the seam
+//! between replay and live nor a resume can lose or double an event: the
+//! subscription starts before the replay reads, and a wake-up for events
+//! already sent finds nothing new.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +21,8 @@ use sea_orm::{
 };
 use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
+
+use crate::webhooks::Webhooks;
 
 /// Events read per query while catching up.
 const PAGE: u64 = 500;
@@ -34,10 +39,11 @@ const TAIL: usize = 1024;
 #[derive(Clone)]
 pub struct Broadcaster {
     tx: broadcast::Sender<Uuid>,
-    tails: Arc<Mutex<HashMap<Uuid, Arc<Tail>>>>,
+    /// Per instance, and (`None`) one of every instance's events.
+    tails: Arc<Mutex<HashMap<Option<Uuid>, Arc<Tail>>>>,
 }
 
-/// One instance's latest events.
+/// One instance's latest events, or every instance's.
 #[derive(Default)]
 struct Tail {
     /// Bumped after every commit that recorded events for the instance.
@@ -50,7 +56,8 @@ struct Cache {
     /// `commits` as it was before the last read: anything committed since
     /// bumped it, so an equal value means nothing new.
     read_at: Option<u64>,
-    /// Consecutive positions, oldest first.
+    /// Consecutive positions (sequences, in the tail of every instance),
+    /// oldest first.
     events: VecDeque<Arc<Event>>,
 }
 
@@ -64,16 +71,22 @@ impl Default for Broadcaster {
 }
 
 impl Broadcaster {
-    /// Called after a transaction that recorded events for `instances`
-    /// committed.
+    /// Called after the sequencer numbered events of `instances`.
     pub fn committed(&self, instances: &[Uuid]) {
-        let mut told = HashSet::new();
+        let mut told = Vec::new();
         for id in instances {
-            if told.insert(*id) {
-                self.tail(*id).commits.fetch_add(1, Ordering::SeqCst);
-                // No stream listening is not an error.
-                let _ = self.tx.send(*id);
+            if !told.contains(id) {
+                told.push(*id);
+                self.tail(Some(*id)).commits.fetch_add(1, Ordering::SeqCst);
             }
+        }
+        if told.is_empty() {
+            return;
+        }
+        self.tail(None).commits.fetch_add(1, Ordering::SeqCst);
+        for id in told {
+            // No stream listening is not an error.
+            let _ = self.tx.send(id);
         }
     }
 
@@ -81,7 +94,7 @@ impl Broadcaster {
         self.tx.subscribe()
     }
 
-    fn tail(&self, id: Uuid) -> Arc<Tail> {
+    fn tail(&self, id: Option<Uuid>) -> Arc<Tail> {
         let mut tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
         // Tails of instances nobody streams any more are dropped now and then.
         if tails.len() > 4 * TAIL {
@@ -90,27 +103,40 @@ impl Broadcaster {
         tails.entry(id).or_default().clone()
     }
 
-    /// The instance's events after `after`, from the shared tail when it
-    /// reaches back that far (reading only what is new, once for all
-    /// streams); `None` when the caller must read the database itself.
+    /// The events after `after` (a position of instance `key`, or a
+    /// sequence when `key` is `None`), from the shared tail when it reaches
+    /// back that far (reading only what is new, once for all streams);
+    /// `None` when the caller must read the database itself.
     async fn after(
         &self,
         db: &DatabaseConnection,
-        id: Uuid,
+        key: Option<Uuid>,
         after: i64,
     ) -> Result<Option<Vec<Arc<Event>>>, DbErr> {
-        let tail = self.tail(id);
+        let number = |e: &Event| {
+            if key.is_some() {
+                e.position
+            } else {
+                e.sequence
+            }
+        };
+        let tail = self.tail(key);
         let mut cache = tail.cache.lock().await;
         let commits = tail.commits.load(Ordering::SeqCst);
         if cache.read_at != Some(commits) {
-            let from = cache.events.back().map_or(after, |e| e.position);
-            let page = webhook_events::Entity::find()
-                .filter(webhook_events::Column::InstanceId.eq(id))
-                .filter(webhook_events::Column::Position.gt(from))
-                .order_by_asc(webhook_events::Column::Position)
-                .limit(PAGE)
-                .all(db)
-                .await?;
+            let from = cache.events.back().map_or(after, |e| number(e));
+            let page = match key {
+                Some(id) => webhook_events::Entity::find()
+                    .filter(webhook_events::Column::InstanceId.eq(id))
+                    .filter(webhook_events::Column::Position.gt(from))
+                    .order_by_asc(webhook_events::Column::Position),
+                None => webhook_events::Entity::find()
+                    .filter(webhook_events::Column::Sequence.gt(from))
+                    .order_by_asc(webhook_events::Column::Sequence),
+            }
+            .limit(PAGE)
+            .all(db)
+            .await?;
             // A full page may have more behind it: read again next time.
             cache.read_at = (page.len() < PAGE as usize).then_some(commits);
             cache.events.extend(page.into_iter().map(Arc::new));
@@ -118,7 +144,7 @@ impl Broadcaster {
                 cache.events.pop_front();
             }
         }
-        let first = cache.events.front().map(|e| e.position);
+        let first = cache.events.front().map(|e| number(e));
         if first.is_some_and(|first| first > after + 1) {
             return Ok(None);
         }
@@ -126,7 +152,7 @@ impl Broadcaster {
             cache
                 .events
                 .iter()
-                .filter(|e| e.position > after)
+                .filter(|e| number(e) > after)
                 .cloned()
                 .collect(),
         ))
@@ -157,12 +183,12 @@ impl Selection {
 /// Where a stream starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Start {
-    /// Only events committed from now on.
+    /// Only events sequenced from now on.
     Now,
-    /// Events after this position (one instance's stream).
-    Position(i64),
-    /// Events after this event (`msg_…`): on one instance, by position;
-    /// across instances, events with a later id (ids are time-ordered).
+    /// Events after this number: a position on an instance's stream, a
+    /// sequence on the all-instances stream.
+    After(i64),
+    /// Events after this event (`msg_…`), by its number.
     EventId(String),
 }
 
@@ -174,43 +200,53 @@ pub type StillAllowed =
 /// The running feed of one stream.
 struct Feed {
     db: DatabaseConnection,
-    broadcaster: Broadcaster,
+    webhooks: Webhooks,
+    /// `Some`: one instance's stream, by position; `None`: every selected
+    /// instance's, by sequence.
+    key: Option<Uuid>,
     selection: Selection,
     out: mpsc::Sender<Event>,
-    /// The last position sent (or skipped by the type filter) per instance.
-    sent: HashMap<Uuid, i64>,
+    /// The number of the last event sent (or skipped by a filter).
+    sent: i64,
 }
 
-/// Starts a stream's feed; its events arrive on the returned receiver,
-/// which ends when the stream is refused further (`still_allowed`), the
-/// database fails, or the server stops. Dropping the receiver stops it.
-pub fn open(
+/// Starts a stream's feed: one instance's events (`instance`) or, when
+/// `None`, those of every instance `selection` names. Where it starts is
+/// settled before this returns, so `Now` means after everything committed
+/// before the stream was opened. Its events arrive on the returned
+/// receiver, which ends when the stream is refused further
+/// (`still_allowed`), the database fails, or the server stops. Dropping the
+/// receiver stops it.
+pub async fn open(
     db: DatabaseConnection,
-    broadcaster: &Broadcaster,
+    webhooks: &Webhooks,
+    instance: Option<Uuid>,
     selection: Selection,
     start: Start,
     recheck: Duration,
     still_allowed: StillAllowed,
-) -> mpsc::Receiver<Event> {
+) -> Result<mpsc::Receiver<Event>, DbErr> {
     let (out, rx) = mpsc::channel(64);
-    // Subscribed before anything is read: whatever commits from here on
-    // wakes the feed, so nothing falls between the replay and live.
-    let wakes = broadcaster.subscribe();
-    let feed = Feed {
+    // Subscribed before anything is read: whatever is sequenced from here
+    // on wakes the feed, so nothing falls between the replay and live.
+    let wakes = webhooks.streams.subscribe();
+    let mut feed = Feed {
         db,
-        broadcaster: broadcaster.clone(),
+        webhooks: webhooks.clone(),
+        key: instance,
         selection,
         out,
-        sent: HashMap::new(),
+        sent: 0,
     };
+    feed.sent = feed.start_at(start).await?;
     tokio::spawn(async move {
         crate::metrics::streams(1.0);
-        if let Err(e) = feed.run(wakes, start, recheck, still_allowed).await {
+        if let Err(e) = feed.run(wakes, recheck, still_allowed).await {
             tracing::warn!(error = %e, "an event stream stopped");
         }
         crate::metrics::streams(-1.0);
     });
-    rx
+    Ok(rx)
 }
 
 /// The client went away.
@@ -237,148 +273,117 @@ impl Feed {
     async fn run(
         mut self,
         mut wakes: broadcast::Receiver<Uuid>,
-        start: Start,
         recheck: Duration,
         still_allowed: StillAllowed,
     ) -> Result<(), DbErr> {
-        match self.serve(&mut wakes, start, recheck, still_allowed).await {
+        match self.serve(&mut wakes, recheck, still_allowed).await {
             Ok(()) | Err(Stop::Gone) => Ok(()),
             Err(Stop::Db(e)) => Err(e),
         }
     }
 
+    /// Replay, then live: both read by number after the last one sent, and
+    /// numbers become visible in order, so the seam needs no care.
     async fn serve(
         &mut self,
         wakes: &mut broadcast::Receiver<Uuid>,
-        start: Start,
         recheck: Duration,
         still_allowed: StillAllowed,
     ) -> Result<(), Stop> {
-        let heads = self.heads().await?;
-        self.replay(start, &heads).await?;
-        for (id, head) in heads {
-            let sent = self.sent.entry(id).or_insert(head);
-            *sent = (*sent).max(head);
-        }
+        self.read().await?;
         let mut tick = tokio::time::interval(recheck);
         tick.tick().await;
         loop {
             tokio::select! {
                 () = self.out.closed() => return Ok(()),
                 wake = wakes.recv() => match wake {
-                    Ok(id) if self.selection.wants_instance(id) => self.catch_up(id).await?,
+                    Ok(id) if self.selection.wants_instance(id) => self.catch_up().await?,
                     Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => self.sweep().await?,
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.read().await?,
                     Err(broadcast::error::RecvError::Closed) => return Ok(()),
                 },
                 _ = tick.tick() => {
                     if !still_allowed().await {
                         return Ok(());
                     }
-                    // Events recorded without a broadcast still arrive.
-                    self.sweep().await?;
+                    // Events sequenced by another process arrive too.
+                    self.read().await?;
                 }
             }
         }
     }
 
-    /// The last position of every selected instance that has events.
-    async fn heads(&self) -> Result<HashMap<Uuid, i64>, DbErr> {
-        let mut query = webhook_events::Entity::find()
-            .select_only()
-            .column(webhook_events::Column::InstanceId)
-            .column_as(webhook_events::Column::Position.max(), "head")
-            .group_by(webhook_events::Column::InstanceId);
-        if let Some(ids) = &self.selection.instances {
-            query = query.filter(webhook_events::Column::InstanceId.is_in(ids.iter().copied()));
-        }
-        let rows: Vec<(Uuid, Option<i64>)> = query.into_tuple().all(&self.db).await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, head)| Some((id, head?)))
-            .collect())
-    }
-
-    /// Sends what was committed before the stream opened, up to `heads`.
-    async fn replay(&mut self, start: Start, heads: &HashMap<Uuid, i64>) -> Result<(), Stop> {
-        match start {
-            Start::Now => Ok(()),
-            Start::Position(after) => self.replay_after(after, heads).await,
-            Start::EventId(after) => {
-                // On one instance an event id stands for its position.
-                let single = self.selection.instances.as_ref().filter(|s| s.len() == 1);
-                if let Some(id) = single.and_then(|s| s.iter().next().copied())
-                    && let Some(event) = webhook_events::Entity::find_by_id(after.clone())
-                        .filter(webhook_events::Column::InstanceId.eq(id))
-                        .one(&self.db)
-                        .await?
-                {
-                    return self.replay_after(event.position, heads).await;
-                }
-                self.replay_after_id(&after, heads).await
-            }
+    fn number(&self, event: &Event) -> i64 {
+        if self.key.is_some() {
+            event.position
+        } else {
+            event.sequence
         }
     }
 
-    async fn replay_after(&mut self, after: i64, heads: &HashMap<Uuid, i64>) -> Result<(), Stop> {
-        for id in self.selection.instances.iter().flatten() {
-            self.sent.insert(*id, after);
+    /// The number the stream starts after.
+    async fn start_at(&self, start: Start) -> Result<i64, DbErr> {
+        // Whatever committed before the stream opened is numbered first,
+        // so `Now` starts after it and an event id stands for its number.
+        crate::webhooks::sequencer::sequence_now(&self.db, &self.webhooks).await?;
+        let id = match start {
+            Start::Now => return self.head().await,
+            Start::After(n) => return Ok(n),
+            Start::EventId(id) => id,
+        };
+        if let Some(event) =
+            crate::webhooks::sequencer::numbered(&self.db, &self.webhooks, &id).await?
+            && self.key.is_none_or(|k| k == event.instance_id)
+        {
+            return Ok(self.number(&event));
         }
-        for (id, head) in heads {
-            self.sent.insert(*id, after);
-            self.read(*id, Some(*head)).await?;
+        // An event no longer stored (purged) stands just before the first
+        // later one by id: the best that can still be done.
+        let mut next = webhook_events::Entity::find()
+            .filter(webhook_events::Column::Id.gt(id))
+            .filter(webhook_events::Column::Sequence.gt(0))
+            .order_by_asc(webhook_events::Column::Id);
+        if let Some(k) = self.key {
+            next = next.filter(webhook_events::Column::InstanceId.eq(k));
         }
-        Ok(())
+        match next.one(&self.db).await? {
+            Some(event) => Ok((self.number(&event) - 1).max(0)),
+            None => self.head().await,
+        }
     }
 
-    async fn replay_after_id(
-        &mut self,
-        after: &str,
-        heads: &HashMap<Uuid, i64>,
-    ) -> Result<(), Stop> {
-        let mut last = after.to_owned();
+    /// The number of the last sequenced event the stream covers.
+    async fn head(&self) -> Result<i64, DbErr> {
+        let query = webhook_events::Entity::find().select_only();
+        let query = match self.key {
+            Some(k) => query
+                .column_as(webhook_events::Column::Position.max(), "head")
+                .filter(webhook_events::Column::InstanceId.eq(k)),
+            None => query.column_as(webhook_events::Column::Sequence.max(), "head"),
+        };
+        let head: Option<Option<i64>> = query.into_tuple().one(&self.db).await?;
+        Ok(head.flatten().unwrap_or(0))
+    }
+
+    /// Sends what is new, from the shared tail when it reaches back far
+    /// enough.
+    async fn catch_up(&mut self) -> Result<(), Stop> {
         loop {
-            let mut query = webhook_events::Entity::find()
-                .filter(webhook_events::Column::Id.gt(last.clone()))
-                .order_by_asc(webhook_events::Column::Id)
-                .limit(PAGE);
-            if let Some(ids) = &self.selection.instances {
-                query = query.filter(webhook_events::Column::InstanceId.is_in(ids.iter().copied()));
-            }
-            let page = query.all(&self.db).await?;
-            let Some(tail) = page.last() else {
-                return Ok(());
-            };
-            last = tail.id.clone();
-            let full = page.len() as u64 == PAGE;
-            for event in page {
-                // Later ones arrive live, by position.
-                if heads
-                    .get(&event.instance_id)
-                    .is_some_and(|h| event.position <= *h)
-                {
-                    self.emit(event).await?;
-                }
-            }
-            if !full {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Sends the instance's events after the last one sent.
-    async fn catch_up(&mut self, id: Uuid) -> Result<(), Stop> {
-        loop {
-            let after = self.sent.get(&id).copied().unwrap_or(0);
-            let Some(events) = self.broadcaster.after(&self.db, id, after).await? else {
-                return self.read(id, None).await;
+            let Some(events) = self
+                .webhooks
+                .streams
+                .after(&self.db, self.key, self.sent)
+                .await?
+            else {
+                return self.read().await;
             };
             if events.is_empty() {
                 return Ok(());
             }
             for event in events {
-                self.sent.insert(id, event.position);
-                if self.selection.wants(&event) {
+                self.sent = self.number(&event);
+                if self.selection.wants_instance(event.instance_id) && self.selection.wants(&event)
+                {
                     self.out
                         .send(Event::clone(&event))
                         .await
@@ -388,21 +393,30 @@ impl Feed {
         }
     }
 
-    async fn read(&mut self, id: Uuid, up_to: Option<i64>) -> Result<(), Stop> {
+    /// Sends what is new, read from the database.
+    async fn read(&mut self) -> Result<(), Stop> {
         loop {
-            let after = self.sent.get(&id).copied().unwrap_or(0);
-            let mut query = webhook_events::Entity::find()
-                .filter(webhook_events::Column::InstanceId.eq(id))
-                .filter(webhook_events::Column::Position.gt(after))
-                .order_by_asc(webhook_events::Column::Position)
-                .limit(PAGE);
-            if let Some(head) = up_to {
-                query = query.filter(webhook_events::Column::Position.lte(head));
-            }
-            let page = query.all(&self.db).await?;
+            let query = webhook_events::Entity::find();
+            let query = match self.key {
+                Some(k) => query
+                    .filter(webhook_events::Column::InstanceId.eq(k))
+                    .filter(webhook_events::Column::Position.gt(self.sent))
+                    .order_by_asc(webhook_events::Column::Position),
+                None => {
+                    let query = query
+                        .filter(webhook_events::Column::Sequence.gt(self.sent))
+                        .order_by_asc(webhook_events::Column::Sequence);
+                    match &self.selection.instances {
+                        Some(ids) => query
+                            .filter(webhook_events::Column::InstanceId.is_in(ids.iter().copied())),
+                        None => query,
+                    }
+                }
+            };
+            let page = query.limit(PAGE).all(&self.db).await?;
             let full = page.len() as u64 == PAGE;
             for event in page {
-                self.sent.insert(id, event.position);
+                self.sent = self.number(&event);
                 if self.selection.wants(&event) {
                     self.out.send(event).await.map_err(|_| Gone)?;
                 }
@@ -411,24 +425,5 @@ impl Feed {
                 return Ok(());
             }
         }
-    }
-
-    async fn emit(&mut self, event: Event) -> Result<(), Stop> {
-        let at = self.sent.entry(event.instance_id).or_insert(0);
-        *at = (*at).max(event.position);
-        if self.selection.wants(&event) {
-            self.out.send(event).await.map_err(|_| Gone)?;
-        }
-        Ok(())
-    }
-
-    /// Catches up every instance whose head moved (after a missed wake-up).
-    async fn sweep(&mut self) -> Result<(), Stop> {
-        for (id, head) in self.heads().await? {
-            if self.sent.get(&id).is_none_or(|sent| *sent < head) {
-                self.catch_up(id).await?;
-            }
-        }
-        Ok(())
     }
 }

@@ -1,8 +1,7 @@
 use sea_orm::entity::prelude::*;
 
-/// The last event position handed out per instance. Its row is locked by
-/// the transaction that takes the next position until that transaction
-/// ends, so positions follow commit order.
+/// The last event position handed out per instance, by the sequencer
+/// (which numbers committed events one batch at a time).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "event_positions")]
 pub struct Model {

@@ -10,8 +10,11 @@ pub struct Model {
     pub id: String,
     pub instance_id: Uuid,
     /// Commit-ordered, gapless per instance, from 1: the catch-up cursor
-    /// and the order of an `ordered` webhook.
+    /// and the order of an `ordered` webhook. 0 until sequenced.
     pub position: i64,
+    /// Commit-ordered and gapless across all instances, from 1: the cursor
+    /// of the all-instances stream. 0 until sequenced.
+    pub sequence: i64,
     /// Event type, e.g. `instance.connected`.
     #[sea_orm(column_name = "type")]
     pub event_type: String,

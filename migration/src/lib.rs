@@ -17,6 +17,7 @@ mod m20261203_100001_inbound_media;
 mod m20261203_200001_message_bodies;
 mod m20261203_200002_instance_call_settings;
 mod m20261203_200003_poll_votes;
+mod m20261203_300001_event_sequence;
 
 pub struct Migrator;
 
@@ -35,10 +36,11 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_event_positions::Migration),
             Box::new(m20261201_000010_inbound_messages::Migration),
             Box::new(m20261201_230000_message_edits_ob::Migration),
+            Box::new(m20261203_100001_inbound_media::Migration),
             Box::new(m20261203_200001_message_bodies::Migration),
             Box::new(m20261203_200002_instance_call_settings::Migration),
             Box::new(m20261203_200003_poll_votes::Migration),
-            Box::new(m20261203_100001_inbound_media::Migration),
+            Box::new(m20261203_300001_event_sequence::Migration),
         ]
     }
 }

@@ -13,7 +13,8 @@ use crate::access::Scope;
 use crate::state::AppState;
 use crate::webhooks::ops::{self, Cursor, Event};
 
-/// An event exactly as webhooks receive it, plus its id and position.
+/// An event exactly as webhooks receive it, plus its id, position and
+/// sequence.
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none, rename = "Event")]
 pub struct EventOut {
@@ -22,6 +23,9 @@ pub struct EventOut {
     /// Its place among the instance's events: from 1, without gaps, in the
     /// order their changes committed. A cursor.
     pub position: i64,
+    /// Its place among all instances' events: from 1, without gaps, in
+    /// commit order. The cursor of the all-instances stream.
+    pub sequence: i64,
     #[oai(rename = "type")]
     pub event_type: String,
     pub timestamp: DateTime<Utc>,
@@ -34,6 +38,7 @@ impl From<Event> for EventOut {
         Self {
             id: e.id,
             position: e.position,
+            sequence: e.sequence,
             event_type: e.event_type,
             timestamp: e.created_at,
             instance_id: e.instance_id,
@@ -85,7 +90,14 @@ impl EventsApi {
             })?),
             None => None,
         };
-        let items = ops::list_events(&self.state.db, id.0, after.as_ref(), limit).await?;
+        let items = ops::list_events(
+            &self.state.db,
+            &self.state.webhooks,
+            id.0,
+            after.as_ref(),
+            limit,
+        )
+        .await?;
         let next_after = if items.len() as u64 == limit {
             items.last().map(|e| e.position.to_string())
         } else {

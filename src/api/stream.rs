@@ -23,10 +23,10 @@ use crate::webhooks::EventType;
 
 #[derive(ApiResponse)]
 pub enum Stream {
-    /// `text/event-stream`: each event has `id` (the instance's position on
-    /// an instance's stream, the event id `msg_…` on the all-instances
-    /// stream), `event` (its type) and `data` (the event as JSON). Comment
-    /// lines are heartbeats.
+    /// `text/event-stream`: each event has `id` (the event's `position` on
+    /// an instance's stream, its `sequence` on the all-instances stream),
+    /// `event` (its type) and `data` (the event as JSON). Comment lines are
+    /// heartbeats.
     #[oai(status = 200)]
     Open(EventStream<BoxStream<'static, EventOut>>),
 }
@@ -71,23 +71,22 @@ impl StreamApi {
             instances: Some(HashSet::from([id.0])),
             types: parse_types(types.0.as_deref())?,
         };
-        let start = match last_event_id.0.or(after.0) {
-            None => Start::Now,
-            Some(cursor) if cursor.starts_with("msg_") => Start::EventId(cursor),
-            Some(cursor) => Start::Position(cursor.parse().map_err(|_| {
-                ApiError::bad_request("invalid_cursor", "the cursor is not a position")
-            })?),
-        };
-        Ok(self.open(auth.principal(), selection, start, |e| {
+        let start = start(last_event_id.0.or(after.0))?;
+        self.open(auth.principal(), Some(id.0), selection, start, |e| {
             e.position.to_string()
-        }))
+        })
+        .await
     }
 
     /// Stream every instance's events (SSE)
     ///
     /// The events of every instance the key may read (all, for the admin
-    /// key), as they commit. `Last-Event-ID` (or `after`) is an event id:
-    /// events with a later id are replayed first, then new ones follow.
+    /// key), as they commit. Each event's SSE `id` is its `sequence`: its
+    /// place among all instances' events, gapless and in commit order.
+    /// `Last-Event-ID` (or `after`) is a sequence, or an event id (`msg_…`)
+    /// standing for its sequence: the events after it are replayed first,
+    /// then new ones follow, none missed or doubled even when an event of
+    /// one instance commits after a later-recorded one of another.
     /// A revoked key ends the stream.
     #[oai(
         path = "/v1/events/stream",
@@ -97,10 +96,14 @@ impl StreamApi {
     async fn all(
         &self,
         auth: Auth,
-        /// An event id (`msg_…`); events after it are sent first.
-        #[oai(validator(pattern = r"^msg_[0-9a-f]{32}$"))]
+        /// A sequence or an event id (`msg_…`); events after it are sent
+        /// first. `Last-Event-ID` wins when both are given.
+        #[oai(validator(pattern = r"^([0-9]{1,18}|msg_[0-9a-f]{32})$"))]
         after: Query<Option<String>>,
-        #[oai(name = "Last-Event-ID", validator(pattern = r"^msg_[0-9a-f]{32}$"))]
+        #[oai(
+            name = "Last-Event-ID",
+            validator(pattern = r"^([0-9]{1,18}|msg_[0-9a-f]{32})$")
+        )]
         last_event_id: Header<Option<String>>,
         /// Comma-separated event types to send (all when absent).
         #[oai(validator(pattern = r"^[a-z_]+\.[a-z_]+(,[a-z_]+\.[a-z_]+)*$"))]
@@ -112,36 +115,52 @@ impl StreamApi {
                 .map(|ids| ids.into_iter().collect()),
             types: parse_types(types.0.as_deref())?,
         };
-        let start = last_event_id
-            .0
-            .or(after.0)
-            .map_or(Start::Now, Start::EventId);
-        Ok(self.open(auth.principal(), selection, start, |e| e.id.clone()))
+        let start = start(last_event_id.0.or(after.0))?;
+        self.open(auth.principal(), None, selection, start, |e| {
+            e.sequence.to_string()
+        })
+        .await
     }
 }
 
+/// Where a cursor starts a stream.
+fn start(cursor: Option<String>) -> Result<Start, ApiError> {
+    Ok(match cursor {
+        None => Start::Now,
+        Some(cursor) if cursor.starts_with("msg_") => Start::EventId(cursor),
+        Some(cursor) => {
+            Start::After(cursor.parse().map_err(|_| {
+                ApiError::bad_request("invalid_cursor", "the cursor is not a number")
+            })?)
+        }
+    })
+}
+
 impl StreamApi {
-    fn open(
+    async fn open(
         &self,
         principal: &Principal,
+        instance: Option<Uuid>,
         selection: Selection,
         start: Start,
         id_of: fn(&EventOut) -> String,
-    ) -> Stream {
+    ) -> Result<Stream, ApiError> {
         let heartbeat = self.state.settings.streams.heartbeat();
         let events = crate::streams::open(
             self.state.db.clone(),
-            &self.state.webhooks.streams,
+            &self.state.webhooks,
+            instance,
             selection,
             start,
             heartbeat,
             still_allowed(&self.state, principal),
-        );
+        )
+        .await?;
         let stream = futures_util::stream::unfold(events, |mut rx| async move {
             rx.recv().await.map(|event| (EventOut::from(event), rx))
         })
         .boxed();
-        Stream::Open(
+        Ok(Stream::Open(
             EventStream::new(stream)
                 .keep_alive(heartbeat)
                 .to_event(move |event| {
@@ -149,7 +168,7 @@ impl StreamApi {
                         .event_type(event.event_type.clone())
                         .id(id_of(&event))
                 }),
-        )
+        ))
     }
 }
 

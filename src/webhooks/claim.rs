@@ -38,10 +38,12 @@ pub struct ClaimedRow {
 /// turns deliveries whose dispatcher died back into pending ones). One
 /// status keeps the candidates in index order, so a claim reads a batch,
 /// not the whole backlog. Disabled webhooks are skipped. For
-/// an `ordered` webhook only the head of each instance's queue (no delivery
-/// of an earlier position of the same instance still pending or
-/// delivering) is due: positions follow commit order, so a later event
-/// never overtakes one that committed after it was claimed.
+/// an `ordered` webhook only the head of each instance's queue is due: a
+/// sequenced event (see [`super::sequencer`]) with no delivery of an
+/// earlier position of the same instance still pending or delivering.
+/// Positions follow commit order, and an event not yet sequenced will get
+/// a later position than every sequenced one, so a later event never
+/// overtakes one that committed after it was claimed.
 pub async fn claim<C: ConnectionTrait>(
     db: &C,
     token: Uuid,
@@ -100,7 +102,7 @@ pub async fn claim_jobs<C: ConnectionTrait>(
     let sql = format!(
         "WITH claimed AS ({update}) \
          SELECT c.id, c.event_id, c.webhook_id, c.attempts, \
-           e.instance_id, e.position, e.type AS event_type, e.data, e.created_at, \
+           e.instance_id, e.position, e.sequence, e.type AS event_type, e.data, e.created_at, \
            w.url, w.secret, w.previous_secret, w.previous_secret_expires_at \
          FROM claimed c \
          JOIN webhook_events e ON e.id = c.event_id \
@@ -122,6 +124,7 @@ pub async fn claim_jobs<C: ConnectionTrait>(
                 id: row.try_get("", "event_id")?,
                 instance_id: row.try_get("", "instance_id")?,
                 position: row.try_get("", "position")?,
+                sequence: row.try_get("", "sequence")?,
                 event_type: row.try_get("", "event_type")?,
                 data: row.try_get("", "data")?,
                 created_at: row.try_get("", "created_at")?,
@@ -201,6 +204,16 @@ fn claim_statement(
         DatabaseBackend::Postgres => " FOR UPDATE OF d SKIP LOCKED",
         _ => "",
     };
+    // SQLite numbers events as it records them (see `super::sequencer`);
+    // elsewhere an ordered delivery waits for its event's number.
+    let (sequenced, earlier_sequenced) = match backend {
+        DatabaseBackend::Sqlite => ("", ""),
+        _ => (
+            "EXISTS (SELECT 1 FROM webhook_events se \
+               WHERE se.id = d.event_id AND se.sequence <> 0) AND",
+            "AND ee.sequence <> 0 ",
+        ),
+    };
     let sql = format!(
         "UPDATE webhook_deliveries \
          SET status = 'delivering', locked_until = ?, claim_token = ?, updated_at = ? \
@@ -215,14 +228,15 @@ fn claim_statement(
                JOIN webhooks w ON w.id = d.webhook_id \
                WHERE w.enabled = TRUE \
                  AND d.status = 'pending' AND d.next_attempt_at <= ? \
-                 AND (w.ordered = FALSE OR NOT EXISTS ( \
+                 AND (w.ordered = FALSE OR ({sequenced} NOT EXISTS ( \
                    SELECT 1 FROM webhook_deliveries e \
                    JOIN webhook_events ee ON ee.id = e.event_id \
                    JOIN webhook_events de ON de.id = d.event_id \
                    WHERE e.webhook_id = d.webhook_id \
                      AND e.status IN ('pending', 'delivering') \
                      AND ee.instance_id = de.instance_id \
-                     AND ee.position < de.position)){exclude} \
+                     {earlier_sequenced}\
+                     AND ee.position < de.position))){exclude} \
                ORDER BY d.next_attempt_at, d.id \
                LIMIT ?{lock}) c) r \
            WHERE r.n <= r.room \

@@ -10,7 +10,7 @@ use entity::webhook_events::{ActiveModel, Entity, Model};
 use entity::webhooks;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, Statement,
+    QueryOrder,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -124,7 +124,8 @@ pub enum Audience {
 
 /// Writes an event to the outbox on `conn` (pass the transaction that makes
 /// the change) with one pending delivery per subscribed webhook, and returns
-/// its id. Call [`super::Webhooks::wake`] after the commit; or record
+/// its id. Call [`super::Webhooks::wake`] after the commit (the sequencer
+/// finds the event within its sweep); or record
 /// through an [`Outbox`], whose deliveries start without waiting for a claim.
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
@@ -169,8 +170,10 @@ pub struct Outbox {
     ready: Vec<Ready>,
     /// Deliveries left pending for the claim query.
     pending: usize,
-    /// Whose events were recorded, for the event streams.
-    instances: Vec<Uuid>,
+    /// Instances with events numbered in the transaction, for the streams.
+    numbered: Vec<Uuid>,
+    /// Whether events were left for the sequencer.
+    unnumbered: bool,
 }
 
 impl Outbox {
@@ -180,7 +183,8 @@ impl Outbox {
             local,
             ready: Vec::new(),
             pending: 0,
-            instances: Vec::new(),
+            numbered: Vec::new(),
+            unnumbered: false,
         }
     }
 
@@ -205,7 +209,7 @@ impl Outbox {
         data: Value,
         audience: Audience,
     ) -> Result<String, DbErr> {
-        let (id, pending) = insert(
+        let (id, pending, numbered) = insert(
             conn,
             instance_id,
             event_type,
@@ -216,13 +220,21 @@ impl Outbox {
         )
         .await?;
         self.pending += pending;
-        self.instances.push(instance_id);
+        if numbered {
+            self.numbered.push(instance_id);
+        } else {
+            self.unnumbered = true;
+        }
         Ok(id)
     }
 
     /// Call after the transaction committed.
     pub fn committed(mut self) {
-        self.webhooks.streams.committed(&self.instances);
+        // Streams hear of events once they are numbered.
+        self.webhooks.streams.committed(&self.numbered);
+        if self.unnumbered {
+            self.webhooks.sequencer.wake(self.pending > 0);
+        }
         if let Some(local) = &self.local {
             for ready in self.ready.drain(..) {
                 // A dispatcher that stopped drops it: the lease brings the
@@ -237,8 +249,8 @@ impl Outbox {
 }
 
 /// Inserts the event and its deliveries; those `local` can take are
-/// claimed for it and pushed to `ready`. Returns the event id and how many
-/// deliveries were left pending.
+/// claimed for it and pushed to `ready`. Returns the event id, how many
+/// deliveries were left pending, and whether the event was numbered.
 async fn insert<C: ConnectionTrait>(
     conn: &C,
     instance_id: Uuid,
@@ -247,14 +259,19 @@ async fn insert<C: ConnectionTrait>(
     audience: Audience,
     local: Option<&Local>,
     ready: &mut Vec<Ready>,
-) -> Result<(String, usize), DbErr> {
+) -> Result<(String, usize, bool), DbErr> {
     let id = new_event_id();
-    let position = next_position(conn, instance_id).await?;
     let now = Utc::now();
+    // Where numbering would serialise an instance's transactions, the
+    // event goes in unsequenced (0, 0) and the sequencer numbers it once
+    // committed; see `super::sequencer`.
+    let numbers = super::sequencer::inline(conn, instance_id).await?;
+    let (position, sequence) = numbers.unwrap_or((0, 0));
     let event = Model {
         id: id.clone(),
         instance_id,
         position,
+        sequence,
         event_type: event_type.as_str().to_owned(),
         data,
         created_at: now,
@@ -330,31 +347,8 @@ async fn insert<C: ConnectionTrait>(
             .exec_without_returning(conn)
             .await?;
     }
-    Ok((id, pending))
+    Ok((id, pending, numbers.is_some()))
 }
-
-/// Takes the instance's next event position. The counter row stays locked
-/// until the calling transaction ends, so a second transaction of the same
-/// instance waits here and its position (and commit) comes after this one's;
-/// a rollback gives the number back. On SQLite the write lock already
-/// orders every transaction.
-async fn next_position<C: ConnectionTrait>(conn: &C, instance_id: Uuid) -> Result<i64, DbErr> {
-    let backend = conn.get_database_backend();
-    let sql = super::claim::placeholders(backend, NEXT_POSITION);
-    let row = conn
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [instance_id.into()],
-        ))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("event position".into()))?;
-    row.try_get("", "last_position")
-}
-
-const NEXT_POSITION: &str = "INSERT INTO event_positions (instance_id, last_position) VALUES (?, 1) \
-     ON CONFLICT (instance_id) DO UPDATE SET last_position = event_positions.last_position + 1 \
-     RETURNING last_position";
 
 /// Whether a webhook's stored filter (a JSON array of type names; empty
 /// means all) lets `event_type` through.

@@ -13,6 +13,7 @@ pub mod ops;
 pub mod payload;
 pub mod registry;
 pub mod retry;
+pub mod sequencer;
 pub mod signing;
 
 use std::sync::{Arc, Mutex};
@@ -30,8 +31,10 @@ pub struct Webhooks {
     notify: Arc<Notify>,
     /// What this process's running dispatcher lends to outboxes.
     local: Arc<Mutex<Option<Arc<handoff::Local>>>>,
-    /// Tells open event streams about committed events.
+    /// Tells open event streams about sequenced events.
     pub streams: crate::streams::Broadcaster,
+    /// Wakes the sequencer after a commit.
+    pub(crate) sequencer: sequencer::Signal,
 }
 
 impl Webhooks {

@@ -8,7 +8,6 @@ use sea_orm::QueryTrait;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -188,7 +187,7 @@ pub async fn send_test(
     // Checked before the transaction: on SQLite a transaction must write
     // first to wait for the write lock rather than fail.
     registry::get(db, Scope::Instance(instance_id), webhook_id).await?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let mut outbox = hooks.outbox();
     let id = outbox
         .record_for(
@@ -204,9 +203,10 @@ pub async fn send_test(
     Ok(id)
 }
 
-/// An instance's events after the cursor, oldest first.
+/// An instance's sequenced events after the cursor, oldest first.
 pub async fn list_events(
     db: &DatabaseConnection,
+    hooks: &Webhooks,
     instance_id: Uuid,
     after: Option<&Cursor>,
     limit: u64,
@@ -218,9 +218,12 @@ pub async fn list_events(
     {
         return Err(WebhookError::InstanceNotFound(instance_id));
     }
+    // Every event committed before the request is numbered first: a
+    // reader sees its own writes.
+    super::sequencer::sequence_now(db, hooks).await?;
     let after = match after {
         None => 0,
-        Some(cursor) => position_after(db, instance_id, cursor).await?,
+        Some(cursor) => position_after(db, hooks, instance_id, cursor).await?,
     };
     Ok(webhook_events::Entity::find()
         .filter(webhook_events::Column::InstanceId.eq(instance_id))
@@ -261,6 +264,7 @@ impl std::str::FromStr for Cursor {
 /// the best a reader can still be given.
 async fn position_after(
     db: &DatabaseConnection,
+    hooks: &Webhooks,
     instance_id: Uuid,
     cursor: &Cursor,
 ) -> Result<i64, DbErr> {
@@ -268,16 +272,14 @@ async fn position_after(
         Cursor::Position(p) => return Ok(*p),
         Cursor::EventId(id) => id,
     };
-    let event = webhook_events::Entity::find_by_id(id.clone())
-        .filter(webhook_events::Column::InstanceId.eq(instance_id))
-        .one(db)
-        .await?;
-    if let Some(event) = event {
+    let event = super::sequencer::numbered(db, hooks, id).await?;
+    if let Some(event) = event.filter(|e| e.instance_id == instance_id) {
         return Ok(event.position);
     }
     let next = webhook_events::Entity::find()
         .filter(webhook_events::Column::InstanceId.eq(instance_id))
         .filter(webhook_events::Column::Id.gt(id.clone()))
+        .filter(webhook_events::Column::Position.gt(0))
         .order_by_asc(webhook_events::Column::Id)
         .one(db)
         .await?;
