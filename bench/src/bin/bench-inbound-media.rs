@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use wagate_bench::{env_u64, rss_kib};
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
@@ -31,23 +32,6 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const SENDER: &str = "6281500000001";
 const FRIEND: &str = "6281500000002";
 const MIB: u64 = 1024 * 1024;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// This process's resident set, in KiB (`VmRSS` of /proc/self/status).
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
 
 fn settings(url: &str, media_dir: &str, concurrency: u64) -> Result<Settings, BoxError> {
     let figment = Settings::defaults_figment()
@@ -128,7 +112,7 @@ async fn main() -> Result<(), BoxError> {
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle = rss_kib();
+    let idle = rss_kib(std::process::id());
 
     let peak = Arc::new(AtomicU64::new(idle));
     let done = Arc::new(AtomicBool::new(false));
@@ -136,7 +120,7 @@ async fn main() -> Result<(), BoxError> {
         let (peak, done) = (peak.clone(), done.clone());
         tokio::task::spawn_blocking(move || {
             while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(), Ordering::Relaxed);
+                peak.fetch_max(rss_kib(std::process::id()), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(5));
             }
         })

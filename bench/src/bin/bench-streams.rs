@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use wagate_bench::env_u64;
 
 use sea_orm::TransactionTrait;
 use serde_json::json;
@@ -27,13 +28,6 @@ use wagate::config::Settings;
 use wagate::webhooks::EventType;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Resident set size of this process, in MiB.
 fn rss_mib() -> f64 {

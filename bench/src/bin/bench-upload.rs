@@ -22,6 +22,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use wagate_bench::{env_u64, rss_kib};
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,23 +37,6 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const SENDER: &str = "6281500000001";
 const RECIPIENT: &str = "6281500000002";
 const MIB: u64 = 1024 * 1024;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// A process's resident set, in KiB (`VmRSS` of /proc/<pid>/status).
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
 
 fn settings(url: &str) -> Result<Settings, BoxError> {
     let figment = Settings::defaults_figment()

@@ -27,6 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use wagate_bench::env_u64;
 
 use poem::http::StatusCode;
 use poem::listener::{Acceptor, Listener, TcpListener};
@@ -37,13 +38,6 @@ use serde_json::{Value, json};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef";
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The gateway process; killed when dropped.
 struct Gateway {
