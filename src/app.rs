@@ -150,12 +150,16 @@ impl App {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut metrics_stop = stop_rx.clone();
         // Numbers committed events for readers; runs whether or not this
-        // process delivers webhooks.
-        let sequencer = tokio::spawn(crate::webhooks::sequencer::run(
-            self.state.db.clone(),
-            self.state.webhooks.clone(),
-            stop_rx.clone(),
-        ));
+        // process delivers webhooks. SQLite numbers them as they are
+        // recorded (`sequencer::inline`), so it needs no sweeping task.
+        let sequencer = (self.state.db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite)
+            .then(|| {
+                tokio::spawn(crate::webhooks::sequencer::run(
+                    self.state.db.clone(),
+                    self.state.webhooks.clone(),
+                    stop_rx.clone(),
+                ))
+            });
         let dispatcher = if self.state.settings.webhooks.dispatcher {
             let dispatcher = Dispatcher::new(
                 self.state.db.clone(),
@@ -210,7 +214,9 @@ impl App {
         {
             tracing::warn!("the webhook dispatcher panicked");
         }
-        if sequencer.await.is_err() {
+        if let Some(sequencer) = sequencer
+            && sequencer.await.is_err()
+        {
             tracing::warn!("the event sequencer panicked");
         }
         if let Err(e) = self.state.db.close_by_ref().await {
