@@ -23,6 +23,19 @@ pub struct Model {
     pub body: Option<String>,
     /// When this instance sent its read receipt.
     pub read_at: Option<DateTimeUtc>,
+    /// `text`, `image`, … as `message.received` says; `unknown` for rows
+    /// recorded before kinds were kept.
+    pub kind: String,
+    /// The sender's number (E.164 digits) and LID, when WhatsApp named them.
+    pub sender_phone_number: Option<String>,
+    pub sender_lid: Option<String>,
+    /// When the sender edited its text.
+    pub edited_at: Option<DateTimeUtc>,
+    /// When it was deleted for everyone.
+    pub deleted_at: Option<DateTimeUtc>,
+    /// JSON list of the reactions on it, one per reactor.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub reactions: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

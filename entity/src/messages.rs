@@ -26,6 +26,14 @@ pub struct Model {
     /// What it said: JSON of the content, sealed when a key is set.
     #[sea_orm(column_type = "Text", nullable)]
     pub body: Option<String>,
+    /// The recipient's LID, when WhatsApp named it.
+    pub to_lid: Option<String>,
+    /// Where it was sent from: `api`, or `phone` (the owner's phone or
+    /// another linked device).
+    pub origin: String,
+    /// JSON list of the reactions on it, one per reactor.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub reactions: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,6 +4,7 @@
 pub mod auto_read;
 pub mod bodies;
 pub mod calls;
+pub mod changes;
 pub mod compose;
 pub mod fetch;
 pub mod history;

@@ -627,6 +627,9 @@ pub(super) async fn record_sent(
         edited_at: None,
         deleted_at: None,
         body,
+        to_lid: None,
+        origin: "api".to_owned(),
+        reactions: None,
     };
     let txn = crate::db::begin_write(db).await?;
     messages::Entity::insert(messages::ActiveModel::from(row.clone()))

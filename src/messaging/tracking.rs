@@ -224,9 +224,16 @@ async fn received(
             created_at: Set(Utc::now()),
             body: Set(body),
             read_at: Set(None),
+            kind: Set(m.content.kind().to_owned()),
+            sender_phone_number: Set(m.from.phone_number.clone()),
+            sender_lid: Set(m.from.lid.clone()),
+            edited_at: Set(None),
+            deleted_at: Set(None),
+            reactions: Set(None),
         })
         .exec_without_returning(&txn)
         .await?;
+        super::changes::apply(&txn, keyring, instance_id, m).await?;
     }
     txn.commit().await?;
     outbox.committed();

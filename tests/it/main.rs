@@ -24,6 +24,8 @@ mod secrets_at_rest;
 #[cfg(feature = "sim")]
 mod sim_e2e;
 #[cfg(feature = "sim")]
+mod sim_history;
+#[cfg(feature = "sim")]
 mod sim_inbound_media;
 #[cfg(feature = "sim")]
 mod sim_outbound;

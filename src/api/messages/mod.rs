@@ -4,11 +4,12 @@ pub(crate) mod send;
 pub mod send_dto;
 mod unversioned;
 pub mod upload;
+pub mod view;
 
 pub use send::SendApi;
 pub use unversioned::Unversioned;
+pub use view::MessageView;
 
-use chrono::{DateTime, Utc};
 use poem::http::StatusCode;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -55,38 +56,6 @@ pub struct NumberResult {
 #[oai(skip_serializing_if_is_none)]
 pub struct NumberResults {
     pub results: Vec<NumberResult>,
-}
-
-#[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none, rename = "Message")]
-pub struct MessageView {
-    pub message_id: String,
-    pub instance_id: Uuid,
-    pub to: String,
-    pub to_jid: String,
-    /// `text`, `image`, `video`, `audio` or `document`.
-    pub kind: String,
-    /// `sent`, `server_ack`, `delivered`, `read`, `played` or `failed`.
-    pub status: String,
-    pub error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<entity::messages::Model> for MessageView {
-    fn from(m: entity::messages::Model) -> Self {
-        Self {
-            message_id: m.wa_message_id,
-            instance_id: m.instance_id,
-            to: m.to_number,
-            to_jid: m.to_jid,
-            kind: m.kind,
-            status: m.status,
-            error: m.error,
-            created_at: m.created_at,
-            updated_at: m.updated_at,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -158,6 +127,9 @@ impl MessagesApi {
     }
 
     /// Get a message
+    ///
+    /// A message the instance sent or received, with its latest text,
+    /// whether it was edited or deleted, and its reactions.
     #[oai(
         path = "/v1/instances/:id/messages/:message_id",
         method = "get",
@@ -171,7 +143,7 @@ impl MessagesApi {
     ) -> Result<Json<MessageView>, ApiError> {
         auth.instance(id.0, Scope::Read)?;
         crate::instances::store::get(&self.state.db, id.0).await?;
-        history::get(&self.state.db, id.0, &message_id.0)
+        history::get(&self.state.db, &self.state.keyring, id.0, &message_id.0)
             .await?
             .map(|m| Json(m.into()))
             .ok_or_else(|| {
@@ -214,7 +186,10 @@ impl MessagesApi {
         });
         let (rows, next) = history::list(&self.state.db, id.0, status, after.0, limit).await?;
         Ok(Json(MessagePage {
-            items: rows.into_iter().map(Into::into).collect(),
+            items: rows
+                .into_iter()
+                .map(|m| history::Stored::of_sent(&self.state.keyring, m).into())
+                .collect(),
             next_after: next,
         }))
     }

@@ -37,6 +37,7 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+pub use buffa::MessageField;
 pub use error::{Result, SimError};
 use server::Shared;
 pub use waproto::whatsapp as wa;

@@ -1,0 +1,154 @@
+//! Issue 12's history end to end: the gateway process with the real client
+//! against wasim; what a contact's phone sends changes the stored messages
+//! and the routes that read them back.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use wasim::Sim;
+use wasim::{MessageField, wa};
+
+use crate::harness::send;
+use crate::sim_e2e::{Gateway, eventually_value};
+use crate::sim_outbound::{paired, received};
+
+fn key(id: &str, remote: &str, from_me: bool) -> MessageField<wa::MessageKey> {
+    MessageField::some(wa::MessageKey {
+        remote_jid: Some(remote.to_owned()),
+        from_me: Some(from_me),
+        id: Some(id.to_owned()),
+        ..Default::default()
+    })
+}
+
+fn reaction(target: &str, remote: &str, from_me: bool, emoji: &str) -> wa::Message {
+    wa::Message {
+        reaction_message: MessageField::some(wa::message::ReactionMessage {
+            key: key(target, remote, from_me),
+            text: Some(emoji.to_owned()),
+            sender_timestamp_ms: Some(chrono::Utc::now().timestamp_millis()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn protocol(
+    kind: wa::message::protocol_message::Type,
+    target: &str,
+    remote: &str,
+    edited: Option<&str>,
+) -> wa::Message {
+    wa::Message {
+        protocol_message: MessageField::some(wa::message::ProtocolMessage {
+            r#type: Some(kind),
+            key: key(target, remote, true),
+            edited_message: match edited {
+                Some(text) => MessageField::some(wa::Message {
+                    conversation: Some(text.to_owned()),
+                    ..Default::default()
+                }),
+                None => MessageField::none(),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn get_message(gw: &Gateway, id: uuid::Uuid, message_id: &str) -> (u16, Value) {
+    let r = send(gw.req(
+        Method::GET,
+        &format!("/v1/instances/{id}/messages/{message_id}"),
+    ))
+    .await;
+    (r.status, r.body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contacts_edits_deletions_and_reactions_change_the_stored_messages() {
+    use wa::message::protocol_message::Type;
+    const SENDER: &str = "6281234569101";
+    const FRIEND: &str = "6281234569102";
+    let sim = Sim::start().await.expect("simulator");
+    let (gw, id, secret) = paired(&sim, SENDER, FRIEND).await;
+    eventually_value("the device's prekeys", || async {
+        sim.has_prekeys(SENDER, 1).then_some(())
+    })
+    .await;
+    let me = format!("{SENDER}@s.whatsapp.net");
+    let r = send(
+        gw.req(Method::POST, &format!("/send/by-number/{SENDER}"))
+            .json(&json!({ "to": FRIEND, "text": "harganya 10rb" })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let ours = r.body["message_id"].as_str().expect("id").to_owned();
+    received(&sim, FRIEND, &ours).await;
+    let mut theirs = Vec::new();
+    for text in ["mau 2", "salah kirim"] {
+        let mid = sim.send_text(FRIEND, SENDER, text).await.expect("inbound");
+        gw.message_webhook(id, "message.received", &secret, &mid)
+            .await;
+        theirs.push(mid);
+    }
+
+    let edit = protocol(Type::MessageEdit, &theirs[0], &me, Some("mau 3"));
+    sim.send_message(FRIEND, SENDER, &edit).await.expect("edit");
+    gw.message_webhook(id, "message.edited", &secret, &theirs[0])
+        .await;
+    let revoke = protocol(Type::Revoke, &theirs[1], &me, None);
+    sim.send_message(FRIEND, SENDER, &revoke)
+        .await
+        .expect("revoke");
+    gw.message_webhook(id, "message.deleted", &secret, &theirs[1])
+        .await;
+    let on_ours = sim
+        .send_message(FRIEND, SENDER, &reaction(&ours, &me, false, "👍"))
+        .await
+        .expect("reaction");
+    gw.message_webhook(id, "message.reaction", &secret, &ours)
+        .await;
+    // Reacting twice to one's own message keeps only the second emoji.
+    let mut last = String::new();
+    for emoji in ["❤️", "😂"] {
+        let on_theirs = reaction(&theirs[0], &me, true, emoji);
+        last = sim
+            .send_message(FRIEND, SENDER, &on_theirs)
+            .await
+            .expect("reaction");
+    }
+    gw.webhook_where(id, "message.reaction", &secret, |body| {
+        body["data"]["reaction_id"] == last.as_str()
+    })
+    .await;
+
+    let (status, edited) = get_message(&gw, id, &theirs[0]).await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["direction"], "in", "{edited}");
+    assert_eq!(edited["text"], "mau 3", "{edited}");
+    assert!(edited["edited_at"].is_string(), "{edited}");
+    assert_eq!(edited["sender"]["phone_number"], FRIEND, "{edited}");
+    assert_eq!(edited["reactions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(edited["reactions"][0]["emoji"], "😂", "{edited}");
+    assert_eq!(
+        edited["reactions"][0]["from"]["phone_number"], FRIEND,
+        "{edited}"
+    );
+
+    let (status, deleted) = get_message(&gw, id, &theirs[1]).await;
+    assert_eq!(status, 200, "{deleted}");
+    assert!(deleted["deleted_at"].is_string(), "{deleted}");
+    assert!(deleted["edited_at"].is_null(), "{deleted}");
+
+    let (status, sent) = get_message(&gw, id, &ours).await;
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(sent["direction"], "out", "{sent}");
+    assert_eq!(sent["origin"], "api", "{sent}");
+    assert_eq!(sent["text"], "harganya 10rb", "{sent}");
+    assert_eq!(sent["reactions"][0]["emoji"], "👍", "{sent}");
+
+    // A reaction is not a message of its own.
+    let (status, body) = get_message(&gw, id, &on_ours).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["code"], "message_not_found");
+}
