@@ -69,6 +69,27 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub streams: StreamSettings,
     pub media: MediaSettings,
+    pub messages: MessagesSettings,
+}
+
+/// The message history: how long its rows are kept.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesSettings {
+    /// Days sent and received messages (and poll votes) are kept; 0 keeps
+    /// them, unless the older `scheduler.message_retention_days` is set.
+    pub retention_days: u64,
+}
+
+impl Settings {
+    /// Days message rows are kept, 0 for ever: `messages.retention_days`,
+    /// else the older `scheduler.message_retention_days`.
+    pub fn message_retention_days(&self) -> u64 {
+        match self.messages.retention_days {
+            0 => self.scheduler.message_retention_days,
+            days => days,
+        }
+    }
 }
 
 /// Inbound media: where files go, when they are fetched, how long kept.
@@ -421,6 +442,9 @@ impl Settings {
         }
         if self.media.max_inbound_bytes == 0 {
             return Err(invalid("media.max_inbound_bytes", "must be at least 1"));
+        }
+        if self.messages.retention_days > 36_500 {
+            return Err(invalid("messages.retention_days", "must be at most 36500"));
         }
         if self.media.retention_days > 36_500 {
             return Err(invalid("media.retention_days", "must be at most 36500"));

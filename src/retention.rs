@@ -4,7 +4,7 @@
 //! expired idempotency keys. Run by the `retention` job.
 
 use chrono::Utc;
-use entity::{idempotency_keys, inbound_messages, messages};
+use entity::{idempotency_keys, inbound_messages, messages, poll_votes};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 
 use crate::state::AppState;
@@ -13,7 +13,7 @@ use crate::state::AppState;
 pub async fn purge(state: &AppState) -> Result<u64, DbErr> {
     let settings = &state.settings;
     let mut deleted = 0;
-    let days = settings.scheduler.message_retention_days;
+    let days = settings.message_retention_days().min(36_500);
     if days > 0 {
         let before = Utc::now() - chrono::Duration::days(days as i64);
         deleted += messages::Entity::delete_many()
@@ -23,6 +23,11 @@ pub async fn purge(state: &AppState) -> Result<u64, DbErr> {
             .rows_affected;
         deleted += inbound_messages::Entity::delete_many()
             .filter(inbound_messages::Column::CreatedAt.lt(before))
+            .exec(&state.db)
+            .await?
+            .rows_affected;
+        deleted += poll_votes::Entity::delete_many()
+            .filter(poll_votes::Column::VotedAt.lt(before))
             .exec(&state.db)
             .await?
             .rows_affected;

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body_limit;
 pub mod chats;
 pub mod console;
+pub mod contacts;
 pub mod conversations;
 pub mod error;
 pub mod events;
@@ -58,7 +59,11 @@ type Apis = merged::Merged<(
     pairing::PairingApi,
     messages::Unversioned<messages::SendApi>,
     messages::SendApi,
-    (messages::MessagesApi, media::MediaApi),
+    (
+        messages::MessagesApi,
+        media::MediaApi,
+        contacts::ContactsApi,
+    ),
     messages::Unversioned<conversations::ConversationsApi>,
     conversations::ConversationsApi,
     chats::ChatsApi,
@@ -94,6 +99,9 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
                     state: state.clone(),
                 },
                 media::MediaApi {
+                    state: state.clone(),
+                },
+                contacts::ContactsApi {
                     state: state.clone(),
                 },
             ),

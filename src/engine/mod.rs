@@ -288,6 +288,15 @@ pub struct NumberInfo {
     pub lid: Option<String>,
 }
 
+/// A person asked about by one half of their address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactKey {
+    /// E.164 digits.
+    Phone(String),
+    /// The LID's user part (digits, without `@lid`).
+    Lid(String),
+}
+
 impl EngineEvent {
     /// Whether the event is about messages rather than the instance.
     pub fn is_message(&self) -> bool {
@@ -367,6 +376,16 @@ pub trait Session: Send + Sync {
 
     /// Looks numbers (E.164 digits) up in WhatsApp's directory.
     async fn check_numbers(&self, numbers: &[String]) -> Result<Vec<NumberInfo>, EngineError>;
+
+    /// The person `key` names, both halves of their address: from the
+    /// session's LID store, else WhatsApp's directory; `None` when neither
+    /// knows them.
+    async fn lookup_contact(&self, key: &ContactKey) -> Result<Option<Party>, EngineError> {
+        let _ = key;
+        Err(EngineError::Other(
+            "this engine cannot look contacts up".into(),
+        ))
+    }
 
     /// Downloads and decrypts inbound media into `sink`, streaming. When
     /// the host no longer has it, asks the sender's phone to upload it

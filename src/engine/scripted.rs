@@ -610,13 +610,36 @@ impl Session for ScriptedSession {
                 NumberInfo {
                     phone_number: n.clone(),
                     registered: jid.is_some(),
-                    lid: jid
-                        .as_ref()
-                        .map(|_| format!("{}0@lid", &n[..n.len().min(6)])),
+                    lid: jid.as_ref().map(|_| lid_of(n)),
                     jid,
                 }
             })
             .collect())
+    }
+
+    async fn lookup_contact(
+        &self,
+        key: &super::ContactKey,
+    ) -> Result<Option<super::Party>, EngineError> {
+        let state = self.engine.lock();
+        let number = match key {
+            super::ContactKey::Phone(n) => {
+                (state.directory.contains_key(n) || state.resume_everyone).then(|| n.clone())
+            }
+            super::ContactKey::Lid(l) => state
+                .directory
+                .keys()
+                .find(|n| lid_of(n) == format!("{l}@lid"))
+                .cloned(),
+        };
+        Ok(number.map(|n| super::Party {
+            jid: match key {
+                super::ContactKey::Phone(_) => format!("{n}@s.whatsapp.net"),
+                super::ContactKey::Lid(l) => format!("{l}@lid"),
+            },
+            lid: Some(lid_of(&n)),
+            phone_number: Some(n),
+        }))
     }
 
     async fn download_media(
@@ -655,4 +678,9 @@ fn next_message_id(state: &mut State) -> Result<String, EngineError> {
     }
     state.sent += 1;
     Ok(format!("3EB0SCRIPTED{:08X}", state.sent))
+}
+
+/// The LID the scripted directory gives a number.
+fn lid_of(number: &str) -> String {
+    format!("{}0@lid", number.get(..6).unwrap_or(number))
 }

@@ -121,6 +121,7 @@ async fn reply_to_caller(
         message_id,
         to: call.from.phone_number.clone().unwrap_or_default(),
         to_jid,
+        to_lid: call.from.lid.clone(),
         kind: "text",
         failure,
         body: Some(Body::Text { text }),

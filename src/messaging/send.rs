@@ -366,12 +366,13 @@ impl Messenger {
             .check(session, std::slice::from_ref(&to.to_owned()))
             .await?
             .pop();
-        let to_jid = match info {
+        let (to_jid, to_lid) = match info {
             Some(NumberInfo {
                 registered: true,
                 jid: Some(jid),
+                lid,
                 ..
-            }) => jid,
+            }) => (jid, lid),
             _ => return Err(SendError::NotOnWhatsApp(to.to_owned())),
         };
         let body = match &outgoing {
@@ -411,6 +412,7 @@ impl Messenger {
             message_id,
             to: to.to_owned(),
             to_jid: to_jid.clone(),
+            to_lid: to_lid.clone(),
             kind,
             failure,
             body: body.clone(),
@@ -589,6 +591,8 @@ pub(super) struct Recorded {
     pub message_id: String,
     pub to: String,
     pub to_jid: String,
+    /// The recipient's LID, when the number check named it.
+    pub to_lid: Option<String>,
     pub kind: &'static str,
     pub failure: Option<String>,
     pub body: Option<Body>,
@@ -627,7 +631,7 @@ pub(super) async fn record_sent(
         edited_at: None,
         deleted_at: None,
         body,
-        to_lid: None,
+        to_lid: sent.to_lid.clone(),
         origin: "api".to_owned(),
         reactions: None,
     };

@@ -40,10 +40,13 @@ fn event_for(status: &str) -> Option<EventType> {
 }
 
 pub fn message_payload(m: &messages::Model) -> Value {
+    let number = Some(m.to_number.as_str()).filter(|n| !n.is_empty());
     json!({
         "message_id": m.wa_message_id,
+        "origin": m.origin,
         "to": m.to_number,
         "to_jid": m.to_jid,
+        "recipient": {"jid": m.to_jid, "phone_number": number, "lid": m.to_lid},
         "kind": m.kind,
         "status": m.status,
         "error": m.error,
@@ -162,8 +165,17 @@ pub async fn advance(
         if let Some(event_type) = event_for(status) {
             let mut data = message_payload(&message);
             data["timestamp"] = json!(now);
+            // The receipt names the recipient as WhatsApp addresses them
+            // now; what it leaves out, the row knows.
             if let Some(r) = recipient {
-                data["recipient"] = party(r);
+                let kept = data["recipient"].take();
+                let mut from_receipt = party(r);
+                for half in ["phone_number", "lid"] {
+                    if from_receipt[half].is_null() {
+                        from_receipt[half] = kept[half].clone();
+                    }
+                }
+                data["recipient"] = from_receipt;
             }
             outbox.record(&txn, instance_id, event_type, data).await?;
         }

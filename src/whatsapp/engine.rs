@@ -29,8 +29,8 @@ use super::durable::CommitFirst;
 use super::http::ReqwestHttp;
 use super::translate::{bare, translate_all};
 use crate::engine::{
-    ChatPresence, Context, Engine, EngineError, EngineEvent, EventSink, IncomingCall, MediaKind,
-    NumberInfo, OutgoingMedia, OutgoingMessage, Party, Session,
+    ChatPresence, ContactKey, Context, Engine, EngineError, EngineEvent, EventSink, IncomingCall,
+    MediaKind, NumberInfo, OutgoingMedia, OutgoingMessage, Party, Session,
 };
 
 /// Where each instance's keys live.
@@ -499,6 +499,11 @@ impl Session for WhatsAppSession {
         sink: Box<dyn crate::engine::MediaSink>,
     ) -> Result<String, crate::engine::MediaError> {
         super::download::download(&self.client, media, sink).await
+    }
+
+    async fn lookup_contact(&self, key: &ContactKey) -> Result<Option<Party>, EngineError> {
+        self.connected()?;
+        super::contacts::lookup(&self.client, key).await
     }
 
     async fn check_numbers(&self, numbers: &[String]) -> Result<Vec<NumberInfo>, EngineError> {

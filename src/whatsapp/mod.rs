@@ -1,5 +1,6 @@
 //! The only code that names whatsapp-rust: the real [`crate::engine::Engine`].
 
+pub mod contacts;
 pub mod content;
 pub mod device_saving;
 mod download;

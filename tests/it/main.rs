@@ -8,6 +8,7 @@ mod conversation_settings;
 mod conversations;
 mod event_cursor;
 mod harness;
+mod history;
 mod inbound_media;
 mod instances;
 mod media_url;

@@ -89,7 +89,9 @@ async fn text_is_sent_tracked_and_reported() {
 
     let page = send(app.req(Method::GET, &format!("/v1/instances/{id}/messages?limit=1"))).await;
     assert_eq!(page.body["items"].as_array().map(Vec::len), Some(1));
-    assert!(page.body["next_after"].is_string());
+    // Newest first, paged by cursor (README: the old `after` paging stays
+    // behind `?after=`).
+    assert!(page.body["next_cursor"].is_string(), "{:?}", page.body);
 }
 
 #[tokio::test]

@@ -121,7 +121,7 @@ async fn the_reconnect_sweep_restarts_idle_paired_instances_with_backoff() {
 
 #[tokio::test]
 async fn retention_deletes_only_old_rows() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|f| f.merge(("messages.retention_days", 30))).await;
     let id = new_instance(&app).await;
     let conn = app.db.connect().await;
     let row = |age_days: i64| messages::ActiveModel {

@@ -84,6 +84,14 @@ async fn a_contacts_edits_deletions_and_reactions_change_the_stored_messages() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     let ours = r.body["message_id"].as_str().expect("id").to_owned();
     received(&sim, FRIEND, &ours).await;
+    let sent = gw.message_webhook(id, "message.sent", &secret, &ours).await;
+    assert_eq!(sent["data"]["origin"], "api", "{sent}");
+    let lid = sent["data"]["recipient"]["lid"]
+        .as_str()
+        .expect("the recipient's LID")
+        .to_owned();
+    assert!(lid.ends_with("@lid"), "{sent}");
+    lookups_answer_the_other_half(&gw, id, FRIEND, &lid).await;
     let mut theirs = Vec::new();
     for text in ["mau 2", "salah kirim"] {
         let mid = sim.send_text(FRIEND, SENDER, text).await.expect("inbound");
@@ -147,8 +155,53 @@ async fn a_contacts_edits_deletions_and_reactions_change_the_stored_messages() {
     assert_eq!(sent["text"], "harganya 10rb", "{sent}");
     assert_eq!(sent["reactions"][0]["emoji"], "👍", "{sent}");
 
+    // The history and the chat list: one chat, both directions.
+    let r = send(gw.req(
+        Method::GET,
+        &format!("/v1/instances/{id}/messages?chat={FRIEND}"),
+    ))
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let listed: Vec<&str> = r.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|m| m["message_id"].as_str())
+        .collect();
+    assert_eq!(
+        listed,
+        [theirs[1].as_str(), &theirs[0], &ours],
+        "{:?}",
+        r.body
+    );
+    let r = send(gw.req(Method::GET, &format!("/v1/instances/{id}/chats"))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(r.body["items"][0]["unread_count"], 1, "{:?}", r.body);
+
     // A reaction is not a message of its own.
     let (status, body) = get_message(&gw, id, &on_ours).await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["code"], "message_not_found");
+}
+
+/// `GET …/contacts/lookup` through the real client: by number from the
+/// directory (the send's number check stored the mapping), by LID from the
+/// store, and an unknown number is `contact_unknown`.
+async fn lookups_answer_the_other_half(gw: &Gateway, id: uuid::Uuid, number: &str, lid: &str) {
+    let lookup = format!("/v1/instances/{id}/contacts/lookup");
+    let r = send(gw.req(Method::GET, &format!("{lookup}?phone={number}"))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["lid"], lid, "{:?}", r.body);
+    let r = send(gw.req(Method::GET, &format!("{lookup}?lid={lid}"))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["phone_number"], number, "{:?}", r.body);
+    let r = send(gw.req(Method::GET, &format!("{lookup}?phone=6281200000009"))).await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    assert_eq!(r.body["code"], "contact_unknown");
 }

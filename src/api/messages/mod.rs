@@ -1,5 +1,6 @@
 //! Number checks and the message log; sending lives in `send`.
 
+pub mod history;
 pub(crate) mod send;
 pub mod send_dto;
 mod unversioned;
@@ -10,6 +11,7 @@ pub use send::SendApi;
 pub use unversioned::Unversioned;
 pub use view::MessageView;
 
+use chrono::{DateTime, Utc};
 use poem::http::StatusCode;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -21,7 +23,9 @@ use super::auth::Auth;
 use super::error::ApiError;
 use super::text::Text;
 use crate::access::Scope;
-use crate::messaging::history;
+
+use crate::messaging::history as messages_log;
+use crate::messaging::{chat_list, timeline};
 use crate::state::AppState;
 
 #[derive(Debug, Object)]
@@ -67,14 +71,6 @@ pub enum MessageStatus {
     Read,
     Played,
     Failed,
-}
-
-#[derive(Debug, Object)]
-#[oai(skip_serializing_if_is_none)]
-pub struct MessagePage {
-    pub items: Vec<MessageView>,
-    /// Pass as `after` for the next page; absent on the last page.
-    pub next_after: Option<Uuid>,
 }
 
 pub struct MessagesApi {
@@ -143,7 +139,7 @@ impl MessagesApi {
     ) -> Result<Json<MessageView>, ApiError> {
         auth.instance(id.0, Scope::Read)?;
         crate::instances::store::get(&self.state.db, id.0).await?;
-        history::get(&self.state.db, &self.state.keyring, id.0, &message_id.0)
+        messages_log::get(&self.state.db, &self.state.keyring, id.0, &message_id.0)
             .await?
             .map(|m| Json(m.into()))
             .ok_or_else(|| {
@@ -157,25 +153,42 @@ impl MessagesApi {
 
     /// List messages
     ///
-    /// Sent messages, oldest first.
+    /// Sent and received messages, newest first (by when the gateway
+    /// recorded them), filtered by `chat` (a number, or a
+    /// `…@s.whatsapp.net`, `…@lid` or `…@g.us` JID: a person's chat matches
+    /// by number and LID), `direction`, `kind`, `status` (sent messages
+    /// only) and `since` (inclusive) / `until` (exclusive), paged with
+    /// `cursor`. Reactions, edits and deletions received show on the
+    /// message they target. Deprecated: `after` pages sent messages oldest
+    /// first, as this route did before.
     #[oai(
         path = "/v1/instances/:id/messages",
         method = "get",
         operation_id = "list_messages"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn list_messages(
         &self,
         auth: Auth,
         id: Path<Uuid>,
+        #[oai(validator(
+            max_length = 96,
+            pattern = r"^(\+?[0-9]{6,20}|[0-9]{1,24}@(s\.whatsapp\.net|lid)|[0-9-]{1,64}@g\.us)$"
+        ))]
+        chat: Query<Option<String>>,
+        direction: Query<Option<view::MessageDirection>>,
+        kind: Query<Option<history::MessageKind>>,
         status: Query<Option<MessageStatus>>,
-        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))] limit: Query<
-            Option<u64>,
-        >,
-        after: Query<Option<Uuid>>,
-    ) -> Result<Json<MessagePage>, ApiError> {
+        since: Query<Option<DateTime<Utc>>>,
+        until: Query<Option<DateTime<Utc>>>,
+        #[oai(validator(min_length = 22, max_length = 22, pattern = r"^[A-Za-z0-9_-]{22}$"))]
+        cursor: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u64>>,
+        #[oai(deprecated)] after: Query<Option<Uuid>>,
+    ) -> Result<Json<history::MessagePage>, ApiError> {
         auth.instance(id.0, Scope::Read)?;
         crate::instances::store::get(&self.state.db, id.0).await?;
-        let limit = super::page_limit(&self.state.settings.api, limit.0);
+        let limit = super::page_limit(&self.state.settings.api, limit.0).min(200);
         let status = status.0.map(|s| match s {
             MessageStatus::Sent => "sent",
             MessageStatus::ServerAck => "server_ack",
@@ -184,13 +197,77 @@ impl MessagesApi {
             MessageStatus::Played => "played",
             MessageStatus::Failed => "failed",
         });
-        let (rows, next) = history::list(&self.state.db, id.0, status, after.0, limit).await?;
-        Ok(Json(MessagePage {
-            items: rows
-                .into_iter()
-                .map(|m| history::Stored::of_sent(&self.state.keyring, m).into())
-                .collect(),
-            next_after: next,
+        let keyring = &self.state.keyring;
+        if after.0.is_some() {
+            let (rows, next) =
+                messages_log::list(&self.state.db, id.0, status, after.0, limit).await?;
+            return Ok(Json(history::MessagePage {
+                items: rows
+                    .into_iter()
+                    .map(|m| messages_log::Stored::of_sent(keyring, m).into())
+                    .collect(),
+                next_cursor: None,
+                next_after: next,
+            }));
+        }
+        let filter = timeline::Filter {
+            chat: chat.0.as_deref().map(timeline::ChatFilter::parse),
+            direction: direction.0.map(Into::into),
+            status,
+            kinds: kind.0.map(history::MessageKind::stored),
+            since: since.0,
+            until: until.0,
+            before: cursor
+                .0
+                .as_deref()
+                .map(history::parse_message_cursor)
+                .transpose()?,
+        };
+        let (rows, next) = timeline::list(&self.state.db, keyring, id.0, &filter, limit).await?;
+        Ok(Json(history::MessagePage {
+            items: rows.into_iter().map(Into::into).collect(),
+            next_cursor: next.map(history::message_cursor),
+            next_after: None,
+        }))
+    }
+
+    /// List chats
+    ///
+    /// Chats newest activity first, each with its last message and the
+    /// number of received messages not marked read; paged with `cursor`.
+    #[oai(
+        path = "/v1/instances/:id/chats",
+        method = "get",
+        operation_id = "list_chats"
+    )]
+    async fn list_chats(
+        &self,
+        auth: Auth,
+        id: Path<Uuid>,
+        #[oai(validator(max_length = 400, pattern = r"^[A-Za-z0-9_-]{1,400}$"))] cursor: Query<
+            Option<String>,
+        >,
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u64>>,
+    ) -> Result<Json<history::ChatPage>, ApiError> {
+        auth.instance(id.0, Scope::Read)?;
+        crate::instances::store::get(&self.state.db, id.0).await?;
+        let limit = super::page_limit(&self.state.settings.api, limit.0).min(200);
+        let after = cursor
+            .0
+            .as_deref()
+            .map(history::parse_chat_cursor)
+            .transpose()?;
+        let (chats, next) = chat_list::list(
+            &self.state.db,
+            &self.state.keyring,
+            id.0,
+            after.as_ref(),
+            limit,
+        )
+        .await?;
+        Ok(Json(history::ChatPage {
+            items: chats.into_iter().map(Into::into).collect(),
+            next_cursor: next.as_ref().map(history::chat_cursor),
         }))
     }
 }
