@@ -14,6 +14,9 @@ pub struct Inbound {
     pub chat: String,
     pub timestamp: chrono::DateTime<chrono::Utc>,
     pub content: Content,
+    /// Sent by the instance's own account from its phone or another linked
+    /// device; `chat` is then the recipient.
+    pub from_me: bool,
 }
 
 /// What a message carries. Reactions, edits and deletions name the

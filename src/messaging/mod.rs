@@ -15,6 +15,7 @@ pub mod numbers;
 pub mod operations;
 pub mod pacing;
 pub mod phone;
+pub mod phone_sent;
 pub mod send;
 pub mod spool;
 pub mod timeline;

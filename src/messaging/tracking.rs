@@ -202,6 +202,18 @@ async fn received(
     let mut new = 0;
     let mut media_rows = Vec::new();
     for m in messages {
+        if m.from_me {
+            if !super::phone_sent::recorded(&txn, instance_id, m).await? {
+                let (row, data) = super::phone_sent::row(keyring, instance_id, m)?;
+                messages::Entity::insert(messages::ActiveModel::from(row))
+                    .exec_without_returning(&txn)
+                    .await?;
+                outbox
+                    .record(&txn, instance_id, EventType::MessageSent, data)
+                    .await?;
+            }
+            continue;
+        }
         if already_recorded(&txn, instance_id, m).await? {
             continue;
         }

@@ -34,15 +34,28 @@ pub fn party(jid: &Jid, alt: Option<&Jid>) -> Party {
     }
 }
 
-/// Translates a batch of inbound messages; our own (sent from the phone) are
-/// not "received".
+/// Translates a batch of inbound messages. Our own (sent from the phone or
+/// another linked device) come as `from_me`, but only what a person sends:
+/// their reactions, edits and deletions, and protocol traffic between our
+/// devices (key shares, history sync), are left out.
 pub fn received(messages: &[InboundMessage]) -> Vec<Inbound> {
     messages
         .iter()
-        .filter(|m| !m.info.source.is_from_me)
-        .map(|m| {
+        .filter_map(|m| {
             let info = &m.info;
             let mut content = super::content::content_of(m.message.get_base_message());
+            if info.source.is_from_me
+                && matches!(
+                    content,
+                    Content::Reaction { .. }
+                        | Content::Edited { .. }
+                        | Content::Deleted { .. }
+                        | Content::PollVote { .. }
+                        | Content::Unknown { .. }
+                )
+            {
+                return None;
+            }
             if let Content::Media(ReceivedMedia {
                 reference: Some(r), ..
             }) = &mut content
@@ -53,13 +66,14 @@ pub fn received(messages: &[InboundMessage]) -> Vec<Inbound> {
                 r.sender = info.source.sender.to_string();
                 r.from_me = info.source.is_from_me;
             }
-            Inbound {
+            Some(Inbound {
                 message_id: info.id.clone(),
                 from: party(&info.source.sender, info.source.sender_alt.as_ref()),
                 chat: bare(&info.source.chat),
                 timestamp: info.timestamp,
                 content,
-            }
+                from_me: info.source.is_from_me,
+            })
         })
         .collect()
 }

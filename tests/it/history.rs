@@ -37,6 +37,7 @@ async fn inbound(app: &TestApp, id: Uuid, message_id: &str, from: Party, content
         .emit(
             id,
             EngineEvent::Message(Box::new(Inbound {
+                from_me: false,
                 message_id: message_id.into(),
                 chat: from.jid.clone(),
                 from,

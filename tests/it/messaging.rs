@@ -422,6 +422,7 @@ async fn inbound_messages_become_events() {
         .emit(
             id,
             EngineEvent::Message(Box::new(Inbound {
+                from_me: false,
                 message_id: "3EB0INBOUND".into(),
                 from: Party {
                     jid: "12345678901234@lid".into(),

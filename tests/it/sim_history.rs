@@ -205,3 +205,85 @@ async fn lookups_answer_the_other_half(gw: &Gateway, id: uuid::Uuid, number: &st
     assert_eq!(r.status, 404, "{:?}", r.body);
     assert_eq!(r.body["code"], "contact_unknown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_the_owner_sends_from_the_phone_are_sent_messages_of_origin_phone() {
+    const SENDER: &str = "6281234569111";
+    const FRIEND: &str = "6281234569112";
+    let sim = Sim::start().await.expect("simulator");
+    let (gw, id, secret) = paired(&sim, SENDER, FRIEND).await;
+    eventually_value("the device's prekeys", || async {
+        sim.has_prekeys(SENDER, 1).then_some(())
+    })
+    .await;
+    let text = wa::Message {
+        conversation: Some("sampai jumpa besok".into()),
+        ..Default::default()
+    };
+    let text_id = sim
+        .phone_sends_elsewhere(SENDER, FRIEND, text)
+        .await
+        .expect("text");
+    let sent = gw
+        .message_webhook(id, "message.sent", &secret, &text_id)
+        .await;
+    let data = &sent["data"];
+    assert_eq!(data["origin"], "phone", "{sent}");
+    assert_eq!(data["kind"], "text", "{sent}");
+    assert_eq!(data["text"], "sampai jumpa besok", "{sent}");
+    assert_eq!(data["status"], "sent", "{sent}");
+    assert_eq!(data["recipient"]["phone_number"], FRIEND, "{sent}");
+    assert_eq!(data["chat"], format!("{FRIEND}@s.whatsapp.net"), "{sent}");
+
+    let image = wa::Message {
+        image_message: MessageField::some(wa::message::ImageMessage {
+            mimetype: Some("image/jpeg".into()),
+            caption: Some("katalog baru".into()),
+            file_length: Some(1234),
+            file_sha256: Some(vec![7; 32]),
+            file_enc_sha256: Some(vec![8; 32]),
+            media_key: Some(vec![9; 32]),
+            direct_path: Some("/v/t62.sim-24/from-the-phone".into()),
+            width: Some(64),
+            height: Some(48),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let image_id = sim
+        .phone_sends_elsewhere(SENDER, FRIEND, image)
+        .await
+        .expect("image");
+    let sent = gw
+        .message_webhook(id, "message.sent", &secret, &image_id)
+        .await;
+    let data = &sent["data"];
+    assert_eq!(data["origin"], "phone", "{sent}");
+    assert_eq!(data["kind"], "image", "{sent}");
+    assert_eq!(data["text"], "katalog baru", "{sent}");
+    assert_eq!(data["media"]["mime_type"], "image/jpeg", "{sent}");
+    assert_eq!(data["media"]["width"], 64, "{sent}");
+
+    // Their receipts move them as they move API sends.
+    sim.deliver(&text_id).expect("delivered");
+    let delivered = gw
+        .message_webhook(id, "message.delivered", &secret, &text_id)
+        .await;
+    assert_eq!(delivered["data"]["origin"], "phone", "{delivered}");
+
+    let r = send(gw.req(
+        Method::GET,
+        &format!("/v1/instances/{id}/messages?direction=out"),
+    ))
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let items = r.body["items"].as_array().expect("items");
+    let listed: Vec<&str> = items
+        .iter()
+        .filter_map(|m| m["message_id"].as_str())
+        .collect();
+    assert_eq!(listed, [image_id.as_str(), &text_id], "{:?}", r.body);
+    assert!(items.iter().all(|m| m["origin"] == "phone"), "{:?}", r.body);
+    assert_eq!(items[1]["status"], "delivered", "{:?}", r.body);
+    assert_eq!(items[0]["text"], "katalog baru", "{:?}", r.body);
+}

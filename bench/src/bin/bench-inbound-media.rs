@@ -95,6 +95,7 @@ async fn main() -> Result<(), BoxError> {
     // reading: only the downloads are measured.
     let messages: Vec<Inbound> = (0..videos)
         .map(|i| Inbound {
+            from_me: false,
             message_id: format!("3EB0BENCH{i:04}"),
             from: Party {
                 jid: format!("{FRIEND}@s.whatsapp.net"),

@@ -311,6 +311,19 @@ pub async fn phone_sends(
     device: Option<u16>,
     message: &waproto::whatsapp::Message,
 ) -> Result<String> {
+    phone_sends_as(shared, from, to, device, message, None).await
+}
+
+/// [`phone_sends`], the stanza naming `recipient`: how WhatsApp fans a
+/// message its phone sent to someone out to the account's companions.
+pub async fn phone_sends_as(
+    shared: &Shared,
+    from: &str,
+    to: &str,
+    device: Option<u16>,
+    message: &waproto::whatsapp::Message,
+    recipient: Option<&str>,
+) -> Result<String> {
     let world = &shared.world;
     let id = world.next_id();
     let (signal, targets) = {
@@ -347,12 +360,16 @@ pub async fn phone_sends(
         let (kind, sealed) = signal
             .encrypt(to, device_id, &device, prekey, &plaintext)
             .await?;
-        let stanza = NodeBuilder::new("message")
+        let mut stanza = NodeBuilder::new("message")
             .attr("from", format!("{from}@s.whatsapp.net"))
             .attr("id", message_id.clone())
             .attr("type", "text")
             .attr("t", now_secs().to_string())
-            .attr("notify", format!("Sim {from}"))
+            .attr("notify", format!("Sim {from}"));
+        if let Some(recipient) = recipient {
+            stanza = stanza.attr("recipient", recipient.to_owned());
+        }
+        let stanza = stanza
             .children([NodeBuilder::new("enc")
                 .attr("v", "2")
                 .attr("type", kind)

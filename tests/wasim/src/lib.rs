@@ -215,6 +215,51 @@ impl Sim {
         control::phone_sends(&self.shared, from, to, None, message).await
     }
 
+    /// The phone of `phone` sends `message` to `to` as its owner typed it
+    /// there: the account's online companions get it from the phone as a
+    /// device-sent message (the content wrapped in `deviceSentMessage`,
+    /// the stanza naming the recipient). The recipient's receipts then
+    /// follow [`Self::deliver`] and [`Self::read`]. Returns the message id.
+    pub async fn phone_sends_elsewhere(
+        &self,
+        phone: &str,
+        to: &str,
+        message: wa::Message,
+    ) -> Result<String> {
+        let recipient = format!("{to}@s.whatsapp.net");
+        let wrapped = wa::Message {
+            device_sent_message: MessageField::some(wa::message::DeviceSentMessage {
+                destination_jid: Some(recipient.clone()),
+                message: MessageField::some(message),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id =
+            control::phone_sends_as(&self.shared, phone, phone, None, &wrapped, Some(&recipient))
+                .await?;
+        // The recipient's receipts go to the account's devices, as for a
+        // message a companion sent: `deliver` and `read` can send them.
+        let mut state = self.shared.world.lock();
+        let companion = state.accounts.get(phone).and_then(|a| {
+            a.devices
+                .iter()
+                .find(|(_, d)| d.conn.is_some())
+                .map(|(n, _)| *n)
+        });
+        if let Some(device) = companion {
+            state.sent.insert(
+                id.clone(),
+                world::SentMessage {
+                    phone: phone.to_owned(),
+                    device,
+                    to: to.to_owned(),
+                },
+            );
+        }
+        Ok(id)
+    }
+
     /// The phone of `from` calls `to` (voice, or video); the call's
     /// signalling, a rejection included, shows in [`Self::stanzas`] of
     /// `to`. Returns the call id.
