@@ -65,6 +65,8 @@ async fn openapi_document_is_valid_and_complete() {
         "GET /v1/events/stream",
         "GET /v1/instances",
         "GET /v1/instances/{id}",
+        "GET /v1/instances/{id}/chats",
+        "GET /v1/instances/{id}/contacts/lookup",
         "GET /v1/instances/{id}/events",
         "GET /v1/instances/{id}/events/stream",
         "GET /v1/instances/{id}/messages",
