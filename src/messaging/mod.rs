@@ -6,6 +6,7 @@ pub mod bodies;
 pub mod calls;
 pub mod compose;
 pub mod fetch;
+pub mod groups;
 pub mod history;
 pub mod media;
 pub mod numbers;
