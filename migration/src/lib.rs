@@ -18,6 +18,8 @@ mod m20261203_200001_message_bodies;
 mod m20261203_200002_instance_call_settings;
 mod m20261203_200003_poll_votes;
 mod m20261203_300001_event_sequence;
+mod m20261204_200001_group_recipients;
+mod m20261204_200002_instance_ignore_groups;
 
 pub struct Migrator;
 
@@ -41,6 +43,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_200002_instance_call_settings::Migration),
             Box::new(m20261203_200003_poll_votes::Migration),
             Box::new(m20261203_300001_event_sequence::Migration),
+            Box::new(m20261204_200001_group_recipients::Migration),
+            Box::new(m20261204_200002_instance_ignore_groups::Migration),
         ]
     }
 }

@@ -2,7 +2,11 @@
 //! named by number are looked up on WhatsApp first), and the `group.*`
 //! events WhatsApp's reports become.
 
+use std::borrow::Cow;
 use std::sync::Arc;
+
+use entity::instances;
+use sea_orm::EntityTrait;
 
 use sea_orm::{DatabaseConnection, DbErr};
 use serde_json::{Value, json};
@@ -14,7 +18,7 @@ use crate::engine::groups::{
     GroupChange, GroupError, GroupEvent, GroupInfo, GroupRef, GroupSession, GroupSummary,
     GroupUpdate, JoinRequest, Joined, ParticipantAction, ParticipantFailure, ParticipantOutcome,
 };
-use crate::engine::{EngineError, NumberInfo, Party, Session};
+use crate::engine::{EngineError, Inbound, NumberInfo, Party, Session};
 use crate::webhooks::{EventType, Webhooks};
 
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +233,52 @@ impl Messenger {
             }
         }
         Ok(named)
+    }
+}
+
+/// Whether `to` is a group's JID (`<digits>@g.us`, or the older
+/// `<creator>-<time>@g.us`).
+pub fn is_group_jid(to: &str) -> bool {
+    let Some(id) = to.strip_suffix("@g.us") else {
+        return false;
+    };
+    let mut parts = id.split('-');
+    let digits = |p: &str| !p.is_empty() && p.len() <= 24 && p.bytes().all(|b| b.is_ascii_digit());
+    parts.next().is_some_and(digits) && parts.next().is_none_or(digits) && parts.next().is_none()
+}
+
+/// The inbound messages to record: an instance set to `ignore_groups`
+/// drops those of groups.
+pub async fn kept<'a>(
+    db: &DatabaseConnection,
+    instance_id: Uuid,
+    messages: &'a [Inbound],
+) -> Result<Cow<'a, [Inbound]>, DbErr> {
+    if !messages.iter().any(|m| is_group_jid(&m.chat)) {
+        return Ok(Cow::Borrowed(messages));
+    }
+    let ignore = instances::Entity::find_by_id(instance_id)
+        .one(db)
+        .await?
+        .is_some_and(|i| i.ignore_groups);
+    if !ignore {
+        return Ok(Cow::Borrowed(messages));
+    }
+    let kept = messages.iter().filter(|m| !is_group_jid(&m.chat));
+    Ok(Cow::Owned(kept.cloned().collect()))
+}
+
+/// Fails unless the instance is a participant of group `jid`.
+pub async fn check_member(session: &dyn Session, jid: &str) -> Result<(), SendError> {
+    let group = |e: GroupsError| SendError::Group(Box::new(e));
+    let groups = groups_of(session).map_err(group)?;
+    match groups.group(jid).await {
+        Ok(_) => Ok(()),
+        Err(GroupError::Engine(e)) => Err(SendError::Engine(e)),
+        Err(GroupError::NotAdmin(_)) => {
+            Err(group(GroupError::NotParticipant(jid.to_owned()).into()))
+        }
+        Err(e) => Err(group(e.into())),
     }
 }
 

@@ -392,3 +392,144 @@ async fn reading_groups_needs_read_and_changing_them_manage() {
     .await
     .assert_problem(403, "insufficient_scope");
 }
+
+#[tokio::test]
+async fn a_member_sends_to_a_group_and_no_one_else_does() {
+    let app = app().await;
+    let admin = online(&app, ADMIN).await;
+    online(&app, JOINER).await;
+    let created = call(
+        &app,
+        Method::POST,
+        &format!("/v1/instances/{admin}/groups"),
+        Some(json!({ "subject": "Kurir", "participants": [MEMBER] })),
+    )
+    .await;
+    let group = created.body["group"]["jid"]
+        .as_str()
+        .expect("jid")
+        .to_owned();
+    let sent = call(
+        &app,
+        Method::POST,
+        &format!("/v1/send/by-number/{ADMIN}"),
+        Some(json!({ "to": group, "text": "Paket sudah dikirim" })),
+    )
+    .await;
+    assert_eq!(sent.status, 200, "{:?}", sent.body);
+    assert_eq!(sent.body["to_jid"], group);
+    assert!(app.engine.calls().iter().any(|c| matches!(
+        c,
+        wagate::engine::scripted::Call::SendText { to, text, .. }
+            if *to == group && text == "Paket sudah dikirim"
+    )));
+    // Not a number: no directory lookup was made for it.
+    assert!(!app.engine.calls().iter().any(|c| matches!(
+        c,
+        wagate::engine::scripted::Call::CheckNumbers(_, numbers) if numbers.contains(&group)
+    )));
+    let sent = event(&app, admin, "message.sent", |_| true).await;
+    assert_eq!(sent["to_jid"], group, "{sent:?}");
+
+    call(
+        &app,
+        Method::POST,
+        &format!("/v1/send/by-number/{JOINER}"),
+        Some(json!({ "to": group, "text": "halo" })),
+    )
+    .await
+    .assert_problem(403, "not_a_group_participant");
+    call(
+        &app,
+        Method::POST,
+        &format!("/v1/send/by-number/{ADMIN}"),
+        Some(json!({ "to": "120363000000009999@g.us", "text": "halo" })),
+    )
+    .await
+    .assert_problem(404, "group_not_found");
+    call(
+        &app,
+        Method::POST,
+        &format!("/v1/send/by-number/{ADMIN}"),
+        Some(json!({ "to": "12@example.com", "text": "halo" })),
+    )
+    .await
+    .assert_problem(422, "invalid_body");
+}
+
+fn group_message(chat: &str, id: &str) -> wagate::engine::EngineEvent {
+    use wagate::engine::{Content, EngineEvent, Inbound, Party};
+    EngineEvent::Message(Box::new(Inbound {
+        message_id: id.to_owned(),
+        from: Party {
+            jid: format!("{MEMBER}@s.whatsapp.net"),
+            phone_number: Some(MEMBER.into()),
+            lid: None,
+        },
+        chat: chat.to_owned(),
+        timestamp: chrono::Utc::now(),
+        content: Content::Text {
+            text: "siap".into(),
+            quoted: None,
+            mentions: Vec::new(),
+        },
+    }))
+}
+
+#[tokio::test]
+async fn an_instance_ignoring_groups_records_none_of_their_messages() {
+    let app = app().await;
+    let id = online(&app, ADMIN).await;
+    let group = "120363000000000077@g.us";
+    let direct = format!("{MEMBER}@s.whatsapp.net");
+    let patched = call(
+        &app,
+        Method::PATCH,
+        &format!("/v1/instances/{id}"),
+        Some(json!({ "ignore_groups": true })),
+    )
+    .await;
+    assert_eq!(patched.body["ignore_groups"], true, "{:?}", patched.body);
+    assert!(
+        app.engine
+            .emit(id, group_message(group, "3EB0GROUP1"))
+            .await
+    );
+    assert!(
+        app.engine
+            .emit(id, group_message(&direct, "3EB0DIRECT1"))
+            .await
+    );
+    // One lane applies an instance's events in order: the direct message
+    // recorded means the group one before it was handled.
+    event(&app, id, "message.received", |d| {
+        d["message_id"] == "3EB0DIRECT1"
+    })
+    .await;
+    let received: Vec<Value> = events(&app, id)
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "message.received")
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(received.len(), 1, "{received:?}");
+
+    call(
+        &app,
+        Method::PATCH,
+        &format!("/v1/instances/{id}"),
+        Some(json!({ "ignore_groups": false })),
+    )
+    .await;
+    assert!(
+        app.engine
+            .emit(id, group_message(group, "3EB0GROUP2"))
+            .await
+    );
+    let kept = event(&app, id, "message.received", |d| {
+        d["message_id"] == "3EB0GROUP2"
+    })
+    .await;
+    assert_eq!(kept["chat"], group);
+    assert_eq!(kept["sender"]["phone_number"], MEMBER);
+}
