@@ -37,6 +37,8 @@ pub struct Model {
     pub call_reply: Option<String>,
     /// Mark inbound messages read once their webhooks took them.
     pub auto_read: bool,
+    /// Drop group messages before they are recorded.
+    pub ignore_groups: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -19,6 +19,8 @@ mod m20261203_200002_instance_call_settings;
 mod m20261203_200003_poll_votes;
 mod m20261203_300001_event_sequence;
 mod m20261204_100001_conversation_history;
+mod m20261204_200001_group_recipients;
+mod m20261204_200002_instance_ignore_groups;
 
 pub struct Migrator;
 
@@ -43,6 +45,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_200003_poll_votes::Migration),
             Box::new(m20261203_300001_event_sequence::Migration),
             Box::new(m20261204_100001_conversation_history::Migration),
+            Box::new(m20261204_200001_group_recipients::Migration),
+            Box::new(m20261204_200002_instance_ignore_groups::Migration),
         ]
     }
 }

@@ -79,6 +79,8 @@ pub struct InstanceView {
     /// Inbound messages are marked read once every webhook took their
     /// `message.received`.
     pub auto_read: bool,
+    /// Group messages are dropped before they are recorded.
+    pub ignore_groups: bool,
 }
 
 impl From<Instance> for InstanceView {
@@ -97,6 +99,7 @@ impl From<Instance> for InstanceView {
             reject_calls: i.reject_calls,
             call_reply: i.call_reply,
             auto_read: i.auto_read,
+            ignore_groups: i.ignore_groups,
         }
     }
 }
@@ -122,6 +125,8 @@ pub struct UpdateInstance {
     pub call_reply: MaybeUndefined<Text>,
     /// Mark inbound messages read once their webhooks took them.
     pub auto_read: Option<bool>,
+    /// Drop group messages before they are recorded.
+    pub ignore_groups: Option<bool>,
 }
 
 #[derive(Debug, Object)]
@@ -203,7 +208,7 @@ impl InstancesApi {
     /// Rename an instance or change its settings
     ///
     /// Absent fields stay as they are. `reject_calls` (with `call_reply`)
-    /// and `auto_read` are off by default.
+    /// `auto_read` and `ignore_groups` are off by default.
     #[oai(path = "/:id", method = "patch", operation_id = "update_instance")]
     async fn update(
         &self,
@@ -221,6 +226,7 @@ impl InstancesApi {
                 MaybeUndefined::Value(text) => Some(Some(text.0)),
             },
             auto_read: body.auto_read,
+            ignore_groups: body.ignore_groups,
         };
         let mut instance = match body.name {
             MaybeUndefined::Undefined => store::get(&self.state.db, id.0).await?,

@@ -11,6 +11,8 @@ pub mod conversations;
 pub mod error;
 pub mod events;
 pub mod global_webhooks;
+pub mod groups;
+pub mod groups_dto;
 pub mod instances;
 pub mod keys;
 pub mod media;
@@ -41,6 +43,8 @@ pub enum ApiTags {
     Messages,
     /// Signed webhooks: registrations, secrets, deliveries and attempts.
     Webhooks,
+    /// An instance's WhatsApp groups: members, settings, invites.
+    Groups,
     /// Webhooks that receive every instance's events.
     GlobalWebhooks,
     /// An instance's events, read by cursor.
@@ -66,7 +70,7 @@ type Apis = merged::Merged<(
     ),
     messages::Unversioned<conversations::ConversationsApi>,
     conversations::ConversationsApi,
-    chats::ChatsApi,
+    (chats::ChatsApi, groups::GroupsApi),
     webhooks::WebhooksApi,
     global_webhooks::GlobalWebhooksApi,
     events::EventsApi,
@@ -111,9 +115,14 @@ fn service(state: AppState) -> OpenApiService<Apis, ()> {
             conversations::ConversationsApi {
                 state: state.clone(),
             },
-            chats::ChatsApi {
-                state: state.clone(),
-            },
+            (
+                chats::ChatsApi {
+                    state: state.clone(),
+                },
+                groups::GroupsApi {
+                    state: state.clone(),
+                },
+            ),
             webhooks::WebhooksApi {
                 state: state.clone(),
             },

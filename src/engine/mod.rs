@@ -3,6 +3,7 @@
 //! whatsapp-rust, and [`scripted`] with a double that tests drive.
 
 mod body;
+pub mod groups;
 mod inbound;
 pub mod scripted;
 
@@ -95,6 +96,8 @@ pub enum EngineEvent {
     },
     /// Someone is calling the instance.
     Call(IncomingCall),
+    /// Something happened in a group the instance is (or was) in.
+    Group(groups::GroupEvent),
 }
 
 /// A call offered to the instance.
@@ -397,6 +400,11 @@ pub trait Session: Send + Sync {
     ) -> Result<String, MediaError> {
         let _ = (media, sink);
         Err(MediaError::Unsupported)
+    }
+
+    /// What the session does with groups; `None` when it cannot.
+    fn groups(&self) -> Option<&dyn groups::GroupSession> {
+        None
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+mod groups;
 mod media;
 pub use media::{media_bytes, received_media};
 
@@ -107,6 +108,40 @@ struct State {
     playground: Option<Playground>,
     download_delay: Duration,
     downloads: usize,
+    /// The pretend WhatsApp's groups.
+    groups: groups::Groups,
+    /// Who each instance is on WhatsApp, once paired or connected.
+    own: HashMap<Uuid, Party>,
+}
+
+impl State {
+    /// Every instance whose person is known, with that person.
+    fn owners(&self) -> Vec<(Uuid, Party)> {
+        self.own.iter().map(|(id, p)| (*id, p.clone())).collect()
+    }
+
+    fn remember_own(&mut self, instance_id: Uuid, event: &EngineEvent) {
+        // The directory names every number's LID, the instance's too.
+        let (EngineEvent::Paired {
+            phone_number: Some(number),
+            ..
+        }
+        | EngineEvent::Connected {
+            phone_number: Some(number),
+            ..
+        }) = event
+        else {
+            return;
+        };
+        let known = groups::person(&format!("{number}@s.whatsapp.net"));
+        self.own.insert(instance_id, known);
+    }
+}
+
+/// The LID the scripted directory gives a number: its digits reversed,
+/// so that each number has its own.
+fn scripted_lid(number: &str) -> String {
+    format!("{}@lid", number.chars().rev().collect::<String>())
 }
 
 /// What `wagate-scripted` plays for a newcomer trying the API.
@@ -139,6 +174,7 @@ impl ScriptedEngine {
     pub async fn emit(&self, instance_id: Uuid, event: EngineEvent) -> bool {
         let sink = {
             let mut state = self.lock();
+            state.remember_own(instance_id, &event);
             match &event {
                 EngineEvent::Paired { .. } | EngineEvent::Connected { .. } => {
                     state.stored.insert(instance_id);
@@ -346,6 +382,15 @@ impl ScriptedEngine {
         });
     }
 
+    /// Who `instance_id` is on WhatsApp; an instance never paired is
+    /// given a number of its own.
+    fn own(state: &State, instance_id: Uuid) -> Party {
+        state.own.get(&instance_id).cloned().unwrap_or_else(|| {
+            let number = 100_000_000_000 + instance_id.as_u128() % 100_000_000_000;
+            groups::person(&format!("{number}@s.whatsapp.net"))
+        })
+    }
+
     /// The QR code the double shows for an instance's `attempt`.
     pub fn qr_code(instance_id: Uuid, attempt: u32) -> String {
         format!("scripted-ref-{attempt},{instance_id}")
@@ -383,6 +428,7 @@ impl Engine for ScriptedEngine {
                         .map(|n| format!("{n}:1@s.whatsapp.net")),
                     phone_number,
                 };
+                state.remember_own(instance_id, &connected);
                 (Some(connected), state.connect_delay)
             } else {
                 let qr = EngineEvent::Qr {
@@ -611,7 +657,7 @@ impl Session for ScriptedSession {
                 NumberInfo {
                     phone_number: n.clone(),
                     registered: jid.is_some(),
-                    lid: jid.as_ref().map(|_| lid_of(n)),
+                    lid: jid.as_ref().map(|_| scripted_lid(n)),
                     jid,
                 }
             })
@@ -630,7 +676,7 @@ impl Session for ScriptedSession {
             super::ContactKey::Lid(l) => state
                 .directory
                 .keys()
-                .find(|n| lid_of(n) == format!("{l}@lid"))
+                .find(|n| scripted_lid(n) == format!("{l}@lid"))
                 .cloned(),
         };
         Ok(number.map(|n| super::Party {
@@ -638,7 +684,7 @@ impl Session for ScriptedSession {
                 super::ContactKey::Phone(_) => format!("{n}@s.whatsapp.net"),
                 super::ContactKey::Lid(l) => format!("{l}@lid"),
             },
-            lid: Some(lid_of(&n)),
+            lid: Some(scripted_lid(&n)),
             phone_number: Some(n),
         }))
     }
@@ -649,6 +695,10 @@ impl Session for ScriptedSession {
         sink: Box<dyn super::MediaSink>,
     ) -> Result<String, super::MediaError> {
         self.download(media, sink).await
+    }
+
+    fn groups(&self) -> Option<&dyn crate::engine::groups::GroupSession> {
+        Some(self)
     }
 }
 
@@ -681,7 +731,3 @@ fn next_message_id(state: &mut State) -> Result<String, EngineError> {
     Ok(format!("3EB0SCRIPTED{:08X}", state.sent))
 }
 
-/// The LID the scripted directory gives a number.
-fn lid_of(number: &str) -> String {
-    format!("{}0@lid", number.get(..6).unwrap_or(number))
-}

@@ -228,7 +228,8 @@ async fn transition<C: ConnectionTrait>(
         | EngineEvent::Receipt { .. }
         | EngineEvent::Message(_)
         | EngineEvent::Messages { .. }
-        | EngineEvent::Call(_) => None,
+        | EngineEvent::Call(_)
+        | EngineEvent::Group(_) => None,
     };
     Ok(Change {
         status,

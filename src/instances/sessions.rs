@@ -253,6 +253,14 @@ impl Sessions {
             }
             return;
         }
+        if let EngineEvent::Group(group) = &event {
+            let hooks = &self.inner.webhooks;
+            if let Err(e) = crate::messaging::groups::report(&self.inner.db, hooks, id, group).await
+            {
+                tracing::error!(error = %e, "could not record a group event");
+            }
+            return;
+        }
         if event.is_message() {
             let hooks = &self.inner.webhooks;
             let media = self.inner.media.get();
@@ -337,6 +345,7 @@ impl Sessions {
             | EngineEvent::Receipt { .. }
             | EngineEvent::Message(_)
             | EngineEvent::Call(_)
+            | EngineEvent::Group(_)
             | EngineEvent::Messages { .. } => {}
         }
     }

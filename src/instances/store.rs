@@ -45,6 +45,7 @@ pub async fn create(db: &DatabaseConnection, name: Option<String>) -> Result<Ins
         reject_calls: Set(false),
         call_reply: Set(None),
         auto_read: Set(false),
+        ignore_groups: Set(false),
     };
     Entity::insert(row).exec_with_returning(db).await
 }
@@ -109,11 +110,15 @@ pub struct Settings {
     pub reject_calls: Option<bool>,
     pub call_reply: Option<Option<String>>,
     pub auto_read: Option<bool>,
+    pub ignore_groups: Option<bool>,
 }
 
 impl Settings {
     pub fn is_empty(&self) -> bool {
-        self.reject_calls.is_none() && self.call_reply.is_none() && self.auto_read.is_none()
+        self.reject_calls.is_none()
+            && self.call_reply.is_none()
+            && self.auto_read.is_none()
+            && self.ignore_groups.is_none()
     }
 }
 
@@ -133,6 +138,9 @@ pub async fn configure(
     }
     if let Some(auto_read) = settings.auto_read {
         update = update.col_expr(Column::AutoRead, Expr::value(auto_read));
+    }
+    if let Some(ignore) = settings.ignore_groups {
+        update = update.col_expr(Column::IgnoreGroups, Expr::value(ignore));
     }
     if update.exec(db).await?.rows_affected == 0 {
         return Err(InstanceError::NotFound(id));

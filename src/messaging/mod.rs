@@ -9,6 +9,7 @@ pub mod chat_list;
 pub mod compose;
 pub mod contacts;
 pub mod fetch;
+pub mod groups;
 pub mod history;
 pub mod media;
 pub mod numbers;

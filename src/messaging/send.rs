@@ -59,6 +59,9 @@ pub enum SendError {
     Failed { message_id: String, reason: String },
     #[error("WhatsApp engine: {0}")]
     Engine(#[from] EngineError),
+    /// Sending to a group the instance cannot send to.
+    #[error(transparent)]
+    Group(Box<super::groups::GroupsError>),
     #[error("database: {0}")]
     Db(#[from] DbErr),
 }
@@ -236,7 +239,10 @@ impl Messenger {
         visible: Option<&[Uuid]>,
     ) -> Result<Sent, SendError> {
         let sender = self.normalize("phoneNumber", sender)?;
-        let to = self.normalize("to", to)?;
+        let to = match super::groups::is_group_jid(to.trim()) {
+            true => to.trim().to_owned(),
+            false => self.normalize("to", to)?,
+        };
         let mentions = extras
             .mentions
             .iter()
@@ -361,11 +367,23 @@ impl Messenger {
                 (message.kind(), Outgoing::Message(message))
             }
         };
-        let info = self
-            .numbers
-            .check(session, std::slice::from_ref(&to.to_owned()))
-            .await?
-            .pop();
+        // A group needs no number check; the instance must be in it.
+        let info = match super::groups::is_group_jid(to) {
+            true => {
+                super::groups::check_member(session, to).await?;
+                Some(NumberInfo {
+                    phone_number: to.to_owned(),
+                    registered: true,
+                    jid: Some(to.to_owned()),
+                    lid: None,
+                })
+            }
+            false => self
+                .numbers
+                .check(session, std::slice::from_ref(&to.to_owned()))
+                .await?
+                .pop(),
+        };
         let (to_jid, to_lid) = match info {
             Some(NumberInfo {
                 registered: true,

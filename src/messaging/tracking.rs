@@ -106,21 +106,17 @@ pub async fn apply(
             .await
         }
         EngineEvent::Message(inbound) => {
-            received(
-                db,
-                hooks,
-                keyring,
-                instance_id,
-                std::slice::from_ref(inbound),
-                media,
-            )
-            .await
+            let kept = super::groups::kept(db, instance_id, std::slice::from_ref(inbound)).await?;
+            received(db, hooks, keyring, instance_id, &kept, media).await
         }
         EngineEvent::Messages {
             messages,
             committed,
         } => {
-            let outcome = received(db, hooks, keyring, instance_id, messages, media).await;
+            let outcome = match super::groups::kept(db, instance_id, messages).await {
+                Ok(kept) => received(db, hooks, keyring, instance_id, &kept, media).await,
+                Err(e) => Err(e),
+            };
             committed.done(outcome.is_ok());
             outcome
         }

@@ -40,12 +40,17 @@ pub enum EventType {
     CallRejected,
     MessageMediaReady,
     MessageMediaFailed,
+    GroupJoined,
+    GroupLeft,
+    GroupUpdated,
+    GroupParticipants,
+    GroupMembershipRequest,
     EndpointDisabled,
     WebhookTest,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 20] = [
+    pub const ALL: [EventType; 25] = [
         Self::InstanceQr,
         Self::InstancePaired,
         Self::InstanceConnected,
@@ -64,6 +69,11 @@ impl EventType {
         Self::CallRejected,
         Self::MessageMediaReady,
         Self::MessageMediaFailed,
+        Self::GroupJoined,
+        Self::GroupLeft,
+        Self::GroupUpdated,
+        Self::GroupParticipants,
+        Self::GroupMembershipRequest,
         Self::EndpointDisabled,
         Self::WebhookTest,
     ];
@@ -88,6 +98,11 @@ impl EventType {
             Self::CallRejected => "call.rejected",
             Self::MessageMediaReady => "message.media_ready",
             Self::MessageMediaFailed => "message.media_failed",
+            Self::GroupJoined => "group.joined",
+            Self::GroupLeft => "group.left",
+            Self::GroupUpdated => "group.updated",
+            Self::GroupParticipants => "group.participants",
+            Self::GroupMembershipRequest => "group.membership_request",
             Self::EndpointDisabled => "endpoint.disabled",
             Self::WebhookTest => "webhook.test",
         }

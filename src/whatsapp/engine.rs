@@ -123,7 +123,14 @@ impl Engine for WhatsAppEngine {
                     }
                     _ => 0,
                 };
-                let translated = translate_all(&event, client.pn().as_ref(), attempt);
+                let translated = match &*event {
+                    Event::GroupUpdate(update) => {
+                        let mine: Vec<_> =
+                            [client.pn(), client.lid()].into_iter().flatten().collect();
+                        super::groups::notification(update, &mine)
+                    }
+                    _ => translate_all(&event, client.pn().as_ref(), attempt),
+                };
                 let flush_first = device_saving::must_flush(&event);
                 if matches!(&*event, Event::LoggedOut(_)) {
                     retire.store(true, Ordering::Release);
@@ -167,6 +174,7 @@ impl Engine for WhatsAppEngine {
         });
 
         Ok(Arc::new(WhatsAppSession {
+            groups: super::groups::WaGroups(client.clone()),
             client,
             handle: Mutex::new(Some(handle)),
             answer_timeout: timeout,
@@ -190,6 +198,11 @@ pub async fn complete_parties(store: &dyn Backend, event: &mut EngineEvent) {
                 complete_party(store, &mut m.from).await;
             }
         }
+        EngineEvent::Group(group) => {
+            for person in group.people_mut() {
+                complete_party(store, person).await;
+            }
+        }
         _ => {}
     }
 }
@@ -208,6 +221,7 @@ pub async fn complete_party(store: &dyn Backend, party: &mut Party) {
 
 struct WhatsAppSession {
     client: Arc<Client>,
+    groups: super::groups::WaGroups,
     handle: Mutex<Option<BotHandle>>,
     answer_timeout: Duration,
     /// Set once the device is logged out: its state is not saved again.
@@ -504,6 +518,10 @@ impl Session for WhatsAppSession {
     async fn lookup_contact(&self, key: &ContactKey) -> Result<Option<Party>, EngineError> {
         self.connected()?;
         super::contacts::lookup(&self.client, key).await
+    }
+
+    fn groups(&self) -> Option<&dyn crate::engine::groups::GroupSession> {
+        Some(&self.groups)
     }
 
     async fn check_numbers(&self, numbers: &[String]) -> Result<Vec<NumberInfo>, EngineError> {

@@ -7,6 +7,7 @@ mod download;
 mod durable;
 pub mod engine;
 mod fault;
+pub mod groups;
 pub mod http;
 pub mod store;
 pub mod translate;

@@ -89,7 +89,8 @@ fn request(app: &TestApp, op: &Op, instance: Uuid, phone: &str) -> reqwest::Requ
         .replace("{key_id}", &Uuid::new_v4().to_string())
         .replace("{message_id}", "3EB0000000000000")
         .replace("{name}", "retention")
-        .replace("{chat}", FRIEND);
+        .replace("{chat}", FRIEND)
+        .replace("{group}", "120363000000000001@g.us");
     assert!(!path.contains('{'), "unfilled parameter in {path}");
     let query: Vec<String> = op
         .query
@@ -138,6 +139,13 @@ fn request(app: &TestApp, op: &Op, instance: Uuid, phone: &str) -> reqwest::Requ
         "mark_chat_read" => json!({ "message_ids": ["3EB0000000000000"] }),
         "set_chat_presence" => json!({ "state": "typing" }),
         "set_presence" => json!({ "available": true }),
+        "create_group" => json!({ "subject": "x", "participants": [FRIEND] }),
+        "update_group" => json!({ "subject": "x" }),
+        "change_group_participants" => json!({ "action": "add", "participants": [FRIEND] }),
+        "join_group" => json!({ "invite": "ABC" }),
+        "approve_group_membership_requests" | "reject_group_membership_requests" => {
+            json!({ "participants": [FRIEND] })
+        }
         _ => json!({}),
     };
     req.json(&body)

@@ -14,7 +14,7 @@ use crate::pairing::{events, new_instance, pair_and_connect, settle};
 const SENDER: &str = "6281234567890";
 const FRIEND: &str = "6281299990000";
 /// The LID the scripted directory gives FRIEND.
-const FRIEND_LID: &str = "6281290@lid";
+const FRIEND_LID: &str = "0000999921826@lid";
 const OTHER: &str = "6281377770000";
 
 async fn online() -> (TestApp, Uuid) {

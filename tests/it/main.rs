@@ -7,6 +7,7 @@ mod console;
 mod conversation_settings;
 mod conversations;
 mod event_cursor;
+mod groups;
 mod harness;
 mod history;
 mod inbound_media;

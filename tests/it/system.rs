@@ -69,6 +69,10 @@ async fn openapi_document_is_valid_and_complete() {
         "GET /v1/instances/{id}/contacts/lookup",
         "GET /v1/instances/{id}/events",
         "GET /v1/instances/{id}/events/stream",
+        "GET /v1/instances/{id}/groups",
+        "GET /v1/instances/{id}/groups/{group}",
+        "GET /v1/instances/{id}/groups/{group}/invite-link",
+        "GET /v1/instances/{id}/groups/{group}/membership-requests",
         "GET /v1/instances/{id}/messages",
         "GET /v1/instances/{id}/messages/{message_id}",
         "GET /v1/instances/{id}/messages/{message_id}/media",
@@ -87,6 +91,7 @@ async fn openapi_document_is_valid_and_complete() {
         "GET /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/attempts",
         "GET /v1/webhooks/{webhook_id}/secret",
         "PATCH /v1/instances/{id}",
+        "PATCH /v1/instances/{id}/groups/{group}",
         "PATCH /v1/instances/{id}/messages/{message_id}",
         "PATCH /v1/instances/{id}/webhooks/{webhook_id}",
         "PATCH /v1/webhooks/{webhook_id}",
@@ -101,6 +106,13 @@ async fn openapi_document_is_valid_and_complete() {
         "POST /v1/instances",
         "POST /v1/instances/{id}/chats/{chat}/presence",
         "POST /v1/instances/{id}/chats/{chat}/read",
+        "POST /v1/instances/{id}/groups",
+        "POST /v1/instances/{id}/groups/join",
+        "POST /v1/instances/{id}/groups/{group}/invite-link/revoke",
+        "POST /v1/instances/{id}/groups/{group}/leave",
+        "POST /v1/instances/{id}/groups/{group}/membership-requests/approve",
+        "POST /v1/instances/{id}/groups/{group}/membership-requests/reject",
+        "POST /v1/instances/{id}/groups/{group}/participants",
         "POST /v1/instances/{id}/login",
         "POST /v1/instances/{id}/logout",
         "POST /v1/instances/{id}/pair-code",
@@ -194,8 +206,24 @@ async fn the_document_states_the_rules() {
             .expect("phoneNumber");
         phone(&sender["schema"]);
     }
-    phone(&schemas["SendText"]["properties"]["to"]);
-    phone(&schemas["SendUrl"]["properties"]["to"]);
+    // A recipient is a number or a group's JID.
+    for to in [
+        &schemas["SendText"]["properties"]["to"],
+        &schemas["SendUrl"]["properties"]["to"],
+    ] {
+        assert!(
+            to["pattern"]
+                .as_str()
+                .is_some_and(|p| p.contains(r"@g\.us")),
+            "recipient pattern: {to}"
+        );
+        assert_eq!(to["maxLength"], 64, "{to}");
+    }
+    let group = doc["paths"]["/v1/instances/{id}/groups/{group}"]["get"]["parameters"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "group"))
+        .expect("group parameter");
+    assert!(group["schema"]["pattern"].is_string(), "{group}");
     phone(&schemas["PairCodeRequest"]["properties"]["phone_number"]);
     phone(&schemas["CheckNumbers"]["properties"]["numbers"]["items"]);
     for url in [

@@ -33,6 +33,7 @@ impl From<SendError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "sender_not_connected", detail)
             }
             SendError::NotOnWhatsApp(_) => unprocessable("number_not_on_whatsapp"),
+            SendError::Group(e) => (*e).into(),
             SendError::ReplyTargetUnknown(_) => unprocessable("reply_target_unknown"),
             SendError::NoInstanceOnline => {
                 Self::new(StatusCode::CONFLICT, "no_instance_online", detail)

@@ -14,8 +14,11 @@ use crate::messaging::send::Sent;
 pub struct SendText {
     /// Recipient's number: international (`+62…`, `0062…`) or national with
     /// the configured default region; spaces, dashes, dots and parentheses
-    /// are ignored.
-    #[oai(validator(max_length = 32, pattern = r"^\+?[0-9][0-9 ().-]{6,30}$"))]
+    /// are ignored. Or a group's JID (`…@g.us`) the instance is in.
+    #[oai(validator(
+        max_length = 64,
+        pattern = r"^(\+?[0-9][0-9 ().-]{6,30}|[0-9]{1,24}(-[0-9]{1,24})?@g\.us)$"
+    ))]
     pub to: Text,
     #[oai(validator(min_length = 1, max_length = 65536))]
     pub text: Text,
@@ -63,8 +66,11 @@ impl Kind {
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct SendUrl {
-    /// Recipient's number.
-    #[oai(validator(max_length = 32, pattern = r"^\+?[0-9][0-9 ().-]{6,30}$"))]
+    /// Recipient's number, or a group's JID (`…@g.us`).
+    #[oai(validator(
+        max_length = 64,
+        pattern = r"^(\+?[0-9][0-9 ().-]{6,30}|[0-9]{1,24}(-[0-9]{1,24})?@g\.us)$"
+    ))]
     pub to: Text,
     /// An http(s) URL the gateway fetches the file from.
     pub url: Uri,
@@ -90,8 +96,11 @@ pub struct SendUrl {
 #[derive(Debug, Multipart)]
 #[oai(deny_unknown_fields)]
 pub struct SendFile {
-    /// Recipient's number.
-    #[oai(validator(max_length = 32, pattern = r"^\+?[0-9][0-9 ().-]{6,30}$"))]
+    /// Recipient's number, or a group's JID (`…@g.us`).
+    #[oai(validator(
+        max_length = 64,
+        pattern = r"^(\+?[0-9][0-9 ().-]{6,30}|[0-9]{1,24}(-[0-9]{1,24})?@g\.us)$"
+    ))]
     pub to: String,
     pub file: SpooledFile,
     pub caption: Option<String>,
