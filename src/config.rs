@@ -69,6 +69,7 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub streams: StreamSettings,
     pub media: MediaSettings,
+    pub cluster: crate::cluster::ClusterSettings,
 }
 
 /// Inbound media: where files go, when they are fetched, how long kept.
@@ -416,6 +417,7 @@ impl Settings {
             return Err(invalid("messaging.max_media_bytes", "must be at least 1"));
         }
         self.webhooks.validate()?;
+        self.cluster.validate()?;
         if self.media.concurrency == 0 {
             return Err(invalid("media.concurrency", "must be at least 1"));
         }

@@ -18,6 +18,7 @@ mod m20261203_200001_message_bodies;
 mod m20261203_200002_instance_call_settings;
 mod m20261203_200003_poll_votes;
 mod m20261203_300001_event_sequence;
+mod m20261204_400001_cluster;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_200002_instance_call_settings::Migration),
             Box::new(m20261203_200003_poll_votes::Migration),
             Box::new(m20261203_300001_event_sequence::Migration),
+            Box::new(m20261204_400001_cluster::Migration),
         ]
     }
 }
