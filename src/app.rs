@@ -49,6 +49,8 @@ pub enum AppError {
     Outbound(#[from] OutboundError),
     #[error("configuration: {0}")]
     Keyring(#[from] crate::sealing::KeyringError),
+    #[error("joining the cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error("reencrypt: {0}")]
     Reencrypt(Box<crate::sealing::reencrypt::ReencryptError>),
 }
@@ -94,6 +96,13 @@ impl App {
             webhooks.clone(),
         ));
         let (acceptor, addr) = bind(settings.listen).await?;
+        // SQLite is one node by construction (its file lock above).
+        if settings.cluster.enabled
+            && db.get_database_backend() == sea_orm::DatabaseBackend::Postgres
+        {
+            let cluster = crate::cluster::Cluster::join(db.clone(), &settings, addr).await?;
+            sessions.attach_cluster(cluster);
+        }
         let metrics = match settings.metrics.listen {
             Some(addr) => Some(bind(addr).await?),
             None => None,
@@ -137,17 +146,29 @@ impl App {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), AppError> {
         let grace = Duration::from_secs(self.state.settings.shutdown_grace_secs);
         self.state.sessions.settle_after_start().await?;
-        // Thousands of sessions may be stored: they reconnect in the
-        // background, a bounded number at a time, while the API serves.
-        let sessions = self.state.sessions.clone();
-        let concurrency = self.state.settings.whatsapp.resume_concurrency;
-        tokio::spawn(async move {
-            if let Err(e) = sessions.resume_all(concurrency).await {
-                tracing::error!(error = %e, "resuming stored sessions failed");
-            }
-        });
-        self.state.jobs.start(self.state.clone()).await?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // Thousands of sessions may be stored: they reconnect in the
+        // background, a bounded number at a time, while the API serves. On
+        // a cluster, each node claims its share under leases instead.
+        let sessions = self.state.sessions.clone();
+        let cluster = sessions.cluster().cloned();
+        let cluster_task = match cluster.clone() {
+            Some(cluster) => Some(tokio::spawn(crate::cluster::run(
+                cluster,
+                sessions,
+                stop_rx.clone(),
+            ))),
+            None => {
+                let concurrency = self.state.settings.whatsapp.resume_concurrency;
+                tokio::spawn(async move {
+                    if let Err(e) = sessions.resume_all(concurrency).await {
+                        tracing::error!(error = %e, "resuming stored sessions failed");
+                    }
+                });
+                None
+            }
+        };
+        self.state.jobs.start(self.state.clone()).await?;
         let mut metrics_stop = stop_rx.clone();
         // Numbers committed events for readers; runs whether or not this
         // process delivers webhooks. SQLite numbers them as they are
@@ -208,6 +229,17 @@ impl App {
             .is_err()
         {
             tracing::warn!("sessions did not disconnect within the grace period");
+        }
+        // The sessions are down: the others may take the instances now.
+        if let Some(cluster) = cluster {
+            if let Some(task) = cluster_task
+                && tokio::time::timeout(Duration::from_secs(2), task)
+                    .await
+                    .is_err()
+            {
+                tracing::warn!("the cluster loop did not stop in time");
+            }
+            crate::cluster::leave(&cluster).await;
         }
         if let Some(dispatcher) = dispatcher
             && dispatcher.await.is_err()

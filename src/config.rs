@@ -70,6 +70,7 @@ pub struct Settings {
     pub streams: StreamSettings,
     pub media: MediaSettings,
     pub messages: MessagesSettings,
+    pub cluster: crate::cluster::ClusterSettings,
 }
 
 /// The message history: how long its rows are kept.
@@ -437,6 +438,7 @@ impl Settings {
             return Err(invalid("messaging.max_media_bytes", "must be at least 1"));
         }
         self.webhooks.validate()?;
+        self.cluster.validate()?;
         if self.media.concurrency == 0 {
             return Err(invalid("media.concurrency", "must be at least 1"));
         }

@@ -37,6 +37,8 @@ pub struct JobRecord {
     pub last_duration: Option<Duration>,
     pub last_error: Option<String>,
     pub next_run_at: Option<DateTime<Utc>>,
+    /// The cluster node that ran it last, on a cluster.
+    pub last_node: Option<Uuid>,
 }
 
 type JobFn = Arc<
@@ -104,7 +106,14 @@ impl Jobs {
         let runner = self.clone();
         tokio::spawn(async move {
             while let Some(name) = due.recv().await {
-                let _ = runner.run(name, state.clone()).await;
+                // On a cluster, the leader alone runs what spans every node.
+                let follower = state
+                    .sessions
+                    .cluster()
+                    .is_some_and(|c| !c.is_leader() && crate::cluster::jobs::cluster_wide(name));
+                if !follower {
+                    let _ = runner.run(name, state.clone()).await;
+                }
             }
         });
         self.define(
@@ -181,6 +190,7 @@ impl Jobs {
                     last_duration: None,
                     last_error: None,
                     next_run_at: None,
+                    last_node: None,
                 },
                 setting,
                 id: None,
@@ -199,8 +209,20 @@ impl Jobs {
         let started_at = Utc::now();
         let clock = Instant::now();
         let span = tracing::info_span!("job", job = name);
+        let cluster = state.sessions.cluster().cloned();
         let outcome = tracing::Instrument::instrument(run(state), span).await;
         crate::metrics::job_run(name, outcome.is_ok());
+        if let Some(cluster) = &cluster {
+            let last = crate::cluster::jobs::LastRun {
+                node: cluster.node_id(),
+                ran_at: started_at,
+                duration: clock.elapsed(),
+                error: outcome.as_ref().err().cloned(),
+            };
+            if let Err(e) = crate::cluster::jobs::record(cluster.db(), name, &last).await {
+                tracing::warn!(job = name, error = %e, "could not record the run for the cluster");
+            }
+        }
         let mut entries = self.entries();
         let entry = entries
             .get_mut(name)
@@ -209,6 +231,7 @@ impl Jobs {
         record.runs += 1;
         record.last_run_at = Some(started_at);
         record.last_duration = Some(clock.elapsed());
+        record.last_node = cluster.map(|c| c.node_id());
         match outcome {
             Ok(summary) => {
                 record.last_error = None;
@@ -222,8 +245,34 @@ impl Jobs {
         Ok(record.clone())
     }
 
-    /// Every job's record, with its next run.
-    pub async fn list(&self) -> Vec<JobRecord> {
+    /// Every job's record, with its next run; on a cluster, the last run
+    /// is the latest on any node.
+    pub async fn list(&self, cluster: Option<&crate::cluster::Cluster>) -> Vec<JobRecord> {
+        let mut records = self.local_records().await;
+        let Some(cluster) = cluster else {
+            return records;
+        };
+        let runs = match crate::cluster::jobs::last_runs(cluster.db()).await {
+            Ok(runs) => runs,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the cluster's job runs");
+                return records;
+            }
+        };
+        for record in &mut records {
+            if let Some(run) = runs.get(record.name)
+                && record.last_run_at.is_none_or(|at| at < run.ran_at)
+            {
+                record.last_run_at = Some(run.ran_at);
+                record.last_duration = Some(run.duration);
+                record.last_error = run.error.clone();
+                record.last_node = Some(run.node);
+            }
+        }
+        records
+    }
+
+    async fn local_records(&self) -> Vec<JobRecord> {
         let mut records: Vec<(JobRecord, Option<Uuid>)> = self
             .entries()
             .values()

@@ -21,6 +21,7 @@ mod m20261203_300001_event_sequence;
 mod m20261204_100001_conversation_history;
 mod m20261204_200001_group_recipients;
 mod m20261204_200002_instance_ignore_groups;
+mod m20261204_400001_cluster;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_100001_conversation_history::Migration),
             Box::new(m20261204_200001_group_recipients::Migration),
             Box::new(m20261204_200002_instance_ignore_groups::Migration),
+            Box::new(m20261204_400001_cluster::Migration),
         ]
     }
 }

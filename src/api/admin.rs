@@ -1,4 +1,5 @@
-//! `/v1/admin/jobs`: the scheduled jobs, their last runs, and running one now.
+//! `/v1/admin`: the scheduled jobs, their last runs and running one now;
+//! the cluster's nodes.
 
 use chrono::{DateTime, Utc};
 use poem::http::StatusCode;
@@ -24,6 +25,8 @@ pub struct JobView {
     /// The last run's error; absent when it succeeded.
     pub last_error: Option<String>,
     pub next_run_at: Option<DateTime<Utc>>,
+    /// On a cluster: the node that ran it last.
+    pub last_node: Option<uuid::Uuid>,
 }
 
 impl From<JobRecord> for JobView {
@@ -36,6 +39,7 @@ impl From<JobRecord> for JobView {
             last_duration_ms: r.last_duration.map(|d| d.as_secs_f64() * 1000.0),
             last_error: r.last_error,
             next_run_at: r.next_run_at,
+            last_node: r.last_node,
         }
     }
 }
@@ -53,12 +57,24 @@ impl AdminApi {
         Ok(Json(
             self.state
                 .jobs
-                .list()
+                .list(self.state.sessions.cluster())
                 .await
                 .into_iter()
                 .map(Into::into)
                 .collect(),
         ))
+    }
+
+    /// List cluster nodes
+    ///
+    /// Every node registered on this database, with how many instances it
+    /// holds under a live lease and whether it leads the cluster-wide jobs.
+    /// On SQLite (one node) or with `cluster.enabled = false`, `cluster` is
+    /// false and the list is empty.
+    #[oai(path = "/nodes", method = "get", operation_id = "list_nodes")]
+    async fn nodes(&self, auth: Auth) -> Result<Json<super::admin_nodes::NodesView>, ApiError> {
+        auth.admin()?;
+        super::admin_nodes::list(&self.state).await.map(Json)
     }
 
     /// Run a job now

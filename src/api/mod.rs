@@ -2,6 +2,7 @@
 //! type, authentication, the spec and the docs UI.
 
 pub mod admin;
+mod admin_nodes;
 pub mod auth;
 pub mod body_limit;
 pub mod chats;

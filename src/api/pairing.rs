@@ -153,6 +153,15 @@ impl From<SessionError> for ApiError {
                 Self::new(StatusCode::BAD_GATEWAY, "whatsapp_unavailable", detail)
             }
             SessionError::Db(e) => e.into(),
+            SessionError::Cluster(crate::cluster::ClusterError::OwnedElsewhere { .. }) => {
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "instance_unavailable",
+                    detail,
+                )
+                .retry_after(std::time::Duration::from_secs(5))
+            }
+            SessionError::Cluster(crate::cluster::ClusterError::Db(e)) => e.into(),
         }
     }
 }

@@ -7,7 +7,9 @@
 //! delivered, then read, `SCRIPTED_RECEIPT_DELAY_MS` apart (default 1000).
 //! With `SCRIPTED_PAIR_AFTER_MS` set, a new instance shows a QR code
 //! instead, a second one after that many milliseconds, and after as many
-//! again a phone "scans" it: the instance pairs and comes online.
+//! again a phone "scans" it: the instance pairs and comes online. With
+//! `SCRIPTED_ANNOUNCE_DISCONNECTS` set, a disconnect is announced with an
+//! event, as the real client's is.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
         };
         engine.connect_delay(millis("SCRIPTED_CONNECT_DELAY_MS").unwrap_or_default());
         engine.send_delay(millis("SCRIPTED_SEND_DELAY_MS").unwrap_or_default());
+        engine.announce_disconnects(std::env::var_os("SCRIPTED_ANNOUNCE_DISCONNECTS").is_some());
         let base = std::env::var("SCRIPTED_PHONE_BASE").ok();
         if let Some(base) = base.and_then(|v| v.parse().ok()) {
             let receipts = millis("SCRIPTED_RECEIPT_DELAY_MS").unwrap_or(Duration::from_secs(1));

@@ -96,6 +96,8 @@ struct State {
     silent: bool,
     /// How long a resuming session takes to come online.
     connect_delay: Duration,
+    /// Whether a disconnect is announced with a `Disconnected` event.
+    announce_disconnects: bool,
     resume_everyone: bool,
     send_delay: Duration,
     connecting: usize,
@@ -221,6 +223,12 @@ impl ScriptedEngine {
         self.lock()
             .directory
             .insert(phone_number.to_owned(), jid.to_owned());
+    }
+
+    /// Makes a disconnect announce itself with a `Disconnected` event, as
+    /// the real client's does.
+    pub fn announce_disconnects(&self, announce: bool) {
+        self.lock().announce_disconnects = announce;
     }
 
     /// Makes stored sessions take `delay` to come online, and counts how
@@ -502,9 +510,19 @@ impl Session for ScriptedSession {
     }
 
     async fn disconnect(&self) {
-        let mut state = self.engine.lock();
-        state.calls.push(Call::Disconnect(self.instance_id));
-        state.sinks.remove(&self.instance_id);
+        let sink = {
+            let mut state = self.engine.lock();
+            state.calls.push(Call::Disconnect(self.instance_id));
+            let sink = state.sinks.remove(&self.instance_id);
+            sink.filter(|_| state.announce_disconnects)
+        };
+        // As the real client does, when asked to.
+        if let Some(sink) = sink {
+            let reason = "disconnected by the gateway".into();
+            let _ = sink
+                .send((self.instance_id, EngineEvent::Disconnected { reason }))
+                .await;
+        }
     }
 
     async fn send_text(

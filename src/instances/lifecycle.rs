@@ -305,3 +305,23 @@ pub async fn reset_connections(db: &DatabaseConnection) -> Result<(), DbErr> {
         .await?;
     Ok(())
 }
+
+/// `reset_connections` for a cluster node: rows another node's live lease
+/// covers are that node's to describe.
+pub async fn reset_unleased_connections(db: &DatabaseConnection, me: Uuid) -> Result<(), DbErr> {
+    let elsewhere = "NOT EXISTS (SELECT 1 FROM instance_leases l \
+                       WHERE l.instance_id = instances.id AND l.lease_until > now() \
+                         AND l.owner_node IS DISTINCT FROM $1)";
+    for set in [
+        "status = 'disconnected' WHERE status = 'online'",
+        "is_connected = false WHERE is_connected",
+    ] {
+        db.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            format!("UPDATE instances SET {set} AND {elsewhere}"),
+            [me.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}

@@ -13,6 +13,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
 use uuid::Uuid;
 
+mod resume;
+
 use super::Instance;
 use super::lifecycle;
 use super::store::{self, InstanceError};
@@ -39,6 +41,8 @@ pub enum SessionError {
     Engine(#[from] EngineError),
     #[error("database: {0}")]
     Db(#[from] DbErr),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// A QR code to scan.
@@ -93,6 +97,8 @@ struct Inner {
     drain: mpsc::UnboundedSender<oneshot::Sender<()>>,
     /// Inbound media: rows written with their messages, downloads after.
     media: std::sync::OnceLock<crate::media::Media>,
+    /// On a cluster node: which instances this node may connect.
+    cluster: std::sync::OnceLock<crate::cluster::Cluster>,
 }
 
 /// A registry handle that does not keep it alive (for services it holds).
@@ -154,6 +160,7 @@ impl Sessions {
                 closing: Default::default(),
                 drain,
                 media: Default::default(),
+                cluster: Default::default(),
             }),
         };
         // Holds only a weak reference so dropping every `Sessions` ends it.
@@ -243,6 +250,16 @@ impl Sessions {
     }
 
     async fn handle(&self, id: Uuid, event: EngineEvent) {
+        // A node whose lease lapsed (paused, cut off) must not overwrite
+        // what the instance's new owner records; a durable batch dropped
+        // here is not acknowledged, so WhatsApp delivers it to the owner.
+        if let Some(cluster) = self.inner.cluster.get()
+            && !cluster.holds(id)
+        {
+            tracing::warn!("event of an instance this node no longer holds; not applied");
+            self.stop(id).await;
+            return;
+        }
         if let EngineEvent::Call(call) = &event {
             let (db, hooks, keyring) = (&self.inner.db, &self.inner.webhooks, &self.inner.keyring);
             let session = self.session(id);
@@ -367,6 +384,22 @@ impl Sessions {
         let _ = self.inner.media.set(media);
     }
 
+    /// Makes this registry a cluster node's: sessions start only under a
+    /// lease. Once; later calls change nothing.
+    pub fn attach_cluster(&self, cluster: crate::cluster::Cluster) {
+        let _ = self.inner.cluster.set(cluster);
+    }
+
+    pub fn cluster(&self) -> Option<&crate::cluster::Cluster> {
+        self.inner.cluster.get()
+    }
+
+    /// Disconnects an instance's session here (no logout) because another
+    /// node is to connect it.
+    pub async fn give_up(&self, id: Uuid) {
+        self.stop(id).await;
+    }
+
     pub fn media(&self) -> Option<&crate::media::Media> {
         self.inner.media.get()
     }
@@ -404,6 +437,9 @@ impl Sessions {
         {
             let stopping = EngineError::Other("the gateway is stopping".into());
             return Err(SessionError::Engine(stopping));
+        }
+        if let Some(cluster) = self.inner.cluster.get() {
+            cluster.acquire(id).await?;
         }
         let rx = {
             let mut live = self.live();
@@ -524,64 +560,25 @@ impl Sessions {
 
     /// Before serving: no instance is connected yet, whatever the rows say
     /// after a crash, and a logout a crash interrupted is finished.
+    /// On a cluster node, only instances no live lease covers: the others
+    /// are connected on other nodes.
     pub async fn settle_after_start(&self) -> Result<(), SessionError> {
-        lifecycle::reset_connections(&self.inner.db).await?;
+        if let Some(cluster) = self.inner.cluster.get() {
+            lifecycle::reset_unleased_connections(&self.inner.db, cluster.node_id()).await?;
+        } else {
+            lifecycle::reset_connections(&self.inner.db).await?;
+        }
         for id in self.ids_in(Status::LoggedOut).await? {
             self.inner.engine.wipe(id).await?;
         }
         Ok(())
     }
 
-    /// Reconnects every paired instance after a start, `concurrency` at a
-    /// time with a little jitter. Progress is logged and kept for `/readyz`.
-    pub async fn resume_all(&self, concurrency: usize) -> Result<usize, SessionError> {
-        use std::sync::atomic::Ordering;
-        let paired = self.ids_in(Status::Disconnected).await?;
-        let total = paired.len();
-        let progress = &self.inner.progress;
-        progress.total.store(total, Ordering::Relaxed);
-        let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-        let mut tasks = tokio::task::JoinSet::new();
-        for id in paired {
-            let this = self.clone();
-            let permit = semaphore.clone().acquire_owned().await;
-            tasks.spawn(async move {
-                let _permit = permit;
-                // Spreads the sockets of one batch over a moment.
-                let jitter = Duration::from_millis(u64::from(id.as_bytes()[15]) % 250);
-                tokio::time::sleep(jitter).await;
-                // The permit is held until the client is online (or gives up
-                // for now), so the bound counts handshakes, not just starts.
-                match this.ensure_started(id).await {
-                    Ok(mut rx) => {
-                        let settled = rx.wait_for(|p| p.online || p.failure.is_some());
-                        if tokio::time::timeout(this.inner.answer_timeout, settled)
-                            .await
-                            .is_err()
-                        {
-                            tracing::info!(instance_id = %id, "still connecting; moving on");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(instance_id = %id, error = %e, "could not resume a session");
-                    }
-                }
-                let done = this.inner.progress.done.fetch_add(1, Ordering::Relaxed) + 1;
-                if done == total || done.is_multiple_of(100) {
-                    tracing::info!("reconnected {done}/{total}");
-                }
-            });
-        }
-        while tasks.join_next().await.is_some() {}
-        progress.finished.store(true, Ordering::Relaxed);
-        Ok(total)
-    }
-
     pub fn resume_progress(&self) -> &ResumeProgress {
         &self.inner.progress
     }
 
-    async fn ids_in(&self, status: Status) -> Result<Vec<Uuid>, DbErr> {
+    pub(super) async fn ids_in(&self, status: Status) -> Result<Vec<Uuid>, DbErr> {
         Entity::find()
             .select_only()
             .column(Column::Id)
@@ -589,65 +586,6 @@ impl Sessions {
             .into_tuple::<Uuid>()
             .all(&self.inner.db)
             .await
-    }
-
-    /// Starts a client for every paired instance that has been disconnected
-    /// for `after` with no client running (a running client retries by
-    /// itself). An instance whose start fails waits 30 s, doubling per
-    /// failure up to `max_backoff`, with its last error recorded.
-    pub async fn reconnect_stale(
-        &self,
-        after: Duration,
-        max_backoff: Duration,
-    ) -> Result<usize, SessionError> {
-        let cutoff = Utc::now() - chrono::Duration::from_std(after).unwrap_or_default();
-        let stale: Vec<Uuid> = Entity::find()
-            .select_only()
-            .column(Column::Id)
-            .filter(Column::Status.eq(Status::Disconnected))
-            .filter(Column::UpdatedAt.lte(cutoff))
-            .into_tuple::<Uuid>()
-            .all(&self.inner.db)
-            .await?;
-        let now = std::time::Instant::now();
-        let mut started = 0;
-        for id in stale {
-            let waiting = self
-                .inner
-                .backoff
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&id)
-                .is_some_and(|b| b.next_try > now);
-            if waiting || self.live().contains_key(&id) {
-                continue;
-            }
-            crate::metrics::reconnect_attempt();
-            match self.ensure_started(id).await {
-                Ok(_) => started += 1,
-                Err(e) => {
-                    let wait = {
-                        let mut backoff =
-                            self.inner.backoff.lock().unwrap_or_else(|p| p.into_inner());
-                        let entry = backoff.entry(id).or_insert(Backoff {
-                            failures: 0,
-                            next_try: now,
-                        });
-                        // 30 s, 60 s, 120 s, ... up to the cap.
-                        let wait = Duration::from_secs(30)
-                            .saturating_mul(1 << (entry.failures.min(16)))
-                            .min(max_backoff);
-                        entry.failures += 1;
-                        entry.next_try = now + wait;
-                        wait
-                    };
-                    tracing::warn!(instance_id = %id, error = %e, ?wait, "reconnect failed");
-                    store::record_error(&self.inner.db, id, &format!("reconnect failed: {e}"))
-                        .await?;
-                }
-            }
-        }
-        Ok(started)
     }
 
     /// Disconnects every live session without unlinking it, so each resumes

@@ -39,6 +39,8 @@ pub enum SendError {
     SenderNotFound(String),
     #[error("the instance paired with {0} is not connected to WhatsApp")]
     SenderNotConnected(String),
+    #[error("the instance paired with {0} is connected on another gateway node")]
+    SenderOnAnotherNode(String),
     #[error("{0} is not on WhatsApp")]
     NotOnWhatsApp(String),
     #[error("reply_to: this instance neither sent nor received a message {0}")]
@@ -219,10 +221,15 @@ impl Messenger {
         if instance.status != Status::Online {
             return Err(SendError::SenderNotConnected(sender.to_owned()));
         }
-        let session = self
-            .sessions
-            .session(instance.id)
-            .ok_or_else(|| SendError::SenderNotConnected(sender.to_owned()))?;
+        let Some(session) = self.sessions.session(instance.id) else {
+            // Online, but not here: another node holds its lease.
+            return Err(match self.sessions.cluster() {
+                Some(c) if !c.holds(instance.id) => {
+                    SendError::SenderOnAnotherNode(sender.to_owned())
+                }
+                _ => SendError::SenderNotConnected(sender.to_owned()),
+            });
+        };
         Ok((instance.id, session))
     }
 

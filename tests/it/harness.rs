@@ -21,7 +21,7 @@ pub const ADMIN_KEY: &str = "test-admin-key";
 
 /// The PostgreSQL server tests run against, if any: an URL of a database
 /// the tests may use to create and drop others (e.g. `.../postgres`).
-fn postgres_admin_url() -> Option<String> {
+pub fn postgres_admin_url() -> Option<String> {
     std::env::var("TEST_DATABASE_URL")
         .ok()
         .filter(|u| u.starts_with("postgres"))

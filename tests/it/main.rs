@@ -3,6 +3,7 @@
 
 mod access;
 mod chats;
+mod cluster;
 mod console;
 mod conversation_settings;
 mod conversations;

@@ -27,8 +27,22 @@ pub(crate) fn wagate(db_url: &str) -> Command {
         // Tests poll fast; the limit has its own test.
         .env("WAGATE_API__RATE_LIMIT_PER_SEC", "0")
         .env("WAGATE_MESSAGING__PACING__MIN_INTERVAL_MS", "0")
-        .env("WAGATE_MESSAGING__PACING__JITTER_MS", "0");
+        .env("WAGATE_MESSAGING__PACING__JITTER_MS", "0")
+        // One node per database, restarted as the same node: on PostgreSQL
+        // it takes its leases back at once instead of waiting them out.
+        .env("WAGATE_CLUSTER__NODE_ID", node_id_for(db_url).to_string());
     cmd
+}
+
+/// A stable node id for the one node a test runs on a database.
+pub(crate) fn node_id_for(db_url: &str) -> uuid::Uuid {
+    use std::hash::{Hash, Hasher};
+    let half = |salt: u8| {
+        let mut h = std::hash::DefaultHasher::new();
+        (salt, db_url).hash(&mut h);
+        h.finish()
+    };
+    uuid::Uuid::from_u64_pair(half(1), half(2))
 }
 
 pub(crate) struct Running {
@@ -75,6 +89,10 @@ pub(crate) fn start(mut cmd: Command) -> Running {
 }
 
 impl Running {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -346,7 +364,7 @@ async fn a_second_signal_exits_at_once() {
 }
 
 /// The gateway binary with the scripted engine.
-fn wagate_scripted(db_url: &str) -> Command {
+pub(crate) fn wagate_scripted(db_url: &str) -> Command {
     let cmd = wagate(db_url);
     let mut scripted = Command::new(env!("CARGO_BIN_EXE_wagate-scripted"));
     scripted.env_clear();

@@ -32,6 +32,12 @@ impl From<SendError> for ApiError {
             SendError::SenderNotConnected(_) | SendError::Engine(EngineError::NotConnected) => {
                 Self::new(StatusCode::CONFLICT, "sender_not_connected", detail)
             }
+            SendError::SenderOnAnotherNode(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "instance_unavailable",
+                detail,
+            )
+            .retry_after(std::time::Duration::from_secs(5)),
             SendError::NotOnWhatsApp(_) => unprocessable("number_not_on_whatsapp"),
             SendError::Group(e) => (*e).into(),
             SendError::ReplyTargetUnknown(_) => unprocessable("reply_target_unknown"),

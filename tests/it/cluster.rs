@@ -1,0 +1,315 @@
+//! Several gateway processes on one PostgreSQL database (issue 15): each
+//! instance connected on exactly one node, failover after SIGKILL, hand-over
+//! on SIGTERM, a joining node taking its share, and a paused node that wakes
+//! after its lease writing nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::process::Command;
+use std::time::Duration;
+
+use entity::instances::{ActiveModel, Status};
+use reqwest::Method;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseConnection, Statement};
+use uuid::Uuid;
+
+use crate::harness::{ADMIN_KEY, TestDb, send};
+use crate::process::{Running, start, wagate_scripted};
+
+const HEARTBEAT_SECS: u64 = 1;
+const LEASE_SECS: u64 = 3;
+
+fn node(db: &TestDb, id: Uuid) -> Running {
+    let mut cmd = wagate_scripted(&db.url);
+    cmd.env("WAGATE_CLUSTER__NODE_ID", id.to_string())
+        .env("WAGATE_CLUSTER__HEARTBEAT_SECS", HEARTBEAT_SECS.to_string())
+        .env("WAGATE_CLUSTER__LEASE_SECS", LEASE_SECS.to_string())
+        .env("WAGATE_WHATSAPP__RESUME_CONCURRENCY", "4")
+        // A node that gives an instance up then hears of its disconnect,
+        // which it must not record once the lease is gone.
+        .env("SCRIPTED_ANNOUNCE_DISCONNECTS", "1");
+    start(cmd)
+}
+
+async fn paired_instances(conn: &DatabaseConnection, n: usize) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let inst = wagate::instances::store::create(conn, None)
+            .await
+            .expect("create");
+        ActiveModel {
+            id: Set(inst.id),
+            status: Set(Status::Online),
+            phone_number: Set(Some(format!("6281400000{i:03}"))),
+            ..Default::default()
+        }
+        .update(conn)
+        .await
+        .expect("update");
+        ids.push(inst.id);
+    }
+    ids
+}
+
+/// Owner of each instance under a live lease.
+async fn owners(conn: &DatabaseConnection) -> HashMap<Uuid, Uuid> {
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT instance_id, owner_node FROM instance_leases \
+             WHERE owner_node IS NOT NULL AND lease_until > now()",
+        ))
+        .await
+        .expect("leases");
+    rows.iter()
+        .map(|r| {
+            (
+                r.try_get("", "instance_id").expect("id"),
+                r.try_get("", "owner_node").expect("owner"),
+            )
+        })
+        .collect()
+}
+
+async fn all_online(conn: &DatabaseConnection) -> bool {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) AS n FROM instances WHERE status <> 'online'",
+        ))
+        .await
+        .expect("count")
+        .expect("row");
+    row.try_get::<i64>("", "n").expect("n") == 0
+}
+
+/// Polls `check` until it holds, for at most `secs` seconds.
+async fn within<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out ({secs} s) waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How many times each instance's session started on `running`.
+fn starts(running: &Running) -> HashMap<String, usize> {
+    let lines = running.lines.lock().map(|l| l.clone()).unwrap_or_default();
+    let mut seen = HashMap::new();
+    for v in lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "scripted session connecting")
+    {
+        if let Some(id) = v["fields"]["instance_id"].as_str() {
+            *seen.entry(id.to_owned()).or_insert(0) += 1;
+        }
+    }
+    seen
+}
+
+fn signal(running: &Running, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &running.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {sig}");
+}
+
+#[tokio::test]
+async fn nodes_share_instances_fail_over_hand_over_and_rebalance() {
+    if crate::harness::postgres_admin_url().is_none() {
+        return; // a cluster needs PostgreSQL; SQLite is one node
+    }
+    const N: usize = 30;
+    let db = TestDb::new().await;
+    let conn = db.connect().await;
+    let ids = paired_instances(&conn, N).await;
+    let (a, b, c, d) = (
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    );
+    let node_a = node(&db, a);
+    let node_b = node(&db, b);
+    let node_c = node(&db, c);
+
+    within(60, "30 instances online, each under one lease", || async {
+        let owners = owners(&conn).await;
+        owners.len() == N && all_online(&conn).await
+    })
+    .await;
+    // No instance started on two nodes.
+    let mut started: HashMap<String, usize> = HashMap::new();
+    for running in [&node_a, &node_b, &node_c] {
+        for (id, n) in starts(running) {
+            *started.entry(id).or_insert(0) += n;
+        }
+    }
+    assert_eq!(started.len(), N, "every instance started somewhere");
+    assert!(
+        started.values().all(|n| *n == 1),
+        "started once each: {started:?}"
+    );
+    let owners_now = owners(&conn).await;
+    let held: Vec<usize> = [a, b, c]
+        .iter()
+        .map(|n| owners_now.values().filter(|o| *o == n).count())
+        .collect();
+    assert!(
+        held.iter().all(|h| *h <= 10),
+        "at most a fair share each: {held:?}"
+    );
+
+    // The admin view agrees, from any node.
+    let http = crate::harness::http_client();
+    let view = send(
+        http.request(Method::GET, node_b.url("/v1/admin/nodes"))
+            .bearer_auth(ADMIN_KEY),
+    )
+    .await;
+    assert_eq!(view.status, 200);
+    assert_eq!(view.body["cluster"], true);
+    assert_eq!(view.body["this_node"], b.to_string());
+    let listed: i64 = view.body["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["instances"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(listed, N as i64);
+    assert_eq!(
+        view.body["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .filter(|n| n["leader"] == true)
+            .count(),
+        1,
+        "one leader"
+    );
+
+    // SIGKILL: the others take its instances once its leases run out.
+    let a_held: HashSet<Uuid> = owners_now
+        .iter()
+        .filter(|(_, o)| **o == a)
+        .map(|(i, _)| *i)
+        .collect();
+    node_a.kill();
+    within(
+        LEASE_SECS + 15,
+        "the killed node's instances on the others",
+        || async {
+            let owners = owners(&conn).await;
+            owners.len() == N
+                && owners.values().all(|o| *o == b || *o == c)
+                && all_online(&conn).await
+        },
+    )
+    .await;
+    assert_eq!(a_held.len(), held[0]);
+
+    // A joining node takes a share from the others.
+    let node_d = node(&db, d);
+    within(30, "the new node holding a share", || async {
+        let owners = owners(&conn).await;
+        owners.values().filter(|o| **o == d).count() >= 5 && all_online(&conn).await
+    })
+    .await;
+
+    // SIGTERM hands over at once: its leases are released, not waited out.
+    assert!(node_b.terminate().success(), "clean exit");
+    let released = owners(&conn).await;
+    assert!(
+        released.values().all(|o| *o != b),
+        "no lease of the stopped node is live after its exit"
+    );
+    within(
+        LEASE_SECS + 15,
+        "everything on the two nodes left",
+        || async {
+            let owners = owners(&conn).await;
+            owners.len() == N
+                && owners.values().all(|o| *o == c || *o == d)
+                && all_online(&conn).await
+        },
+    )
+    .await;
+
+    // A node paused past its lease writes nothing once it wakes: its
+    // instances go to the other node, and it drops its sessions.
+    let c_before: HashSet<Uuid> = owners(&conn)
+        .await
+        .into_iter()
+        .filter(|(_, o)| *o == c)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!c_before.is_empty());
+    signal(&node_c, "-STOP");
+    within(
+        LEASE_SECS + 15,
+        "the paused node's instances on the other",
+        || async {
+            let owners = owners(&conn).await;
+            owners.len() == N && owners.values().all(|o| *o == d) && all_online(&conn).await
+        },
+    )
+    .await;
+    let disconnects_before = disconnects(&conn, &c_before).await;
+    signal(&node_c, "-CONT");
+    within(
+        15,
+        "the woken node saying it no longer holds them",
+        || async {
+            let lines = node_c.lines.lock().map(|l| l.clone()).unwrap_or_default();
+            lines.iter().any(|l| {
+                l.contains("leases could not be renewed in time") || l.contains("lease lost")
+            })
+        },
+    )
+    .await;
+    // Its own heartbeat makes it a member again; what it dropped stays down.
+    within(15, "the woken node alive again", || async {
+        let view = send(
+            http.request(Method::GET, node_d.url("/v1/admin/nodes"))
+                .bearer_auth(ADMIN_KEY),
+        )
+        .await;
+        view.body["nodes"].as_array().is_some_and(|n| {
+            n.iter()
+                .any(|n| n["id"] == c.to_string() && n["alive"] == true)
+        })
+    })
+    .await;
+    assert_eq!(
+        disconnects(&conn, &c_before).await,
+        disconnects_before,
+        "the woken node recorded no disconnect for the instances it lost"
+    );
+    drop(node_c);
+    drop(node_d);
+    assert_eq!(ids.len(), N);
+    conn.close().await.ok();
+}
+
+/// `instance.disconnected` events recorded for `instances`.
+async fn disconnects(conn: &DatabaseConnection, instances: &HashSet<Uuid>) -> usize {
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT instance_id FROM webhook_events WHERE type = 'instance.disconnected'",
+        ))
+        .await
+        .expect("events");
+    rows.iter()
+        .filter_map(|r| r.try_get::<Option<Uuid>>("", "instance_id").ok().flatten())
+        .filter(|i| instances.contains(i))
+        .count()
+}
