@@ -748,4 +748,3 @@ fn next_message_id(state: &mut State) -> Result<String, EngineError> {
     state.sent += 1;
     Ok(format!("3EB0SCRIPTED{:08X}", state.sent))
 }
-
