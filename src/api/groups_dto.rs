@@ -13,6 +13,7 @@ use crate::messaging::groups::Outcome;
 
 /// A person, by every address WhatsApp knows them by.
 #[derive(Debug, Object)]
+#[oai(rename = "GroupPerson")]
 pub struct Person {
     pub jid: String,
     /// E.164 digits, when known.
