@@ -62,6 +62,7 @@ async fn openapi_document_is_valid_and_complete() {
         "GET /metrics",
         "GET /readyz",
         "GET /v1/admin/jobs",
+        "GET /v1/admin/nodes",
         "GET /v1/events/stream",
         "GET /v1/instances",
         "GET /v1/instances/{id}",
