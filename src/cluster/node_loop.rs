@@ -68,6 +68,9 @@ async fn renew_loop(cluster: Cluster, sessions: Sessions, mut stop: watch::Recei
     let mut prune_at = Instant::now();
     loop {
         let sent = Instant::now();
+        // Leases taken while the renewal is under way are not in its answer
+        // and are not lost: only what was held before it was sent counts.
+        let before: Vec<Uuid> = cluster.held().keys().copied().collect();
         let renewal = async {
             nodes::heartbeat(&db, me).await?;
             let renewed = leases::renew(&db, me, lease).await?;
@@ -79,11 +82,9 @@ async fn renew_loop(cluster: Cluster, sessions: Sessions, mut stop: watch::Recei
             Ok(Ok((renewed, leads))) => {
                 cluster.trust_from(sent);
                 let renewed: HashSet<Uuid> = renewed.into_iter().map(|(id, _)| id).collect();
-                let lost: Vec<Uuid> = cluster
-                    .held()
-                    .keys()
+                let lost: Vec<Uuid> = before
+                    .into_iter()
                     .filter(|id| !renewed.contains(id))
-                    .copied()
                     .collect();
                 for id in lost {
                     tracing::warn!(instance_id = %id, "lease lost; disconnecting here");
