@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use uuid::Uuid;
+
+use super::pg;
 
 /// Jobs that act on the whole deployment and so run on one node at a time.
 /// The reconnect sweep is per node: each reconnects what it holds.
@@ -25,14 +27,13 @@ pub struct LastRun {
 
 pub async fn record(db: &DatabaseConnection, job: &str, run: &LastRun) -> Result<(), DbErr> {
     let ms = i64::try_from(run.duration.as_millis()).unwrap_or(i64::MAX);
-    db.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
+    db.execute_raw(pg(
         "INSERT INTO cluster_job_runs (name, node_id, ran_at, duration_ms, error) \
          VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (name) DO UPDATE SET node_id = EXCLUDED.node_id, \
            ran_at = EXCLUDED.ran_at, duration_ms = EXCLUDED.duration_ms, \
            error = EXCLUDED.error",
-        [
+        vec![
             job.into(),
             run.node.into(),
             run.ran_at.into(),
@@ -46,9 +47,9 @@ pub async fn record(db: &DatabaseConnection, job: &str, run: &LastRun) -> Result
 
 pub async fn last_runs(db: &DatabaseConnection) -> Result<HashMap<String, LastRun>, DbErr> {
     let rows = db
-        .query_all_raw(Statement::from_string(
-            DbBackend::Postgres,
+        .query_all_raw(pg(
             "SELECT name, node_id, ran_at, duration_ms, error FROM cluster_job_runs",
+            vec![],
         ))
         .await?;
     rows.iter()

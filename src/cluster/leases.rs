@@ -3,19 +3,13 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use uuid::Uuid;
+
+use super::{pg as stmt, secs};
 
 /// Instances that have a session to keep connected.
 const PAIRED: &str = "('online', 'disconnected')";
-
-fn secs(d: Duration) -> Value {
-    d.as_secs_f64().into()
-}
-
-fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
 
 fn pairs(rows: Vec<sea_orm::QueryResult>) -> Result<Vec<(Uuid, i64)>, DbErr> {
     rows.iter()

@@ -15,11 +15,10 @@ pub mod nodes;
 mod settings;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DbBackend, Statement, Value};
 use uuid::Uuid;
 
 pub use node_loop::{leave, run};
@@ -31,6 +30,16 @@ pub enum ClusterError {
     Db(#[from] sea_orm::DbErr),
     #[error("instance {instance} is connected on another node ({owner})")]
     OwnedElsewhere { instance: Uuid, owner: Uuid },
+}
+
+/// A statement of the cluster's; they are PostgreSQL's only.
+fn pg(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// A duration as the seconds `make_interval(secs => …)` takes.
+fn secs(d: Duration) -> Value {
+    d.as_secs_f64().into()
 }
 
 /// The name of the leader lease that cluster-wide jobs run under.
@@ -54,7 +63,7 @@ struct Inner {
     held: Mutex<HashMap<Uuid, i64>>,
     /// Until when this node may act on its leases (see the module's note).
     trusted_until: Mutex<Option<Instant>>,
-    leader: AtomicBool,
+    /// Until when this node leads, when it does.
     leader_until: Mutex<Option<Instant>>,
 }
 
@@ -86,7 +95,6 @@ impl Cluster {
                 resume_concurrency: settings.whatsapp.resume_concurrency.max(1),
                 held: Mutex::new(HashMap::new()),
                 trusted_until: Mutex::new(None),
-                leader: AtomicBool::new(false),
                 leader_until: Mutex::new(None),
             }),
         })
@@ -171,13 +179,11 @@ impl Cluster {
 
     /// Whether this node runs the cluster-wide jobs now.
     pub fn is_leader(&self) -> bool {
-        self.inner.leader.load(Ordering::Acquire)
-            && self
-                .inner
-                .leader_until
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_some_and(|t| Instant::now() < t)
+        self.inner
+            .leader_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| Instant::now() < t)
     }
 
     fn set_leader(&self, leads: bool, sent: Instant) {
@@ -186,7 +192,6 @@ impl Cluster {
             .leader_until
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = leads.then(|| sent + self.trust_window());
-        self.inner.leader.store(leads, Ordering::Release);
     }
 
     /// The lease length, for views that judge liveness.

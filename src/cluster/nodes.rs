@@ -3,12 +3,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 use uuid::Uuid;
 
-fn stmt(sql: &str, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
+use super::{pg as stmt, secs};
 
 pub async fn register(db: &DatabaseConnection, id: Uuid, url: &str) -> Result<(), DbErr> {
     db.execute_raw(stmt(
@@ -85,7 +83,7 @@ pub async fn list(db: &DatabaseConnection, lease: Duration) -> Result<Vec<NodeVi
                EXISTS (SELECT 1 FROM cluster_leaders c \
                   WHERE c.owner_node = n.id AND c.lease_until > now()) AS leader \
              FROM cluster_nodes n ORDER BY n.started_at, n.id",
-            vec![lease.as_secs_f64().into()],
+            vec![secs(lease)],
         ))
         .await?;
     rows.iter()
