@@ -132,6 +132,21 @@ pub async fn release(db: &DatabaseConnection, node: Uuid, instance: Uuid) -> Res
     Ok(())
 }
 
+/// The instance `node` would hand over first when above its share: a
+/// paired one (never one mid-pairing, whose QR flow would break).
+pub async fn rebalance_candidate(
+    db: &DatabaseConnection,
+    node: Uuid,
+) -> Result<Option<Uuid>, DbErr> {
+    let sql = format!(
+        "SELECT l.instance_id FROM instance_leases l JOIN instances i ON i.id = l.instance_id \
+         WHERE l.owner_node = $1 AND i.status IN {PAIRED} \
+         ORDER BY l.instance_id DESC LIMIT 1"
+    );
+    let row = db.query_one_raw(stmt(&sql, vec![node.into()])).await?;
+    row.map(|r| r.try_get("", "instance_id")).transpose()
+}
+
 /// Gives every lease of `node` back, and its leadership.
 pub async fn release_all(db: &DatabaseConnection, node: Uuid) -> Result<u64, DbErr> {
     let released = db
@@ -150,11 +165,15 @@ pub async fn release_all(db: &DatabaseConnection, node: Uuid) -> Result<u64, DbE
     Ok(released)
 }
 
-/// How many paired instances there are and how many nodes are alive: the
-/// inputs of a node's fair share.
+/// How many instances want a node (paired, or held live while pairing) and
+/// how many nodes are alive: the inputs of a node's fair share. Counting
+/// the pairing ones keeps a node that holds them from seeing itself above
+/// its share and handing back a session mid-pairing.
 pub async fn census(db: &DatabaseConnection, lease: Duration) -> Result<(u64, u64), DbErr> {
     let sql = format!(
-        "SELECT (SELECT count(*) FROM instances WHERE status IN {PAIRED}) AS total, \
+        "SELECT (SELECT count(*) FROM instances i WHERE i.status IN {PAIRED} \
+                   OR EXISTS (SELECT 1 FROM instance_leases l WHERE l.instance_id = i.id \
+                              AND l.owner_node IS NOT NULL AND l.lease_until > now())) AS total, \
                 (SELECT count(*) FROM cluster_nodes WHERE stopped_at IS NULL \
                    AND last_heartbeat > now() - make_interval(secs => $1)) AS alive"
     );

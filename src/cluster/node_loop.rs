@@ -178,8 +178,13 @@ async fn claim_loop(cluster: Cluster, sessions: Sessions, mut stop: watch::Recei
 /// Hands one instance to the rest of the cluster: its events stop being
 /// applied here first, then its session disconnects, then its lease goes.
 async fn give_back_one(cluster: &Cluster, sessions: &Sessions) {
-    let Some(id) = cluster.held().keys().max().copied() else {
-        return;
+    let id = match leases::rebalance_candidate(cluster.db(), cluster.node_id()).await {
+        Ok(Some(id)) if cluster.held().contains_key(&id) => id,
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not pick an instance to hand over");
+            return;
+        }
     };
     cluster.forget(id);
     sessions.give_up(id).await;

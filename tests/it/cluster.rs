@@ -313,3 +313,53 @@ async fn disconnects(conn: &DatabaseConnection, instances: &HashSet<Uuid>) -> us
         .filter(|i| instances.contains(i))
         .count()
 }
+
+/// A node holding only an instance that is still pairing is not above its
+/// share: counting only paired instances made it hand the session back at
+/// its next claim tick, so the QR flow died under the user (emit found no
+/// live session).
+#[tokio::test]
+async fn a_session_mid_pairing_is_not_handed_back() {
+    if crate::harness::postgres_admin_url().is_none() {
+        return;
+    }
+    let db = TestDb::new().await;
+    let settings = crate::harness::settings_with(&db, |f| {
+        f.merge(("cluster.heartbeat_secs", HEARTBEAT_SECS))
+            .merge(("cluster.lease_secs", LEASE_SECS))
+    });
+    let engine = wagate::engine::scripted::ScriptedEngine::new();
+    let app = crate::harness::TestApp::spawn_scripted(db, settings, engine).await;
+    let id = crate::pairing::new_instance(&app).await;
+    let login = send(app.req(Method::POST, &format!("/v1/instances/{id}/login"))).await;
+    assert_eq!(login.status, 200, "{:?}", login.body);
+    // Three renewals: the claim loop, on the same period, ticked meanwhile.
+    let heartbeat = || async {
+        let r = send(app.req(Method::GET, "/v1/admin/nodes")).await;
+        r.body["nodes"][0]["last_heartbeat"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let mut seen = heartbeat().await;
+    for _ in 0..3 {
+        let before = seen.clone();
+        seen = crate::harness::eventually("the next heartbeat", || async {
+            let now = heartbeat().await;
+            (now != before).then_some(now)
+        })
+        .await;
+    }
+    assert!(
+        app.engine
+            .emit(
+                id,
+                wagate::engine::EngineEvent::Paired {
+                    jid: "6281400000999@s.whatsapp.net".into(),
+                    lid: None,
+                    phone_number: Some("6281400000999".into()),
+                },
+            )
+            .await,
+        "the pairing session was handed back"
+    );
+}
