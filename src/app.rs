@@ -51,6 +51,8 @@ pub enum AppError {
     Keyring(#[from] crate::sealing::KeyringError),
     #[error("joining the cluster: {0}")]
     Cluster(#[from] crate::cluster::ClusterError),
+    #[error("the HTTP client for forwarding between nodes: {0}")]
+    Forwarding(#[from] reqwest::Error),
     #[error("reencrypt: {0}")]
     Reencrypt(Box<crate::sealing::reencrypt::ReencryptError>),
 }
@@ -215,13 +217,10 @@ impl App {
                 }
             });
         }
+        let routes = crate::api::routes(self.state.clone())?;
         tracing::info!(addr = %self.addr, "listening");
         let served = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(
-                crate::api::routes(self.state.clone()),
-                shutdown,
-                Some(grace),
-            )
+            .run_with_graceful_shutdown(routes, shutdown, Some(grace))
             .await;
         // Disconnect without unlinking, so every session resumes next start.
         if tokio::time::timeout(grace, self.state.sessions.shutdown())

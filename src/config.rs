@@ -361,7 +361,7 @@ impl Settings {
         Ok(figment
             .merge(
                 Env::prefixed("WAGATE_")
-                    .ignore(&["CONFIG"])
+                    .ignore(&["CONFIG", "CLUSTER_SECRET"])
                     .split("__")
                     .lowercase(true),
             )
@@ -369,6 +369,11 @@ impl Settings {
                 Env::raw()
                     .only(&["DATABASE_URL"])
                     .map(|_| "database.url".into()),
+            )
+            .merge(
+                Env::raw()
+                    .only(&["WAGATE_CLUSTER_SECRET"])
+                    .map(|_| "cluster.secret".into()),
             ))
     }
 

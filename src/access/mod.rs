@@ -81,6 +81,15 @@ impl Principal {
         }
     }
 
+    /// Whether `instance` is visible to this principal at all (whatever the
+    /// scope).
+    pub fn can_see(&self, instance: Uuid) -> bool {
+        match self {
+            Principal::Admin => true,
+            Principal::Scoped(grant) => grant.instances.contains(&instance),
+        }
+    }
+
     /// May this principal act on `instance` with `scope`? Visibility is
     /// checked before the scope, so a foreign instance is always hidden.
     pub fn require(&self, instance: Uuid, scope: Scope) -> Result<(), Denied> {

@@ -30,7 +30,7 @@ impl Keys {
         }
     }
 
-    async fn check(&self, presented: &str) -> Result<Option<Principal>, ApiError> {
+    pub(crate) async fn check(&self, presented: &str) -> Result<Option<Principal>, ApiError> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         if bool::from(digest.ct_eq(&self.admin_digest)) {
             return Ok(Some(Principal::Admin));

@@ -11,6 +11,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod error;
 pub mod events;
+mod forward;
 pub mod global_webhooks;
 pub mod groups;
 pub mod groups_dto;
@@ -187,8 +188,9 @@ pub fn spec_json() -> String {
 }
 
 /// Every route of the server, with request logging and problem+json errors.
-pub fn routes(state: AppState) -> impl Endpoint {
+pub fn routes(state: AppState) -> Result<impl Endpoint, reqwest::Error> {
     let keys = auth::Keys::new(&state.admin_key, state.db.clone());
+    let forwarder = forward::Forwarder::new(state.clone())?;
     let media_limit = body_limit::MediaLimit(state.messenger.max_media_bytes());
     let limiter = rate_limit::RateLimiter::new(
         state.settings.api.rate_limit_per_sec,
@@ -198,7 +200,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
     let document = spec::finish(&api.spec());
     let methods = spec::Methods::from_spec(&document);
     let docs = api.swagger_ui();
-    Route::new()
+    Ok(Route::new()
         .at(
             "/openapi.json",
             poem::endpoint::make_sync(move |_| {
@@ -209,7 +211,7 @@ pub fn routes(state: AppState) -> impl Endpoint {
         )
         .nest("/docs", docs)
         .nest("/console", console::routes())
-        .nest("/", api)
+        .nest("/", api.around(forward::forward).data(forwarder))
         .data(keys)
         .around(body_limit::limit_body)
         .data(media_limit)
@@ -218,5 +220,5 @@ pub fn routes(state: AppState) -> impl Endpoint {
         .around(error::problem_middleware)
         .around(metrics::track)
         .data(methods)
-        .around(crate::telemetry::request_span)
+        .around(crate::telemetry::request_span))
 }

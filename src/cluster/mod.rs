@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sea_orm::{DatabaseConnection, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
 use uuid::Uuid;
 
 pub use node_loop::{leave, run};
@@ -201,5 +201,20 @@ impl Cluster {
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.inner.db
+    }
+
+    /// The advertised URL of the live node, other than this one, that holds
+    /// `instance` now; `None` when this node or nobody does.
+    pub async fn owner_elsewhere(&self, instance: Uuid) -> Result<Option<String>, sea_orm::DbErr> {
+        let sql = "SELECT n.advertised_url FROM instance_leases l \
+                   JOIN cluster_nodes n ON n.id = l.owner_node \
+                   WHERE l.instance_id = $1 AND l.lease_until > now() \
+                     AND n.stopped_at IS NULL AND n.id <> $2";
+        let row = self
+            .inner
+            .db
+            .query_one_raw(pg(sql, vec![instance.into(), self.inner.node_id.into()]))
+            .await?;
+        row.map(|r| r.try_get("", "advertised_url")).transpose()
     }
 }

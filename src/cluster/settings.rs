@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::config::ConfigError;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSettings {
     /// Leases on PostgreSQL; SQLite ignores it (one node).
@@ -16,6 +16,8 @@ pub struct ClusterSettings {
     pub node_id: String,
     pub advertised_url: String,
     pub rebalance: bool,
+    /// Signs calls forwarded between nodes; empty: none are forwarded.
+    pub secret: String,
 }
 
 impl ClusterSettings {
@@ -41,6 +43,12 @@ impl ClusterSettings {
         }
         if !self.node_id.is_empty() && self.node_id().is_none() {
             return Err(invalid("cluster.node_id", "must be empty or a UUID"));
+        }
+        if !self.secret.is_empty() && self.secret.len() < 32 {
+            return Err(invalid(
+                "cluster.secret",
+                "must be empty or at least 32 characters",
+            ));
         }
         let url = &self.advertised_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {

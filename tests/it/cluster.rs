@@ -19,6 +19,10 @@ const HEARTBEAT_SECS: u64 = 1;
 const LEASE_SECS: u64 = 3;
 
 fn node(db: &TestDb, id: Uuid) -> Running {
+    node_with(db, id, &[])
+}
+
+fn node_with(db: &TestDb, id: Uuid, env: &[(&str, &str)]) -> Running {
     let mut cmd = wagate_scripted(&db.url);
     cmd.env("WAGATE_CLUSTER__NODE_ID", id.to_string())
         .env("WAGATE_CLUSTER__HEARTBEAT_SECS", HEARTBEAT_SECS.to_string())
@@ -26,7 +30,8 @@ fn node(db: &TestDb, id: Uuid) -> Running {
         .env("WAGATE_WHATSAPP__RESUME_CONCURRENCY", "4")
         // A node that gives an instance up then hears of its disconnect,
         // which it must not record once the lease is gone.
-        .env("SCRIPTED_ANNOUNCE_DISCONNECTS", "1");
+        .env("SCRIPTED_ANNOUNCE_DISCONNECTS", "1")
+        .envs(env.iter().copied());
     start(cmd)
 }
 
@@ -38,7 +43,9 @@ async fn paired_instances(conn: &DatabaseConnection, n: usize) -> Vec<Uuid> {
             .expect("create");
         ActiveModel {
             id: Set(inst.id),
-            status: Set(Status::Online),
+            // Paired but not connected anywhere: `all_online` then means
+            // that sessions came up.
+            status: Set(Status::Disconnected),
             phone_number: Set(Some(format!("6281400000{i:03}"))),
             ..Default::default()
         }
@@ -130,7 +137,6 @@ async fn nodes_share_instances_fail_over_hand_over_and_rebalance() {
     const N: usize = 30;
     let db = TestDb::new().await;
     let conn = db.connect().await;
-    let ids = paired_instances(&conn, N).await;
     let (a, b, c, d) = (
         Uuid::new_v4(),
         Uuid::new_v4(),
@@ -140,6 +146,23 @@ async fn nodes_share_instances_fail_over_hand_over_and_rebalance() {
     let node_a = node(&db, a);
     let node_b = node(&db, b);
     let node_c = node(&db, c);
+    // The instances appear once all three see each other: a node that
+    // started alone would claim everything and then rebalance, starting
+    // some sessions twice (one after the other), which says nothing about
+    // sharing.
+    let http = crate::harness::http_client();
+    within(30, "three live nodes", || async {
+        let view = send(
+            http.request(Method::GET, node_c.url("/v1/admin/nodes"))
+                .bearer_auth(ADMIN_KEY),
+        )
+        .await;
+        view.body["nodes"]
+            .as_array()
+            .is_some_and(|n| n.iter().filter(|n| n["alive"] == true).count() == 3)
+    })
+    .await;
+    let ids = paired_instances(&conn, N).await;
 
     within(60, "30 instances online, each under one lease", || async {
         let owners = owners(&conn).await;
@@ -169,7 +192,6 @@ async fn nodes_share_instances_fail_over_hand_over_and_rebalance() {
     );
 
     // The admin view agrees, from any node.
-    let http = crate::harness::http_client();
     let view = send(
         http.request(Method::GET, node_b.url("/v1/admin/nodes"))
             .bearer_auth(ADMIN_KEY),
@@ -362,4 +384,103 @@ async fn a_session_mid_pairing_is_not_handed_back() {
             .await,
         "the pairing session was handed back"
     );
+}
+
+const SECRET: &str = "a-cluster-secret-of-forty-characters-xx";
+
+/// A call that needs the live client, made to a node that does not hold the
+/// instance, is answered by the node that does (issue 15): without the
+/// forwarding the node asked has no session and answers 503 or 409.
+#[tokio::test]
+async fn any_node_answers_a_call_for_an_instance_another_holds() {
+    if crate::harness::postgres_admin_url().is_none() {
+        return;
+    }
+    let db = TestDb::new().await;
+    let conn = db.connect().await;
+    let ids = paired_instances(&conn, 2).await;
+    let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    // Nothing fails over here: leases long enough that a loaded machine
+    // cannot let one lapse between renewals.
+    let fixed = [
+        ("WAGATE_CLUSTER__REBALANCE", "false"),
+        ("WAGATE_CLUSTER__HEARTBEAT_SECS", "2"),
+        ("WAGATE_CLUSTER__LEASE_SECS", "20"),
+    ];
+    let with_secret = [
+        fixed[0],
+        fixed[1],
+        fixed[2],
+        ("WAGATE_CLUSTER_SECRET", SECRET),
+    ];
+    let node_a = node_with(&db, a, &with_secret);
+    within(30, "both online on A", || async {
+        all_online(&conn).await && owners(&conn).await.values().filter(|o| **o == a).count() == 2
+    })
+    .await;
+    let node_b = node_with(&db, b, &with_secret);
+    let node_c = node_with(&db, c, &fixed);
+    let http = crate::harness::http_client();
+    let admin = |m: Method, url: String| http.request(m, url).bearer_auth(ADMIN_KEY);
+    within(30, "B and C registered", || async {
+        let view = send(admin(Method::GET, node_b.url("/v1/admin/nodes"))).await;
+        view.body["nodes"].as_array().is_some_and(|n| n.len() == 3)
+    })
+    .await;
+
+    // A send by the number of an instance A holds, made to B.
+    let sent = send(
+        admin(Method::POST, node_b.url("/v1/send/by-number/6281400000000"))
+            .json(&serde_json::json!({ "to": "6281299990000", "text": "lewat B" })),
+    )
+    .await;
+    assert_eq!(sent.status, 200, "{:?}", sent.body);
+    let mid = sent.body["message_id"].as_str().expect("id");
+    assert_eq!(sent.body["instance_id"], ids[0].to_string());
+    // A read answers from the database on any node.
+    let read = send(admin(
+        Method::GET,
+        node_c.url(&format!("/v1/instances/{}/messages/{mid}", ids[0])),
+    ))
+    .await;
+    assert_eq!(read.status, 200, "{:?}", read.body);
+
+    // Not only sends: a presence change through B reaches A's session.
+    let presence = format!("/v1/instances/{}/presence", ids[1]);
+    let r = send(
+        admin(Method::PUT, node_b.url(&presence)).json(&serde_json::json!({ "available": true })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+
+    // C has no secret: it cannot forward and says so, with Retry-After.
+    let r = http
+        .request(Method::PUT, node_c.url(&presence))
+        .bearer_auth(ADMIN_KEY)
+        .json(&serde_json::json!({ "available": true }))
+        .send()
+        .await
+        .expect("C answers");
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: serde_json::Value = r.json().await.expect("problem");
+    assert_eq!(body["code"], "instance_unavailable");
+
+    // A caller without a valid key is answered by B itself, not forwarded.
+    let r = send(
+        http.request(Method::PUT, node_b.url(&presence))
+            .bearer_auth("wak_not_a_key")
+            .json(&serde_json::json!({ "available": true })),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    // A forged forwarding header is refused before any handler runs.
+    let r = send(
+        admin(Method::PUT, node_a.url(&presence))
+            .header("x-wagate-forwarded", "1.00")
+            .json(&serde_json::json!({ "available": true })),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(r.body["code"], "invalid_forward_signature");
 }
