@@ -88,6 +88,15 @@ impl Content {
         }
     }
 
+    /// Whether it changes another message (a reaction, an edit or a
+    /// deletion) rather than being one.
+    pub fn changes_another(&self) -> bool {
+        matches!(
+            self,
+            Self::Reaction { .. } | Self::Edited { .. } | Self::Deleted { .. }
+        )
+    }
+
     /// The text a person reads in it, if any.
     pub fn text(&self) -> Option<&str> {
         match self {

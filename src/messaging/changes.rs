@@ -1,8 +1,10 @@
 //! What a reaction, an edit or a deletion does to the stored message it
 //! targets: reactions are kept one per reactor on the target (sent or
-//! received), edits replace a received message's text (re-sealed) and
-//! deletions mark it deleted. Only the sender's own edits and deletions
-//! count; a change whose target was never stored changes nothing.
+//! received), edits replace the message's text (re-sealed) and deletions
+//! mark it deleted. Only the sender's own edits and deletions count: a
+//! contact's change their received message, the owner's (made on the
+//! phone) a sent one. A change whose target was never stored changes
+//! nothing.
 
 use chrono::{DateTime, Utc};
 use entity::{inbound_messages, messages};
@@ -92,34 +94,51 @@ pub(super) async fn apply<C: ConnectionTrait>(
                 row.update(conn).await?;
             }
         }
+        Content::Edited { target_id, text } if m.from_me => {
+            if let Some(sent) = sent_row(conn, instance_id, target_id).await? {
+                let stored = bodies::open(keyring, bodies::SENT, sent.id, sent.body.as_deref());
+                let sealed = bodies::seal(keyring, bodies::SENT, sent.id, &edited(stored, text))?;
+                let mut row: messages::ActiveModel = sent.into();
+                row.body = Set(Some(sealed));
+                row.edited_at = Set(Some(m.timestamp));
+                row.updated_at = Set(Utc::now());
+                row.update(conn).await?;
+            }
+        }
         Content::Edited { target_id, text } => {
             let Some(received) = own_row(conn, instance_id, target_id, &m.from).await? else {
                 return Ok(());
             };
-            let body = match bodies::open(
+            let stored = bodies::open(
                 keyring,
                 bodies::RECEIVED,
                 received.id,
                 received.body.as_deref(),
-            ) {
-                Some(Body::Media {
-                    kind,
-                    mime_type,
-                    file_name,
-                    ..
-                }) => Body::Media {
-                    kind,
-                    caption: Some(text.clone()),
-                    mime_type,
-                    file_name,
-                },
-                _ => Body::Text { text: text.clone() },
-            };
-            let sealed = bodies::seal(keyring, bodies::RECEIVED, received.id, &body)?;
+            );
+            let sealed = bodies::seal(
+                keyring,
+                bodies::RECEIVED,
+                received.id,
+                &edited(stored, text),
+            )?;
             let mut row: inbound_messages::ActiveModel = received.into();
             row.body = Set(Some(sealed));
             row.edited_at = Set(Some(m.timestamp));
             row.update(conn).await?;
+        }
+        Content::Deleted { target_id } if m.from_me => {
+            // The owner deletes their own message, or, as a group's admin,
+            // someone else's there (WhatsApp relays only what it allowed).
+            if let Some(sent) = sent_row(conn, instance_id, target_id).await? {
+                let mut row: messages::ActiveModel = sent.into();
+                row.deleted_at = Set(Some(m.timestamp));
+                row.updated_at = Set(Utc::now());
+                row.update(conn).await?;
+            } else if let Some(received) = received_row(conn, instance_id, target_id).await? {
+                let mut row: inbound_messages::ActiveModel = received.into();
+                row.deleted_at = Set(Some(m.timestamp));
+                row.update(conn).await?;
+            }
         }
         Content::Deleted { target_id } => {
             if let Some(received) = own_row(conn, instance_id, target_id, &m.from).await? {
@@ -131,6 +150,27 @@ pub(super) async fn apply<C: ConnectionTrait>(
         _ => {}
     }
     Ok(())
+}
+
+/// A stored body with its text replaced by an edit: a media message keeps
+/// its media and gets the text as its caption.
+fn edited(stored: Option<Body>, text: &str) -> Body {
+    match stored {
+        Some(Body::Media {
+            kind,
+            mime_type,
+            file_name,
+            ..
+        }) => Body::Media {
+            kind,
+            caption: Some(text.to_owned()),
+            mime_type,
+            file_name,
+        },
+        _ => Body::Text {
+            text: text.to_owned(),
+        },
+    }
 }
 
 async fn sent_row<C: ConnectionTrait>(

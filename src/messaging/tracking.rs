@@ -198,7 +198,10 @@ async fn received(
     let mut new = 0;
     let mut media_rows = Vec::new();
     for m in messages {
-        if m.from_me {
+        // The owner's reactions, edits and deletions take the path of a
+        // contact's below: their row is the key against redelivery (change
+        // rows are never listed), and they change their target.
+        if m.from_me && !m.content.changes_another() {
             if !super::phone_sent::recorded(&txn, instance_id, m).await? {
                 let (row, data) = super::phone_sent::row(keyring, instance_id, m)?;
                 messages::Entity::insert(messages::ActiveModel::from(row))
@@ -213,7 +216,7 @@ async fn received(
         if already_recorded(&txn, instance_id, m).await? {
             continue;
         }
-        new += 1;
+        new += u64::from(!m.from_me);
         let row_id = Uuid::now_v7();
         let (event_type, mut data) = match &m.content {
             Content::PollVote { poll_id, vote } => {
@@ -352,6 +355,7 @@ pub(super) fn received_event(m: &Inbound) -> (EventType, Value) {
         // Reactions, edits and deletions name the message they change in
         // `message_id`, as the events of our own edits and deletions do.
         Content::Reaction { target_id, emoji } => {
+            mark_origin(&mut data, m.from_me);
             data["reaction_id"] = json!(m.message_id);
             data["message_id"] = json!(target_id);
             data["emoji"] = json!(emoji);
@@ -359,12 +363,14 @@ pub(super) fn received_event(m: &Inbound) -> (EventType, Value) {
             EventType::MessageReaction
         }
         Content::Edited { target_id, text } => {
+            mark_origin(&mut data, m.from_me);
             data["message_id"] = json!(target_id);
             data["text"] = json!(text);
             data["edited_at"] = json!(m.timestamp);
             EventType::MessageEdited
         }
         Content::Deleted { target_id } => {
+            mark_origin(&mut data, m.from_me);
             data["message_id"] = json!(target_id);
             data["for"] = json!("everyone");
             data["deleted_at"] = json!(m.timestamp);
@@ -372,4 +378,13 @@ pub(super) fn received_event(m: &Inbound) -> (EventType, Value) {
         }
     };
     (event, data)
+}
+
+/// Says who made a change: the owner (on the phone or another linked
+/// device: `origin: "phone"`, as their messages carry) or the sender.
+fn mark_origin(data: &mut Value, from_me: bool) {
+    data["from_me"] = json!(from_me);
+    if from_me {
+        data["origin"] = json!("phone");
+    }
 }

@@ -35,9 +35,9 @@ pub fn party(jid: &Jid, alt: Option<&Jid>) -> Party {
 }
 
 /// Translates a batch of inbound messages. Our own (sent from the phone or
-/// another linked device) come as `from_me`, but only what a person sends:
-/// their reactions, edits and deletions, and protocol traffic between our
-/// devices (key shares, history sync), are left out.
+/// another linked device) come as `from_me`, but only what a person sends
+/// and changes (reactions, edits, deletions): votes and protocol traffic
+/// between our devices (key shares, history sync) are left out.
 pub fn received(messages: &[InboundMessage]) -> Vec<Inbound> {
     messages
         .iter()
@@ -45,14 +45,7 @@ pub fn received(messages: &[InboundMessage]) -> Vec<Inbound> {
             let info = &m.info;
             let mut content = super::content::content_of(m.message.get_base_message());
             if info.source.is_from_me
-                && matches!(
-                    content,
-                    Content::Reaction { .. }
-                        | Content::Edited { .. }
-                        | Content::Deleted { .. }
-                        | Content::PollVote { .. }
-                        | Content::Unknown { .. }
-                )
+                && matches!(content, Content::PollVote { .. } | Content::Unknown { .. })
             {
                 return None;
             }

@@ -287,3 +287,119 @@ async fn messages_the_owner_sends_from_the_phone_are_sent_messages_of_origin_pho
     assert_eq!(items[1]["status"], "delivered", "{:?}", r.body);
     assert_eq!(items[0]["text"], "katalog baru", "{:?}", r.body);
 }
+
+/// What the owner changes on the phone (device-sent reactions, edits and
+/// revokes) changes its target, a message sent from the phone or through
+/// the API, or one received, and is reported like a contact's change, with
+/// `origin: "phone"`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reactions_edits_and_deletions_made_on_the_phone_change_their_targets() {
+    use wa::message::protocol_message::Type;
+    const SENDER: &str = "6281234569121";
+    const FRIEND: &str = "6281234569122";
+    let sim = Sim::start().await.expect("simulator");
+    let (gw, id, secret) = paired(&sim, SENDER, FRIEND).await;
+    eventually_value("the device's prekeys", || async {
+        sim.has_prekeys(SENDER, 1).then_some(())
+    })
+    .await;
+    let friend = format!("{FRIEND}@s.whatsapp.net");
+    let typed = sim
+        .phone_sends_elsewhere(
+            SENDER,
+            FRIEND,
+            wa::Message {
+                conversation: Some("jam 3 ya".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("typed on the phone");
+    gw.message_webhook(id, "message.sent", &secret, &typed)
+        .await;
+    let r = send(
+        gw.req(Method::POST, &format!("/send/by-number/{SENDER}"))
+            .json(&json!({ "to": FRIEND, "text": "harganya 10rb" })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let ours = r.body["message_id"].as_str().expect("id").to_owned();
+    received(&sim, FRIEND, &ours).await;
+    let theirs = sim.send_text(FRIEND, SENDER, "oke").await.expect("inbound");
+    gw.message_webhook(id, "message.received", &secret, &theirs)
+        .await;
+
+    let edit = protocol(Type::MessageEdit, &typed, &friend, Some("jam 4 ya"));
+    sim.phone_sends_elsewhere(SENDER, FRIEND, edit)
+        .await
+        .expect("edit");
+    let edited = gw
+        .message_webhook(id, "message.edited", &secret, &typed)
+        .await;
+    assert_eq!(edited["data"]["origin"], "phone", "{edited}");
+    assert_eq!(edited["data"]["from_me"], true, "{edited}");
+    assert_eq!(edited["data"]["text"], "jam 4 ya", "{edited}");
+    assert_eq!(edited["data"]["sender"]["phone_number"], SENDER, "{edited}");
+
+    let revoke = protocol(Type::Revoke, &ours, &friend, None);
+    sim.phone_sends_elsewhere(SENDER, FRIEND, revoke)
+        .await
+        .expect("revoke");
+    let deleted = gw
+        .message_webhook(id, "message.deleted", &secret, &ours)
+        .await;
+    assert_eq!(deleted["data"]["origin"], "phone", "{deleted}");
+    assert_eq!(deleted["data"]["from_me"], true, "{deleted}");
+    assert_eq!(deleted["data"]["for"], "everyone", "{deleted}");
+
+    let on_theirs = sim
+        .phone_sends_elsewhere(SENDER, FRIEND, reaction(&theirs, &friend, false, "🙏"))
+        .await
+        .expect("reaction");
+    let reacted = gw
+        .message_webhook(id, "message.reaction", &secret, &theirs)
+        .await;
+    assert_eq!(reacted["data"]["origin"], "phone", "{reacted}");
+    assert_eq!(reacted["data"]["from_me"], true, "{reacted}");
+    assert_eq!(reacted["data"]["reaction_id"], on_theirs.as_str());
+    assert_eq!(reacted["data"]["emoji"], "🙏", "{reacted}");
+
+    let (status, message) = get_message(&gw, id, &typed).await;
+    assert_eq!(status, 200, "{message}");
+    assert_eq!(message["direction"], "out", "{message}");
+    assert_eq!(message["origin"], "phone", "{message}");
+    assert_eq!(message["text"], "jam 4 ya", "{message}");
+    assert!(message["edited_at"].is_string(), "{message}");
+    assert!(message["deleted_at"].is_null(), "{message}");
+
+    let (status, message) = get_message(&gw, id, &ours).await;
+    assert_eq!(status, 200, "{message}");
+    assert_eq!(message["origin"], "api", "{message}");
+    assert!(message["deleted_at"].is_string(), "{message}");
+
+    let (status, message) = get_message(&gw, id, &theirs).await;
+    assert_eq!(status, 200, "{message}");
+    assert_eq!(message["reactions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(message["reactions"][0]["emoji"], "🙏", "{message}");
+    assert_eq!(
+        message["reactions"][0]["from"]["phone_number"], SENDER,
+        "{message}"
+    );
+
+    // The changes are not messages of their own, in either direction.
+    let (status, body) = get_message(&gw, id, &on_theirs).await;
+    assert_eq!(status, 404, "{body}");
+    let r = send(gw.req(
+        Method::GET,
+        &format!("/v1/instances/{id}/messages?chat={FRIEND}"),
+    ))
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let listed: Vec<&str> = r.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|m| m["message_id"].as_str())
+        .collect();
+    assert_eq!(listed, [theirs.as_str(), &ours, &typed], "{:?}", r.body);
+}

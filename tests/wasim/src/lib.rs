@@ -296,6 +296,29 @@ impl Sim {
         media::send_media(&self.shared, from, to, kind, plaintext, options).await
     }
 
+    /// [`Self::send_media`] in two steps: encrypts `plaintext` and puts it
+    /// on the media host now; [`Self::send_uploaded`] sends the message
+    /// later (so that many large files can be sent at one moment).
+    pub fn upload_media(
+        &self,
+        kind: media::Kind,
+        plaintext: &[u8],
+        options: media::MediaOptions,
+    ) -> Result<media::UploadedMedia> {
+        media::upload_media(&self.shared, kind, plaintext, options)
+    }
+
+    /// The phone of `from` sends media [`Self::upload_media`] prepared to
+    /// the online companions of `to`.
+    pub async fn send_uploaded(
+        &self,
+        from: &str,
+        to: &str,
+        media: &media::UploadedMedia,
+    ) -> Result<media::SentMedia> {
+        media::send_uploaded(&self.shared, from, to, media).await
+    }
+
     /// Re-uploads the simulated phones made on a device's request.
     pub fn media_reuploads(&self) -> usize {
         self.shared.expired.reuploads()

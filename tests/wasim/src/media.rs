@@ -79,15 +79,27 @@ fn media_type(kind: Kind) -> MediaType {
     }
 }
 
-/// The phone of `from` sends `plaintext` as `kind` to `to`'s companions.
-pub async fn send_media(
+/// A media message ready to send: its file is on the media host (unless
+/// sent "expired"), and the message names it.
+#[derive(Clone)]
+pub struct UploadedMedia {
+    pub message: wa::Message,
+    /// The plaintext's SHA-256 (hex).
+    pub sha256: String,
+    pub direct_path: String,
+    key: Vec<u8>,
+    upload: Bytes,
+    expired: bool,
+}
+
+/// Encrypts `plaintext` as `kind` with a fresh media key, puts the
+/// ciphertext on the media host and builds the message that names it.
+pub fn upload_media(
     shared: &Shared,
-    from: &str,
-    to: &str,
     kind: Kind,
     plaintext: &[u8],
     options: MediaOptions,
-) -> Result<SentMedia> {
+) -> Result<UploadedMedia> {
     let enc = wacore::upload::encrypt_media(plaintext, media_type(kind))
         .map_err(|e| SimError::Protocol(format!("encrypt media: {e}")))?;
     let direct_path = format!("/v/t62.sim-24/in-{}", &hex(&enc.file_enc_sha256)[..24]);
@@ -172,20 +184,50 @@ pub async fn send_media(
             })
         }
     }
-    let id = crate::control::phone_sends(shared, from, to, None, &message).await?;
-    if options.expired {
+    Ok(UploadedMedia {
+        message,
+        sha256: hex(&enc.file_sha256),
+        direct_path,
+        key,
+        upload,
+        expired: options.expired,
+    })
+}
+
+/// The phone of `from` sends an uploaded media message to `to`'s companions.
+pub async fn send_uploaded(
+    shared: &Shared,
+    from: &str,
+    to: &str,
+    media: &UploadedMedia,
+) -> Result<SentMedia> {
+    let id = crate::control::phone_sends(shared, from, to, None, &media.message).await?;
+    if media.expired {
         shared
             .expired
             .waiting
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), (key, upload));
+            .insert(id.clone(), (media.key.clone(), media.upload.clone()));
     }
     Ok(SentMedia {
         id,
-        sha256: hex(&enc.file_sha256),
-        direct_path,
+        sha256: media.sha256.clone(),
+        direct_path: media.direct_path.clone(),
     })
+}
+
+/// The phone of `from` sends `plaintext` as `kind` to `to`'s companions.
+pub async fn send_media(
+    shared: &Shared,
+    from: &str,
+    to: &str,
+    kind: Kind,
+    plaintext: &[u8],
+    options: MediaOptions,
+) -> Result<SentMedia> {
+    let media = upload_media(shared, kind, plaintext, options)?;
+    send_uploaded(shared, from, to, &media).await
 }
 
 /// A device asked for a re-upload (`<receipt type="server-error">`): the
