@@ -88,8 +88,13 @@ pub async fn from_device(
             .collect()
     };
     for (member, signal) in readers {
-        let opened = signal.lock().await.open_group(&group, &sender, &sealed).await;
-        let message = opened.and_then(|padded| Ok(wa::Message::decode_from_slice(unpad(&padded)?)?));
+        let opened = signal
+            .lock()
+            .await
+            .open_group(&group, &sender, &sealed)
+            .await;
+        let message =
+            opened.and_then(|padded| Ok(wa::Message::decode_from_slice(unpad(&padded)?)?));
         match message {
             Ok(message) => {
                 world

@@ -100,7 +100,9 @@ fn group_node(state: &State, g: &Group) -> Node {
         kids.push(
             NodeBuilder::new("description")
                 .attr("id", id.clone())
-                .children([NodeBuilder::new("body").string_content(body.clone()).build()])
+                .children([NodeBuilder::new("body")
+                    .string_content(body.clone())
+                    .build()])
                 .build(),
         );
     }
@@ -191,7 +193,10 @@ fn answer(state: &mut State, me: &str, request: &Node, next: u64) -> (Node, Vec<
             ("set", "create") => create(state, me, request, action, next),
             ("set", "invite") => join(state, me, request, action),
             ("set", "leave") => leave(state, me, request, action),
-            _ => (error_to(request, 501, "feature-not-implemented"), Vec::new()),
+            _ => (
+                error_to(request, 501, "feature-not-implemented"),
+                Vec::new(),
+            ),
         };
     }
     let id = user_of(&to).to_owned();
@@ -253,7 +258,10 @@ fn answer(state: &mut State, me: &str, request: &Node, next: u64) -> (Node, Vec<
         }
         ("set", "membership_requests_action") => requests_action(state, me, request, action, &id),
         ("set", _) => settings(state, me, request, action, &id),
-        _ => (error_to(request, 501, "feature-not-implemented"), Vec::new()),
+        _ => (
+            error_to(request, 501, "feature-not-implemented"),
+            Vec::new(),
+        ),
     }
 }
 
@@ -271,7 +279,10 @@ fn participating(state: &State, me: &str, request: &Node) -> Node {
 }
 
 fn invite_code(next: u64) -> String {
-    format!("SimInvite{next:08}{:06X}", rand::random::<u32>() & 0xff_ffff)
+    format!(
+        "SimInvite{next:08}{:06X}",
+        rand::random::<u32>() & 0xff_ffff
+    )
 }
 
 /// The account a `<participant jid>` names (by number or LID), if on
@@ -280,7 +291,13 @@ fn phone_named(state: &State, jid: &str) -> Option<String> {
     state.find_user(user_of(jid)).map(|a| a.phone.clone())
 }
 
-fn create(state: &mut State, me: &str, request: &Node, action: &Node, next: u64) -> (Node, Vec<Notice>) {
+fn create(
+    state: &mut State,
+    me: &str,
+    request: &Node,
+    action: &Node,
+    next: u64,
+) -> (Node, Vec<Notice>) {
     let now = now_secs();
     let id = format!("1203630{next:011}");
     let mut members = BTreeMap::new();
@@ -389,7 +406,9 @@ fn participants(
         notices.push(Notice {
             group: id.to_owned(),
             actor: me.to_owned(),
-            action: NodeBuilder::new_dynamic(tag.clone()).children(people).build(),
+            action: NodeBuilder::new_dynamic(tag.clone())
+                .children(people)
+                .build(),
             also: if tag == "remove" { done } else { Vec::new() },
             what: match tag.as_str() {
                 "add" => "add",
@@ -403,7 +422,13 @@ fn participants(
     (result_to(request).children([node]).build(), notices)
 }
 
-fn settings(state: &mut State, me: &str, request: &Node, action: &Node, id: &str) -> (Node, Vec<Notice>) {
+fn settings(
+    state: &mut State,
+    me: &str,
+    request: &Node,
+    action: &Node,
+    id: &str,
+) -> (Node, Vec<Notice>) {
     let now = now_secs();
     let Some(g) = state.groups.get_mut(id) else {
         return (error_to(request, 404, "item-not-found"), Vec::new());
@@ -484,7 +509,12 @@ fn settings(state: &mut State, me: &str, request: &Node, action: &Node, id: &str
                 .build();
             (node, "approval")
         }
-        _ => return (error_to(request, 501, "feature-not-implemented"), Vec::new()),
+        _ => {
+            return (
+                error_to(request, 501, "feature-not-implemented"),
+                Vec::new(),
+            );
+        }
     };
     let notice = Notice {
         group: id.to_owned(),

@@ -156,7 +156,12 @@ impl PhoneSignal {
 impl PhoneSignal {
     /// Takes in the sender key `sender` distributed for `group` (the
     /// serialized `SenderKeyDistributionMessage`).
-    pub async fn accept_sender_key(&mut self, group: &str, sender: &str, skdm: &[u8]) -> Result<()> {
+    pub async fn accept_sender_key(
+        &mut self,
+        group: &str,
+        sender: &str,
+        skdm: &[u8],
+    ) -> Result<()> {
         let name = SenderKeyName::from_parts(group, sender);
         let skdm = SenderKeyDistributionMessage::try_from(skdm)?;
         process_sender_key_distribution_message(&name, &skdm, &mut self.sender_keys).await?;
@@ -165,7 +170,12 @@ impl PhoneSignal {
 
     /// Opens a `skmsg` that `sender` sent to `group`. Returns the padded
     /// plaintext.
-    pub async fn open_group(&mut self, group: &str, sender: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+    pub async fn open_group(
+        &mut self,
+        group: &str,
+        sender: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
         let name = SenderKeyName::from_parts(group, sender);
         Ok(group_decrypt(sealed, &mut self.sender_keys, &name).await?)
     }
