@@ -34,6 +34,10 @@ pub struct Model {
     /// JSON list of the reactions on it, one per reactor.
     #[sea_orm(column_type = "Text", nullable)]
     pub reactions: Option<String>,
+    /// Sent to a group: JSON list of each other participant's receipt
+    /// (`jid`, `phone_number`, `lid`, `status`, `at`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub receipts: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

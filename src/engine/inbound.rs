@@ -12,6 +12,9 @@ pub struct Inbound {
     pub from: Party,
     /// The chat it arrived in (the sender's JID, or a group's).
     pub chat: String,
+    /// A group chat's subject, when the gateway knows it (filled in from
+    /// its cache of group metadata, never by the engine).
+    pub chat_subject: Option<String>,
     pub timestamp: chrono::DateTime<chrono::Utc>,
     pub content: Content,
     /// Sent by the instance's own account from its phone or another linked

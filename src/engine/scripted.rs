@@ -351,6 +351,7 @@ impl ScriptedEngine {
         };
         let inbound = Inbound {
             from_me: false,
+            chat_subject: None,
             message_id: format!("3EB0VOTE{}", Uuid::now_v7().simple()),
             from: playground_party(voter_jid),
             chat: voter_jid.to_owned(),

@@ -99,6 +99,8 @@ struct Inner {
     media: std::sync::OnceLock<crate::media::Media>,
     /// On a cluster node: which instances this node may connect.
     cluster: std::sync::OnceLock<crate::cluster::Cluster>,
+    /// Group subjects for inbound group messages, looked up once each.
+    subjects: crate::messaging::group_subjects::GroupSubjects,
 }
 
 /// A registry handle that does not keep it alive (for services it holds).
@@ -161,6 +163,7 @@ impl Sessions {
                 drain,
                 media: Default::default(),
                 cluster: Default::default(),
+                subjects: Default::default(),
             }),
         };
         // Holds only a weak reference so dropping every `Sessions` ends it.
@@ -269,6 +272,12 @@ impl Sessions {
                 tracing::error!(error = %e, "could not handle an incoming call");
             }
             return;
+        }
+        let mut event = event;
+        if event.is_message() || matches!(event, EngineEvent::Group(_)) {
+            let session = self.session(id);
+            let subjects = &self.inner.subjects;
+            subjects.apply(id, session.as_deref(), &mut event).await;
         }
         if let EngineEvent::Group(group) = &event {
             let hooks = &self.inner.webhooks;

@@ -125,6 +125,7 @@ async fn reply_to_caller(
         kind: "text",
         failure,
         body: Some(Body::Text { text }),
+        receipts: None,
     };
     let sent = record_sent(db, hooks, keyring, recorded).await?;
     Ok(sent.message_id)

@@ -268,12 +268,12 @@ pub async fn kept<'a>(
     Ok(Cow::Owned(kept.cloned().collect()))
 }
 
-/// Fails unless the instance is a participant of group `jid`.
-pub async fn check_member(session: &dyn Session, jid: &str) -> Result<(), SendError> {
+/// The group `jid`; fails unless the instance is a participant.
+pub async fn check_member(session: &dyn Session, jid: &str) -> Result<GroupInfo, SendError> {
     let group = |e: GroupsError| SendError::Group(Box::new(e));
     let groups = groups_of(session).map_err(group)?;
     match groups.group(jid).await {
-        Ok(_) => Ok(()),
+        Ok(info) => Ok(info),
         Err(GroupError::Engine(e)) => Err(SendError::Engine(e)),
         Err(GroupError::NotAdmin(_)) => {
             Err(group(GroupError::NotParticipant(jid.to_owned()).into()))

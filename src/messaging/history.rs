@@ -54,6 +54,8 @@ pub struct Stored {
     /// When this instance read a received message.
     pub read_at: Option<DateTime<Utc>>,
     pub reactions: Vec<Reaction>,
+    /// Sent to a group: each other participant's receipt.
+    pub receipts: Vec<super::group_receipts::ParticipantReceipt>,
 }
 
 impl Stored {
@@ -84,6 +86,7 @@ impl Stored {
             deleted_at: m.deleted_at,
             read_at: None,
             reactions: reactions_of(m.reactions.as_deref()),
+            receipts: super::group_receipts::list_of(m.receipts.as_deref()),
         }
     }
 
@@ -117,6 +120,7 @@ impl Stored {
             deleted_at: m.deleted_at,
             read_at: m.read_at,
             reactions: reactions_of(m.reactions.as_deref()),
+            receipts: Vec::new(),
         }
     }
 

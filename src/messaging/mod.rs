@@ -9,6 +9,8 @@ pub mod chat_list;
 pub mod compose;
 pub mod contacts;
 pub mod fetch;
+pub mod group_receipts;
+pub mod group_subjects;
 pub mod groups;
 pub mod history;
 pub mod media;

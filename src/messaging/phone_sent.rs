@@ -60,6 +60,7 @@ pub(super) fn row(
         to_lid: (server == "lid").then(|| m.chat.clone()),
         origin: "phone".to_owned(),
         reactions: None,
+        receipts: None,
     };
     let (_, mut data) = received_event(m);
     if let (Value::Object(data), Value::Object(tracked)) = (&mut data, message_payload(&row)) {

@@ -375,9 +375,11 @@ impl Messenger {
             }
         };
         // A group needs no number check; the instance must be in it.
+        let mut receipts = None;
         let info = match super::groups::is_group_jid(to) {
             true => {
-                super::groups::check_member(session, to).await?;
+                let group = super::groups::check_member(session, to).await?;
+                receipts = super::group_receipts::initial(&self.db, instance_id, &group).await?;
                 Some(NumberInfo {
                     phone_number: to.to_owned(),
                     registered: true,
@@ -441,6 +443,7 @@ impl Messenger {
             kind,
             failure,
             body: body.clone(),
+            receipts: receipts.clone(),
         };
         let (db, hooks, keyring) = (&self.db, self.sessions.webhooks(), self.sessions.keyring());
         match sent {
@@ -621,6 +624,8 @@ pub(super) struct Recorded {
     pub kind: &'static str,
     pub failure: Option<String>,
     pub body: Option<Body>,
+    /// Sent to a group: every other participant's receipt, to come.
+    pub receipts: Option<String>,
 }
 
 /// The tracking row (its body sealed) and its event, in one transaction.
@@ -659,6 +664,7 @@ pub(super) async fn record_sent(
         to_lid: sent.to_lid.clone(),
         origin: "api".to_owned(),
         reactions: None,
+        receipts: sent.receipts.clone(),
     };
     let txn = crate::db::begin_write(db).await?;
     messages::Entity::insert(messages::ActiveModel::from(row.clone()))

@@ -145,6 +145,39 @@ pub async fn advance(
     let now = Utc::now();
     let mut outbox = hooks.outbox();
     for mut message in movable {
+        if let (Some(stored), Some(who), Some(event_type)) =
+            (message.receipts.clone(), recipient, event_for(status))
+            && status != "failed"
+        {
+            // A group message: the participant moves, the message follows
+            // its slowest participant.
+            let Some(moved) = super::group_receipts::record(&stored, who, status, now) else {
+                continue;
+            };
+            let overall = moved
+                .overall
+                .filter(|s| earlier_than(s).contains(&message.status.as_str()))
+                .unwrap_or_else(|| message.status.clone());
+            let updated = Entity::update_many()
+                .col_expr(Column::Receipts, Expr::value(moved.stored.clone()))
+                .col_expr(Column::Status, Expr::value(overall.clone()))
+                .col_expr(Column::UpdatedAt, Expr::value(now))
+                .filter(Column::Id.eq(message.id))
+                .filter(Column::Receipts.eq(stored))
+                .exec(&txn)
+                .await?;
+            if updated.rows_affected == 0 {
+                continue;
+            }
+            message.status = overall;
+            message.receipts = Some(moved.stored);
+            let mut data = message_payload(&message);
+            data["timestamp"] = json!(now);
+            data["participant"] = party(&moved.person);
+            data["participant_status"] = json!(status);
+            outbox.record(&txn, instance_id, event_type, data).await?;
+            continue;
+        }
         let moved = Entity::update_many()
             .col_expr(Column::Status, Expr::value(status))
             .col_expr(Column::Error, Expr::value(error.clone()))
@@ -301,6 +334,9 @@ pub(super) fn received_event(m: &Inbound) -> (EventType, Value) {
         "from_lid": m.from.lid,
         "timestamp": m.timestamp,
     });
+    if m.chat.ends_with("@g.us") {
+        data["group"] = json!({ "jid": m.chat, "subject": m.chat_subject });
+    }
     let event = match &m.content {
         Content::Text {
             text,

@@ -412,8 +412,15 @@ pub fn notification(update: &WaGroupUpdate, mine: &[Jid]) -> Vec<EngineEvent> {
                 state: "revoked",
             }]
         }
-        Action::Create { .. } => vec![GroupEvent::Joined {
-            group: group.clone(),
+        Action::Create { raw } => vec![GroupEvent::Joined {
+            // The new group's subject rides in its `<group>` node.
+            group: GroupRef {
+                subject: raw
+                    .get_optional_child("group")
+                    .and_then(|g| g.attrs.get("subject"))
+                    .map(|s| s.as_str().into_owned()),
+                ..group.clone()
+            },
             by: by.clone(),
             how: if by.as_ref().is_some_and(is_me) {
                 "created"

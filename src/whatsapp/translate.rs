@@ -63,6 +63,7 @@ pub fn received(messages: &[InboundMessage]) -> Vec<Inbound> {
                 message_id: info.id.clone(),
                 from: party(&info.source.sender, info.source.sender_alt.as_ref()),
                 chat: bare(&info.source.chat),
+                chat_subject: None,
                 timestamp: info.timestamp,
                 content,
                 from_me: info.source.is_from_me,

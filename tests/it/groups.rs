@@ -469,6 +469,7 @@ fn group_message(chat: &str, id: &str) -> wagate::engine::EngineEvent {
         chat: chat.to_owned(),
         timestamp: chrono::Utc::now(),
         from_me: false,
+        chat_subject: None,
         content: Content::Text {
             text: "siap".into(),
             quoted: None,

@@ -38,6 +38,7 @@ async fn inbound(app: &TestApp, id: Uuid, message_id: &str, from: Party, content
             id,
             EngineEvent::Message(Box::new(Inbound {
                 from_me: false,
+                chat_subject: None,
                 message_id: message_id.into(),
                 chat: from.jid.clone(),
                 from,

@@ -31,6 +31,7 @@ async fn online(tweak: impl FnOnce(figment::Figment) -> figment::Figment) -> (Te
 async fn receive(app: &TestApp, id: Uuid, message_id: &str, content: Content) {
     let inbound = Inbound {
         from_me: false,
+        chat_subject: None,
         message_id: message_id.into(),
         from: Party {
             jid: format!("{FRIEND}@s.whatsapp.net"),

@@ -27,6 +27,8 @@ mod secrets_at_rest;
 #[cfg(feature = "sim")]
 mod sim_e2e;
 #[cfg(feature = "sim")]
+mod sim_groups;
+#[cfg(feature = "sim")]
 mod sim_history;
 #[cfg(feature = "sim")]
 mod sim_inbound_media;

@@ -423,6 +423,7 @@ async fn inbound_messages_become_events() {
             id,
             EngineEvent::Message(Box::new(Inbound {
                 from_me: false,
+                chat_subject: None,
                 message_id: "3EB0INBOUND".into(),
                 from: Party {
                     jid: "12345678901234@lid".into(),

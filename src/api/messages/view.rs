@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::engine::Party;
 use crate::messaging::changes::Reaction;
+use crate::messaging::group_receipts::ParticipantReceipt;
 use crate::messaging::history::{Direction, Stored};
 
 /// A person as WhatsApp named them; `phone_number` and `lid` are absent
@@ -28,6 +29,43 @@ impl From<Party> for PartyView {
             jid: p.jid,
             phone_number: p.phone_number,
             lid: p.lid,
+        }
+    }
+}
+
+/// How far a group message got with one participant.
+#[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none, rename = "GroupReceipt")]
+pub struct GroupReceiptView {
+    pub participant: PartyView,
+    pub status: GroupReceiptStatus,
+    /// When it last moved; absent while `sent`.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// A participant's progress: nothing reported yet (`sent`), then
+/// `delivered`, `read`, `played`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename = "GroupReceiptStatus", rename_all = "snake_case")]
+pub enum GroupReceiptStatus {
+    Sent,
+    Delivered,
+    Read,
+    Played,
+}
+
+impl From<ParticipantReceipt> for GroupReceiptView {
+    fn from(r: ParticipantReceipt) -> Self {
+        let status = match r.status.as_str() {
+            "delivered" => GroupReceiptStatus::Delivered,
+            "read" => GroupReceiptStatus::Read,
+            "played" => GroupReceiptStatus::Played,
+            _ => GroupReceiptStatus::Sent,
+        };
+        Self {
+            participant: r.person().into(),
+            status,
+            at: r.at,
         }
     }
 }
@@ -121,6 +159,9 @@ pub struct MessageView {
     pub read_at: Option<DateTime<Utc>>,
     /// One per person who reacted.
     pub reactions: Vec<ReactionView>,
+    /// A message sent to a group: one per other participant, with how far
+    /// it got with them (its `status` is the least advanced of these).
+    pub receipts: Vec<GroupReceiptView>,
 }
 
 impl From<Stored> for MessageView {
@@ -159,6 +200,7 @@ impl From<Stored> for MessageView {
             deleted_at: m.deleted_at,
             read_at: m.read_at,
             reactions: m.reactions.into_iter().map(Into::into).collect(),
+            receipts: m.receipts.into_iter().map(Into::into).collect(),
         }
     }
 }

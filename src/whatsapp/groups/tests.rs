@@ -258,3 +258,28 @@ fn membership_requests_and_lifecycle() {
     ));
     assert!(events(Some(ADMIN), Action::Suspended).is_empty());
 }
+
+#[test]
+fn a_created_group_names_its_subject_when_the_notification_carries_it() {
+    use whatsapp_rust::NodeBuilder;
+    let raw = NodeBuilder::new("create")
+        .children([NodeBuilder::new("group")
+            .attr("id", "120363000000000001")
+            .attr("subject", "Toko Makmur")
+            .build()])
+        .build();
+    let mine = events(Some(ME), Action::Create { raw });
+    match &mine[..] {
+        [GroupEvent::Joined { group, how, .. }] => {
+            assert_eq!(*how, "created");
+            assert_eq!(group.subject.as_deref(), Some("Toko Makmur"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let bare = NodeBuilder::new("create").build();
+    let added = events(Some(ADMIN), Action::Create { raw: bare });
+    assert!(matches!(
+        &added[..],
+        [GroupEvent::Joined { how: "added", group, .. }] if group.subject.is_none()
+    ));
+}

@@ -30,6 +30,7 @@ pub fn handle(session: &mut Session, node: &Node) {
                 crate::offline::redeliver(session);
             }
         }
+        (_, "w:g2") => crate::groups::handle(session, node),
         ("set", "w:sync:app:state") => session.reply(crate::appstate::answer(node)),
         ("set", "encrypt") => crate::prekeys::upload(session, node),
         ("get", "encrypt") => {

@@ -11,6 +11,8 @@ mod cert;
 mod conn;
 mod control;
 pub mod error;
+mod group_messages;
+mod groups;
 mod handshake;
 mod iq;
 mod keys;
@@ -390,6 +392,63 @@ impl Sim {
             .get(phone)
             .and_then(|a| a.devices.get(&device))
             .is_some_and(|d| d.conn.is_some())
+    }
+
+    /// Members of group `group` (`…@g.us` or its id) by number, each
+    /// with whether it is an admin; None when there is no such group.
+    pub fn group_members(&self, group: &str) -> Option<Vec<(String, bool)>> {
+        groups::members(&self.shared.world.lock(), group)
+    }
+
+    /// The groups the simulator knows, by JID, with their subjects.
+    pub fn groups(&self) -> Vec<(String, String)> {
+        let mut list: Vec<(String, String)> = self
+            .shared
+            .world
+            .lock()
+            .groups
+            .values()
+            .map(|g| (g.jid(), g.subject.clone()))
+            .collect();
+        list.sort();
+        list
+    }
+
+    /// The phone of `phone` joins a group by invite `code` (or link), as
+    /// its owner tapping the link would. Returns the group's JID.
+    pub fn join_group(&self, phone: &str, code: &str) -> Result<String> {
+        groups::phone_joins(&self.shared, phone, code)
+    }
+
+    /// The phone of member `from` sends `message` to `group`: its sender
+    /// key pairwise to each online companion of the other members, then
+    /// the content as a `skmsg`. Returns the message id.
+    pub async fn send_group_message(
+        &self,
+        from: &str,
+        group: &str,
+        message: &wa::Message,
+    ) -> Result<String> {
+        group_messages::member_sends(&self.shared, from, group, message).await
+    }
+
+    /// [`Self::send_group_message`] with a text.
+    pub async fn send_group_text(&self, from: &str, group: &str, text: &str) -> Result<String> {
+        let message = wa::Message {
+            conversation: Some(text.to_owned()),
+            ..Default::default()
+        };
+        self.send_group_message(from, group, &message).await
+    }
+
+    /// Member `member` reports the group message `id` delivered.
+    pub fn deliver_in_group(&self, id: &str, member: &str) -> Result<()> {
+        group_messages::member_receipt(&self.shared, id, member, None)
+    }
+
+    /// Member `member` reports the group message `id` read.
+    pub fn read_in_group(&self, id: &str, member: &str) -> Result<()> {
+        group_messages::member_receipt(&self.shared, id, member, Some("read"))
     }
 
     /// Waits for the first event `pick` accepts on `events`, up to `within`.

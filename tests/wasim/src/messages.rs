@@ -41,6 +41,10 @@ pub async fn from_device(session: &mut Session, node: &Node) {
         id: id.clone(),
         to: recipient,
     });
+    if to.ends_with("@g.us") {
+        crate::group_messages::from_device(session, &phone, device, &id, node, &to).await;
+        return;
+    }
     for (jid, enc) in envelopes(node, &to) {
         if let Err(e) = open(session, &phone, device, &id, node, &jid, enc).await {
             tracing::warn!(%id, %jid, error = %e, "the simulated phone could not open a message");
@@ -50,7 +54,7 @@ pub async fn from_device(session: &mut Session, node: &Node) {
 
 /// The `(recipient device JID, <enc>)` pairs of a message stanza: the
 /// `<participants>` fan-out, or a bare `<enc>` for the stanza's `to`.
-fn envelopes<'a>(node: &'a Node, to: &str) -> Vec<(String, &'a Node)> {
+pub fn envelopes<'a>(node: &'a Node, to: &str) -> Vec<(String, &'a Node)> {
     match child(node, "participants") {
         Some(list) => children(list, "to")
             .filter_map(|t| Some((attr(t, "jid")?, child(t, "enc")?)))
@@ -73,18 +77,53 @@ async fn open(
     jid: &str,
     enc: &Node,
 ) -> Result<()> {
+    let world = &session.shared.world;
+    let Some((phone, message)) = decrypt_pairwise(world, sender, sender_device, jid, enc).await?
+    else {
+        return Ok(());
+    };
+    world
+        .lock()
+        .received
+        .entry(phone.clone())
+        .or_default()
+        .push(Received {
+            id: id.to_owned(),
+            from: sender.to_owned(),
+            edit: attr(stanza, "edit"),
+            group: None,
+            message,
+        });
+    world.emit(SimEvent::MessageReceived {
+        to: phone,
+        from: sender.to_owned(),
+        id: id.to_owned(),
+    });
+    Ok(())
+}
+
+/// Opens the pairwise `enc` (`pkmsg`/`msg`) device `sender:sender_device`
+/// sealed for `jid`, as that account's simulated phone. None when `jid` is
+/// not a simulated phone (a companion, an unknown user, the sender's own).
+pub async fn decrypt_pairwise(
+    world: &crate::world::World,
+    sender: &str,
+    sender_device: u16,
+    jid: &str,
+    enc: &Node,
+) -> Result<Option<(String, wa::Message)>> {
     let (user, _server) = jid.split_once('@').unwrap_or((jid, ""));
     if user.split_once(':').is_some_and(|(_, d)| d != "0") {
-        return Ok(());
+        return Ok(None);
     }
-    let world = &session.shared.world;
+    let user = user.split(':').next().unwrap_or_default();
     let (phone, signal, signed) = {
         let state = world.lock();
         let Some(account) = state.find_user(user) else {
-            return Ok(());
+            return Ok(None);
         };
         if account.phone == sender {
-            return Ok(());
+            return Ok(None);
         }
         let keys = &account.keys;
         let signed = crate::signal::signed_prekey_record(
@@ -102,27 +141,11 @@ async fn open(
         .decrypt(sender, sender_device, &kind, sealed, signed)
         .await?;
     let message = wa::Message::decode_from_slice(unpad(&padded)?)?;
-    world
-        .lock()
-        .received
-        .entry(phone.clone())
-        .or_default()
-        .push(Received {
-            id: id.to_owned(),
-            from: sender.to_owned(),
-            edit: attr(stanza, "edit"),
-            message,
-        });
-    world.emit(SimEvent::MessageReceived {
-        to: phone,
-        from: sender.to_owned(),
-        id: id.to_owned(),
-    });
-    Ok(())
+    Ok(Some((phone, message)))
 }
 
 /// Strips WhatsApp's v2 padding: 1..=16 bytes, each the pad length.
-fn unpad(padded: &[u8]) -> Result<&[u8]> {
+pub fn unpad(padded: &[u8]) -> Result<&[u8]> {
     let pad = usize::from(*padded.last().unwrap_or(&0));
     if pad == 0 || pad > padded.len() {
         return Err(SimError::Protocol(format!("bad padding length {pad}")));

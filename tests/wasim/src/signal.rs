@@ -7,9 +7,12 @@ use std::collections::HashMap;
 use wacore_libsignal::protocol::{
     CiphertextMessage, Direction, GenericSignedPreKey, IdentityChange, IdentityKey,
     IdentityKeyPair, IdentityKeyStore, KeyPair, PreKeyBundle, PreKeyId, PreKeyRecord,
-    PreKeySignalMessage, PreKeyStore, ProtocolAddress, PublicKey, SessionRecord, SessionStore,
-    SignalMessage, SignalProtocolError, SignedPreKeyId, SignedPreKeyRecord, SignedPreKeyStore,
-    Timestamp, UsePQRatchet, message_decrypt, message_encrypt, process_prekey_bundle,
+    PreKeySignalMessage, PreKeyStore, ProtocolAddress, PublicKey, SenderKeyDistributionMessage,
+    SenderKeyName, SenderKeyRecord, SenderKeyStore, SessionRecord, SessionStore, SignalMessage,
+    SignalProtocolError, SignedPreKeyId, SignedPreKeyRecord, SignedPreKeyStore, Timestamp,
+    UsePQRatchet, create_sender_key_distribution_message, group_decrypt, group_encrypt,
+    message_decrypt, message_encrypt, process_prekey_bundle,
+    process_sender_key_distribution_message,
 };
 
 use crate::error::{Result, SimError};
@@ -23,6 +26,8 @@ pub struct PhoneSignal {
     registration_id: u32,
     sessions: HashMap<String, SessionRecord>,
     identities: HashMap<String, IdentityKey>,
+    /// Group sender keys: its own chains and those members distributed.
+    sender_keys: SenderKeys,
 }
 
 impl PhoneSignal {
@@ -32,6 +37,7 @@ impl PhoneSignal {
             registration_id,
             sessions: HashMap::new(),
             identities: HashMap::new(),
+            sender_keys: SenderKeys(HashMap::new()),
         }
     }
 
@@ -144,6 +150,75 @@ impl PhoneSignal {
         self.sessions = sessions.0;
         self.identities = identities.known;
         Ok(opened?.plaintext)
+    }
+}
+
+impl PhoneSignal {
+    /// Takes in the sender key `sender` distributed for `group` (the
+    /// serialized `SenderKeyDistributionMessage`).
+    pub async fn accept_sender_key(
+        &mut self,
+        group: &str,
+        sender: &str,
+        skdm: &[u8],
+    ) -> Result<()> {
+        let name = SenderKeyName::from_parts(group, sender);
+        let skdm = SenderKeyDistributionMessage::try_from(skdm)?;
+        process_sender_key_distribution_message(&name, &skdm, &mut self.sender_keys).await?;
+        Ok(())
+    }
+
+    /// Opens a `skmsg` that `sender` sent to `group`. Returns the padded
+    /// plaintext.
+    pub async fn open_group(
+        &mut self,
+        group: &str,
+        sender: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
+        let name = SenderKeyName::from_parts(group, sender);
+        Ok(group_decrypt(sealed, &mut self.sender_keys, &name).await?)
+    }
+
+    /// This phone's own sender key for `group` as a distribution message
+    /// (`me` names the phone), created on first use.
+    pub async fn own_sender_key(&mut self, group: &str, me: &str) -> Result<Vec<u8>> {
+        let name = SenderKeyName::from_parts(group, me);
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_rng(&mut rand::rng());
+        let skdm =
+            create_sender_key_distribution_message(&name, &mut self.sender_keys, &mut rng).await?;
+        Ok(skdm.serialized().to_vec())
+    }
+
+    /// Seals `plaintext` for `group` with this phone's sender key (see
+    /// [`Self::own_sender_key`], which must have run first).
+    pub async fn seal_group(&mut self, group: &str, me: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let name = SenderKeyName::from_parts(group, me);
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_rng(&mut rand::rng());
+        let sealed = group_encrypt(&mut self.sender_keys, &name, plaintext, &mut rng).await?;
+        Ok(sealed.serialized().to_vec())
+    }
+}
+
+struct SenderKeys(HashMap<String, SenderKeyRecord>);
+
+fn sender_key_of(name: &SenderKeyName) -> String {
+    format!("{}\n{}", name.group_id(), name.sender_id())
+}
+
+#[async_trait::async_trait]
+impl SenderKeyStore for SenderKeys {
+    async fn store_sender_key(
+        &mut self,
+        name: &SenderKeyName,
+        record: SenderKeyRecord,
+    ) -> SignalResult<()> {
+        self.0.insert(sender_key_of(name), record);
+        Ok(())
+    }
+
+    async fn load_sender_key(&self, name: &SenderKeyName) -> SignalResult<Option<SenderKeyRecord>> {
+        Ok(self.0.get(&sender_key_of(name)).cloned())
     }
 }
 

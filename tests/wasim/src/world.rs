@@ -60,6 +60,9 @@ pub enum SimEvent {
     /// A device sent a stanza other than a message (a receipt, chat state,
     /// presence or call); see [`crate::Sim::stanzas`].
     StanzaSent { phone: String, tag: String },
+    /// Group `group` (`…@g.us`) changed as `what` says (`create`, `add`,
+    /// `remove`, `promote`, `demote`, `subject`, `leave`, `join`, …).
+    GroupChanged { group: String, what: String },
 }
 
 /// A message a simulated phone received and decrypted.
@@ -70,6 +73,8 @@ pub struct Received {
     pub from: String,
     /// The stanza's `edit` attribute (`1` edit, `7`/`8` revoke, ...).
     pub edit: Option<String>,
+    /// The group (`…@g.us`) it was sent to; None for a one-to-one message.
+    pub group: Option<String>,
     pub message: waproto::whatsapp::Message,
 }
 
@@ -208,6 +213,8 @@ pub struct State {
     /// Message stanzas each device (`phone`, device) has not acknowledged
     /// yet, in the order they were sent: the offline queue.
     pub unacked: HashMap<(String, u16), Vec<(String, Node)>>,
+    /// Groups by their id (the user part of `…@g.us`).
+    pub groups: HashMap<String, crate::groups::Group>,
 }
 
 pub struct World {
