@@ -22,6 +22,7 @@ mod m20261204_100001_conversation_history;
 mod m20261204_200001_group_recipients;
 mod m20261204_200002_instance_ignore_groups;
 mod m20261204_400001_cluster;
+mod m20261205_300001_webhook_sinks;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_200001_group_recipients::Migration),
             Box::new(m20261204_200002_instance_ignore_groups::Migration),
             Box::new(m20261204_400001_cluster::Migration),
+            Box::new(m20261205_300001_webhook_sinks::Migration),
         ]
     }
 }
