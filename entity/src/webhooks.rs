@@ -1,6 +1,7 @@
 use sea_orm::entity::prelude::*;
 
-/// A URL registered to receive one instance's events (or all instances').
+/// A destination registered to receive one instance's events (or all
+/// instances'): an HTTP URL, or a broker sink.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "webhooks")]
 pub struct Model {
@@ -25,6 +26,12 @@ pub struct Model {
     pub failing_since: Option<DateTimeUtc>,
     pub disabled_reason: Option<String>,
     pub disabled_at: Option<DateTimeUtc>,
+    /// `webhook` (HTTP), `nats` (JetStream) or `amqp` (RabbitMQ).
+    pub kind: String,
+    /// A broker sink's settings (subject, exchange, ...); nothing secret.
+    pub target: Option<Json>,
+    /// A broker sink's credentials as JSON, sealed like the secrets.
+    pub credentials: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

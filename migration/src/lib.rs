@@ -23,6 +23,7 @@ mod m20261204_200001_group_recipients;
 mod m20261204_200002_instance_ignore_groups;
 mod m20261204_400001_cluster;
 mod m20261205_200001_message_receipts;
+mod m20261205_300001_webhook_sinks;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_200002_instance_ignore_groups::Migration),
             Box::new(m20261204_400001_cluster::Migration),
             Box::new(m20261205_200001_message_receipts::Migration),
+            Box::new(m20261205_300001_webhook_sinks::Migration),
         ]
     }
 }

@@ -148,6 +148,9 @@ impl From<WebhookError> for ApiError {
             WebhookError::UrlNotAllowed(_) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "url_not_allowed", detail)
             }
+            WebhookError::InvalidTarget(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_target", detail)
+            }
             WebhookError::UnknownEventType(_) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unknown_event_type",

@@ -53,11 +53,13 @@ impl Context {
     }
 }
 
-/// The two secret columns of `webhooks`.
+/// The sealed columns of `webhooks`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WebhookSecret {
     Current,
     Previous,
+    /// A broker sink's credentials.
+    Credentials,
 }
 
 impl WebhookSecret {
@@ -65,6 +67,7 @@ impl WebhookSecret {
         match self {
             WebhookSecret::Current => "secret",
             WebhookSecret::Previous => "previous_secret",
+            WebhookSecret::Credentials => "credentials",
         }
     }
 }

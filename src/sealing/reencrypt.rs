@@ -97,7 +97,7 @@ pub async fn command(settings: &crate::config::Settings) -> Result<(), crate::ap
     Ok(())
 }
 
-/// Re-seals `wa_devices`, `wa_kv` and the webhook secrets, `batch` rows per
+/// Re-seals `wa_devices`, `wa_kv` and the webhook secrets and sink credentials, `batch` rows per
 /// transaction. Returns one [`Counts`] per table.
 pub async fn reencrypt(
     db: &DatabaseConnection,
@@ -309,6 +309,19 @@ async fn webhooks(
                     update = update
                         .col_expr(Column::PreviousSecret, Expr::value(value))
                         .filter(Column::PreviousSecret.eq(previous.clone()));
+                }
+            }
+            if let Some(credentials) = &row.credentials {
+                counts.examined += 1;
+                let ctx = Context::webhook(row.id, WebhookSecret::Credentials);
+                match reseal_text(keyring, credentials, &ctx).map_err(open_error)? {
+                    Some(fresh) => {
+                        pending += 1;
+                        update = update
+                            .col_expr(Column::Credentials, Expr::value(fresh))
+                            .filter(Column::Credentials.eq(credentials.clone()));
+                    }
+                    None => counts.current += 1,
                 }
             }
             if pending == 0 && !drop_previous {

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::attempt::Job;
 use super::lanes::Rooms;
 use super::registry::live_secrets;
+use super::sink;
 use crate::sealing::Keyring;
 
 /// A claimed row, before its event and webhook are loaded.
@@ -103,7 +104,8 @@ pub async fn claim_jobs<C: ConnectionTrait>(
         "WITH claimed AS ({update}) \
          SELECT c.id, c.event_id, c.webhook_id, c.attempts, \
            e.instance_id, e.position, e.sequence, e.type AS event_type, e.data, e.created_at, \
-           w.url, w.secret, w.previous_secret, w.previous_secret_expires_at \
+           w.url, w.secret, w.previous_secret, w.previous_secret_expires_at, \
+           w.kind, w.target, w.credentials \
          FROM claimed c \
          JOIN webhook_events e ON e.id = c.event_id \
          JOIN webhooks w ON w.id = c.webhook_id \
@@ -130,12 +132,26 @@ pub async fn claim_jobs<C: ConnectionTrait>(
                 created_at: row.try_get("", "created_at")?,
             };
             let attempts: i32 = row.try_get("", "attempts")?;
+            let webhook_id: Uuid = row.try_get("", "webhook_id")?;
+            let url: String = row.try_get("", "url")?;
+            let kind: String = row.try_get("", "kind")?;
+            let target: Option<serde_json::Value> = row.try_get("", "target")?;
+            let credentials: Option<String> = row.try_get("", "credentials")?;
             Ok(Job {
                 delivery_id: row.try_get("", "id")?,
-                webhook_id: row.try_get("", "webhook_id")?,
+                webhook_id,
                 instance_id: event.instance_id,
+                event_type: event.event_type.clone(),
                 attempt: attempts + 1,
-                url: row.try_get("", "url")?,
+                destination: sink::destination(
+                    keyring,
+                    webhook_id,
+                    &kind,
+                    &url,
+                    target.as_ref(),
+                    credentials.as_deref(),
+                ),
+                url,
                 secrets: signing_secrets(
                     keyring,
                     row.try_get("", "webhook_id")?,
@@ -345,8 +361,10 @@ pub async fn load_jobs<C: ConnectionTrait>(
                 webhook_id: r.webhook_id,
                 instance_id: event.instance_id,
                 event_id: event.id.clone(),
+                event_type: event.event_type.clone(),
                 attempt: r.attempts + 1,
                 url: hook.url.clone(),
+                destination: destination_of(keyring, hook),
                 secrets: signing_secrets(
                     keyring,
                     hook.id,
@@ -359,6 +377,18 @@ pub async fn load_jobs<C: ConnectionTrait>(
             })
         })
         .collect())
+}
+
+/// Where a registration's jobs go.
+pub(super) fn destination_of(keyring: &Keyring, hook: &webhooks::Model) -> sink::Destination {
+    sink::destination(
+        keyring,
+        hook.id,
+        &hook.kind,
+        &hook.url,
+        hook.target.as_ref(),
+        hook.credentials.as_deref(),
+    )
 }
 
 /// The secrets a job signs with, opened; a secret that cannot be opened

@@ -18,6 +18,7 @@ use super::Webhooks;
 use super::attempt::{AttemptResult, Attempter};
 use super::handoff::{Local, Ready};
 use super::lanes::Lanes;
+use super::transport::{amqp::Amqp, http::Http, nats::Nats};
 use super::{claim, complete};
 use crate::config::Settings;
 use crate::outbound::{self, ClientOptions, OutboundError};
@@ -54,10 +55,15 @@ impl Dispatcher {
             // more than this at once.
             idle_per_host: hooks.max_in_flight,
         })?;
+        let targets = outbound::Targets::from_settings(&settings);
         let attempter = Arc::new(Attempter {
-            client,
-            targets: outbound::Targets::from_settings(&settings),
-            max_body: hooks.max_response_body_bytes,
+            http: Http {
+                client,
+                targets: targets.clone(),
+                max_body: hooks.max_response_body_bytes,
+            },
+            nats: Nats::new(targets.clone(), hooks.request_timeout()),
+            amqp: Amqp::new(targets, hooks.request_timeout()),
         });
         Ok(Self {
             db,

@@ -324,7 +324,14 @@ async fn insert<C: ConnectionTrait>(
         let delivery_id = Uuid::now_v7();
         let claimed = claimer.as_ref().and_then(|(local, body)| {
             local
-                .claim(webhook, delivery_id, &id, instance_id, body)
+                .claim(
+                    webhook,
+                    delivery_id,
+                    &id,
+                    event_type.as_str(),
+                    instance_id,
+                    body,
+                )
                 .map(|r| (*local, r))
         });
         let (status, locked_until, claim_token) = match claimed {

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::attempt::Job;
-use super::claim::signing_secrets;
+use super::claim::{destination_of, signing_secrets};
 use super::lanes::{Lanes, Ticket};
 use crate::sealing::Keyring;
 
@@ -47,6 +47,7 @@ impl Local {
         webhook: &Webhook,
         delivery_id: Uuid,
         event_id: &str,
+        event_type: &str,
         instance_id: Uuid,
         body: &[u8],
     ) -> Option<Ready> {
@@ -59,8 +60,10 @@ impl Local {
             webhook_id: webhook.id,
             instance_id,
             event_id: event_id.to_owned(),
+            event_type: event_type.to_owned(),
             attempt: 1,
             url: webhook.url.clone(),
+            destination: destination_of(&self.keyring, webhook),
             secrets: signing_secrets(
                 &self.keyring,
                 webhook.id,

@@ -15,6 +15,8 @@ pub mod registry;
 pub mod retry;
 pub mod sequencer;
 pub mod signing;
+pub mod sink;
+pub mod transport;
 
 use std::sync::{Arc, Mutex};
 

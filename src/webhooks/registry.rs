@@ -1,4 +1,5 @@
-//! Webhook registrations: create, read, change, delete, secrets.
+//! Webhook registrations (HTTP webhooks and broker sinks): create, read,
+//! change, delete, secrets.
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::webhooks::{ActiveModel, Column, Entity, Model};
@@ -13,6 +14,8 @@ use uuid::Uuid;
 
 use super::EventType;
 use super::signing::{self, SigningError};
+use super::sink::{self, Credentials, Kind, Target};
+use super::transport::guard;
 use crate::outbound::{self, OutboundError, Targets};
 use crate::sealing::context::WebhookSecret;
 use crate::sealing::{Context, Keyring, SealError};
@@ -56,6 +59,8 @@ pub enum WebhookError {
     InvalidUrl(String),
     #[error("url not allowed: {0}")]
     UrlNotAllowed(String),
+    #[error("invalid sink target: {0}")]
+    InvalidTarget(String),
     #[error("unknown event type `{0}`")]
     UnknownEventType(String),
     #[error("signing: {0}")]
@@ -77,6 +82,104 @@ pub struct Changes {
     pub description: Option<Option<String>>,
     pub enabled: Option<bool>,
     pub ordered: Option<bool>,
+    /// At creation only; default [`Kind::Webhook`].
+    pub kind: Option<Kind>,
+    /// A broker sink's target, replacing the stored one (credentials too).
+    pub sink: Option<SinkSpec>,
+}
+
+/// A broker sink's target as a caller gives it.
+#[derive(Debug, Clone)]
+pub struct SinkSpec {
+    /// The broker URL, without credentials.
+    pub url: String,
+    pub target: Target,
+    pub credentials: Credentials,
+}
+
+/// A checked sink target, ready for its columns.
+struct CheckedSink {
+    url: String,
+    target: Value,
+    credentials: Credentials,
+}
+
+/// Checks a broker URL: the kind's schemes, a host allowed by the
+/// private-address policy (when an IP literal), no credentials in it.
+pub fn validate_broker_url(raw: &str, kind: Kind, targets: &Targets) -> Result<Url, WebhookError> {
+    if raw.len() > MAX_URL_LEN {
+        return Err(WebhookError::InvalidUrl(format!(
+            "longer than {MAX_URL_LEN} bytes"
+        )));
+    }
+    let url = Url::parse(raw).map_err(|e| WebhookError::InvalidUrl(e.to_string()))?;
+    let (schemes, port): (&[&str], u16) = match kind {
+        Kind::Nats => (&["nats", "tls"], super::transport::nats::DEFAULT_PORT),
+        Kind::Amqp => (&["amqp", "amqps"], super::transport::amqp::DEFAULT_PORT),
+        Kind::Webhook => (&["http", "https"], 443),
+    };
+    if !schemes.contains(&url.scheme()) {
+        return Err(WebhookError::InvalidUrl(format!(
+            "a {} URL starts with {}",
+            kind.as_str(),
+            schemes
+                .iter()
+                .map(|s| format!("{s}://"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(WebhookError::InvalidUrl(
+            "credentials go in `username`/`password`, not in the URL (they are sealed at rest)"
+                .into(),
+        ));
+    }
+    if kind == Kind::Nats && !matches!(url.path(), "" | "/") {
+        return Err(WebhookError::InvalidUrl("a NATS URL has no path".into()));
+    }
+    match guard::check_literal(&url, targets, port) {
+        Ok(_) => Ok(url),
+        Err(e @ OutboundError::Blocked(_)) => Err(WebhookError::UrlNotAllowed(e.to_string())),
+        Err(e) => Err(WebhookError::InvalidUrl(e.to_string())),
+    }
+}
+
+fn validate_sink(spec: SinkSpec, targets: &Targets) -> Result<CheckedSink, WebhookError> {
+    let kind = spec.target.kind();
+    let url = validate_broker_url(&spec.url, kind, targets)?;
+    let bad = WebhookError::InvalidTarget;
+    let c = &spec.credentials;
+    match &spec.target {
+        Target::Nats(t) => {
+            sink::validate_template(&t.subject, kind).map_err(bad)?;
+            sink::validate_stream(&t.stream).map_err(bad)?;
+            if t.create_stream && sink::stream_subject(&t.subject).is_none() {
+                return Err(WebhookError::InvalidTarget(
+                    "create_stream needs a subject that starts with a fixed token".into(),
+                ));
+            }
+            if c.username.is_some() != c.password.is_some() {
+                return Err(WebhookError::InvalidTarget(
+                    "a NATS login needs both username and password".into(),
+                ));
+            }
+        }
+        Target::Amqp(t) => {
+            sink::validate_template(&t.routing_key, kind).map_err(bad)?;
+            if c.token.is_some() {
+                return Err(WebhookError::InvalidTarget(
+                    "AMQP logs in with username and password, not a token".into(),
+                ));
+            }
+        }
+    }
+    Ok(CheckedSink {
+        url: url.to_string(),
+        target: serde_json::to_value(&spec.target)
+            .map_err(|e| WebhookError::InvalidTarget(e.to_string()))?,
+        credentials: spec.credentials,
+    })
 }
 
 /// Parses and checks a target URL: absolute http(s), a host, and (unless
@@ -130,16 +233,49 @@ pub async fn create(
     targets: &Targets,
 ) -> Result<(Webhook, String), WebhookError> {
     instance_exists(db, scope).await?;
-    let url = validate_url(changes.url.as_deref().unwrap_or(""), targets)?;
+    let kind = changes.kind.unwrap_or(Kind::Webhook);
+    let (url, sink) = match (kind, changes.sink) {
+        (Kind::Webhook, None) => {
+            let Some(url) = changes.url.as_deref() else {
+                return Err(WebhookError::InvalidUrl("a webhook needs `url`".into()));
+            };
+            (validate_url(url, targets)?.to_string(), None)
+        }
+        (Kind::Webhook, Some(_)) => {
+            return Err(WebhookError::InvalidTarget(
+                "a webhook takes `url`; `nats` and `amqp` are for those kinds".into(),
+            ));
+        }
+        (kind, Some(spec)) if spec.target.kind() == kind && changes.url.is_none() => {
+            let checked = validate_sink(spec, targets)?;
+            (checked.url.clone(), Some(checked))
+        }
+        (kind, _) => {
+            return Err(WebhookError::InvalidTarget(format!(
+                "a {0} sink takes its broker URL and target in `{0}`, and no `url`",
+                kind.as_str()
+            )));
+        }
+    };
     let events = validate_events(changes.events.as_deref().unwrap_or(&[]))?;
     let now = Utc::now();
     let id = Uuid::now_v7();
     let secret = signing::new_secret()?;
     let sealed = keyring.seal_text(&secret, &Context::webhook(id, WebhookSecret::Current))?;
+    let (target, credentials) = match sink {
+        Some(s) => (
+            Some(s.target),
+            sink::seal_credentials(keyring, id, &s.credentials)?,
+        ),
+        None => (None, None),
+    };
     let row = ActiveModel {
         id: Set(id),
         instance_id: Set(scope.instance_id()),
-        url: Set(url.to_string()),
+        kind: Set(kind.as_str().to_owned()),
+        target: Set(target),
+        credentials: Set(credentials),
+        url: Set(url),
         events: Set(events),
         description: Set(changes.description.flatten()),
         enabled: Set(changes.enabled.unwrap_or(true)),
@@ -185,6 +321,7 @@ pub async fn get<C: ConnectionTrait>(
 
 pub async fn update(
     db: &DatabaseConnection,
+    keyring: &Keyring,
     scope: Scope,
     webhook_id: Uuid,
     changes: Changes,
@@ -192,8 +329,31 @@ pub async fn update(
 ) -> Result<Webhook, WebhookError> {
     let current = get(db, scope, webhook_id).await?;
     let mut row: ActiveModel = current.clone().into();
+    let kind = Kind::parse(&current.kind).unwrap_or(Kind::Webhook);
     if let Some(url) = changes.url {
+        if kind != Kind::Webhook {
+            return Err(WebhookError::InvalidTarget(format!(
+                "a {0} sink's broker URL is changed through `{0}`",
+                kind.as_str()
+            )));
+        }
         row.url = Set(validate_url(&url, targets)?.to_string());
+    }
+    if let Some(spec) = changes.sink {
+        if spec.target.kind() != kind {
+            return Err(WebhookError::InvalidTarget(format!(
+                "this destination is a {}; its kind does not change",
+                kind.as_str()
+            )));
+        }
+        let checked = validate_sink(spec, targets)?;
+        row.url = Set(checked.url);
+        row.target = Set(Some(checked.target));
+        row.credentials = Set(sink::seal_credentials(
+            keyring,
+            current.id,
+            &checked.credentials,
+        )?);
     }
     if let Some(events) = changes.events {
         row.events = Set(validate_events(&events)?);

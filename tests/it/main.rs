@@ -2,6 +2,8 @@
 //! SQLite by default; PostgreSQL when `TEST_DATABASE_URL` names a server.
 
 mod access;
+#[cfg(unix)]
+mod brokers;
 mod chats;
 mod cluster;
 mod console;
@@ -38,6 +40,8 @@ mod sim_outbound;
 mod sim_replies;
 #[cfg(feature = "sim")]
 mod sim_upload;
+#[cfg(unix)]
+mod sinks;
 mod stream;
 mod system;
 mod wa_store;

@@ -11,20 +11,28 @@ use serde_json::Value;
 use std::borrow::Cow;
 use uuid::Uuid;
 
+use super::sink_dto::{self, SinkAmqp, SinkAmqpView, SinkKind, SinkNats, SinkNatsView};
 use crate::api::text::{Text, Uri};
 use crate::webhooks::events::EventType;
 use crate::webhooks::ops::{Attempt, DeliveryView};
 use crate::webhooks::registry::{self, Webhook};
 
-/// A registered receiver of one instance's events. The secret is not part
-/// of it: read it with the `secret` endpoint.
+/// A registered receiver of one instance's events: an HTTP webhook or a
+/// broker sink. The secret is not part of it: read it with the `secret`
+/// endpoint; a sink's credentials are never shown.
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none, rename = "Webhook")]
 pub struct WebhookView {
     pub id: Uuid,
     /// Absent for a global webhook (it receives every instance's events).
     pub instance_id: Option<Uuid>,
+    pub kind: SinkKind,
+    /// The webhook URL, or a sink's broker URL.
     pub url: String,
+    /// A NATS sink's target.
+    pub nats: Option<SinkNatsView>,
+    /// An AMQP sink's target.
+    pub amqp: Option<SinkAmqpView>,
     /// Event types it receives; empty means all.
     pub events: Vec<String>,
     pub description: Option<String>,
@@ -59,10 +67,15 @@ impl From<Webhook> for WebhookView {
             })
             .unwrap_or_default();
         let rotating = w.previous_secret_expires_at.filter(|t| *t > Utc::now());
+        let (kind, nats, amqp) =
+            sink_dto::view(&w.kind, w.target.as_ref(), w.credentials.is_some());
         Self {
             id: w.id,
             instance_id: w.instance_id,
+            kind,
             url: w.url,
+            nats,
+            amqp,
             events,
             description: w.description,
             enabled: w.enabled,
@@ -169,8 +182,16 @@ impl ToJSON for EventName {
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct CreateWebhook {
-    /// An absolute http or https URL.
-    pub url: Uri,
+    /// `webhook` (default), `nats` or `amqp`; a sink's kind may also be
+    /// told by the object given (`nats` or `amqp`).
+    pub kind: Option<SinkKind>,
+    /// An absolute http or https URL: required for a webhook, absent for a
+    /// sink (its broker URL is in its object).
+    pub url: Option<Uri>,
+    /// The target of a `nats` sink.
+    pub nats: Option<SinkNats>,
+    /// The target of an `amqp` sink.
+    pub amqp: Option<SinkAmqp>,
     /// Event types to receive; absent or empty means all.
     pub events: Option<Vec<EventName>>,
     #[oai(validator(max_length = 500))]
@@ -184,8 +205,12 @@ pub struct CreateWebhook {
 #[derive(Debug, Object)]
 #[oai(skip_serializing_if_is_none, deny_unknown_fields)]
 pub struct UpdateWebhook {
-    /// An absolute http or https URL.
+    /// An absolute http or https URL (webhooks only).
     pub url: Option<Uri>,
+    /// Replaces a `nats` sink's target, credentials included.
+    pub nats: Option<SinkNats>,
+    /// Replaces an `amqp` sink's target, credentials included.
+    pub amqp: Option<SinkAmqp>,
     /// Event types to receive; empty means all.
     pub events: Option<Vec<EventName>>,
     /// `null` removes it.
@@ -299,7 +324,10 @@ pub struct AttemptOut {
     pub response_body: Option<String>,
     /// `timeout`, `connect`, `blocked`, `redirect`, `status`, `request`,
     /// `invalid_url`, `signing` or `secret_unavailable` (no configured key
-    /// opens the stored secret); absent on success.
+    /// opens the stored secret or credentials); for broker sinks also
+    /// `auth` (login refused; not retried), `tls`, `no_stream` (no JetStream
+    /// stream takes the subject), `unroutable` (no queue bound) and
+    /// `rejected`; absent on success.
     pub error_kind: Option<String>,
     pub error: Option<String>,
 }

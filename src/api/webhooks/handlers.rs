@@ -11,6 +11,7 @@ use super::dto::{
     DeliveryPage, DeliveryStatus, Recovered, UpdateWebhook, WebhookList, WebhookSecret,
     WebhookView,
 };
+use super::sink_dto;
 use crate::api::error::ApiError;
 use crate::api::text;
 use crate::outbound::Targets;
@@ -40,12 +41,19 @@ impl Handlers<'_> {
     }
 
     pub async fn create(&self, b: CreateWebhook) -> Result<CreatedResp, ApiError> {
+        let sink = sink_dto::spec(b.nats, b.amqp)?;
+        let kind = b
+            .kind
+            .map(Into::into)
+            .or_else(|| sink.as_ref().map(|s| s.target.kind()));
         let changes = Changes {
-            url: Some(b.url.0),
+            url: b.url.map(String::from),
             events: b.events.map(|e| e.into_iter().map(String::from).collect()),
             description: Some(text::opt(b.description)),
             enabled: b.enabled,
             ordered: b.ordered,
+            kind,
+            sink,
         };
         let (w, secret) = registry::create(
             &self.state.db,
@@ -91,9 +99,12 @@ impl Handlers<'_> {
             description,
             enabled: b.enabled,
             ordered: b.ordered,
+            kind: None,
+            sink: sink_dto::spec(b.nats, b.amqp)?,
         };
         let w = registry::update(
             &self.state.db,
+            &self.state.keyring,
             self.scope,
             webhook_id,
             changes,

@@ -3,6 +3,7 @@
 
 pub mod dto;
 mod handlers;
+pub mod sink_dto;
 
 use chrono::{DateTime, Utc};
 use poem_openapi::OpenApi;
