@@ -103,6 +103,7 @@ async fn main() -> Result<(), BoxError> {
                 lid: None,
             },
             chat: format!("{FRIEND}@s.whatsapp.net"),
+            chat_subject: None,
             timestamp: chrono::Utc::now(),
             content: Content::Media(received_media(
                 ReceivedMediaKind::Video,
