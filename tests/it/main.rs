@@ -33,6 +33,8 @@ mod sim_groups;
 #[cfg(feature = "sim")]
 mod sim_history;
 #[cfg(feature = "sim")]
+mod sim_inbound_kinds;
+#[cfg(feature = "sim")]
 mod sim_inbound_media;
 #[cfg(feature = "sim")]
 mod sim_outbound;

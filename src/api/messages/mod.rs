@@ -1,5 +1,6 @@
 //! Number checks and the message log; sending lives in `send`.
 
+mod body_view;
 pub mod history;
 pub(crate) mod send;
 pub mod send_dto;

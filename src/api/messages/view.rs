@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
 use uuid::Uuid;
 
+use super::body_view::{BodyViews, ContactCardView, LocationView, MediaView, PollView};
 use crate::engine::Party;
 use crate::messaging::changes::Reaction;
 use crate::messaging::group_receipts::ParticipantReceipt;
@@ -149,6 +150,14 @@ pub struct MessageView {
     pub sender: Option<PartyView>,
     /// Its text or caption (the latest edit), when the gateway kept it.
     pub text: Option<String>,
+    /// A `location` or `live_location` message's place.
+    pub location: Option<LocationView>,
+    /// A `contacts` (or `contact`) message's cards.
+    pub contacts: Option<Vec<ContactCardView>>,
+    /// A `poll` message's question and options.
+    pub poll: Option<PollView>,
+    /// A media message's file.
+    pub media: Option<MediaView>,
     /// When it was sent (by the sender's clock, for received messages).
     pub timestamp: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
@@ -165,8 +174,10 @@ pub struct MessageView {
 }
 
 impl From<Stored> for MessageView {
-    fn from(m: Stored) -> Self {
+    fn from(mut m: Stored) -> Self {
         let text = m.text().map(str::to_owned);
+        let served = m.direction == Direction::In || m.origin.as_deref() == Some("phone");
+        let body = BodyViews::of(m.body.take(), m.instance_id, &m.message_id, served);
         let (direction, recipient, sender, to_jid) = match m.direction {
             Direction::Out => (
                 MessageDirection::Out,
@@ -193,6 +204,10 @@ impl From<Stored> for MessageView {
             recipient,
             sender,
             text,
+            location: body.location,
+            contacts: body.contacts,
+            poll: body.poll,
+            media: body.media,
             timestamp: m.timestamp,
             created_at: m.created_at,
             updated_at: m.updated_at,
