@@ -151,6 +151,9 @@ impl From<WebhookError> for ApiError {
             WebhookError::InvalidTarget(_) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_target", detail)
             }
+            WebhookError::KindMismatch(_) => {
+                Self::new(StatusCode::CONFLICT, "kind_mismatch", detail)
+            }
             WebhookError::UnknownEventType(_) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unknown_event_type",

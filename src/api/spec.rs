@@ -53,6 +53,19 @@ pub fn finish(spec: &str) -> String {
             }
         }
     }
+    // The objects a body holds are closed too (their types deny unknown
+    // fields as well), however deep.
+    let mut queue = bodies.clone();
+    while let Some(name) = queue.pop() {
+        let mut found = Vec::new();
+        refs_in(&doc["components"]["schemas"][&name], &mut found);
+        for r in found {
+            if !bodies.contains(&r) {
+                bodies.push(r.clone());
+                queue.push(r);
+            }
+        }
+    }
     for name in bodies {
         let Some(schema) = doc
             .get_mut("components")
@@ -73,11 +86,34 @@ pub fn finish(spec: &str) -> String {
                 }
             }
         }
-        if let Some(schema) = schema.as_object_mut() {
+        if let Some(schema) = schema.as_object_mut()
+            && schema.contains_key("properties")
+        {
             schema.insert("additionalProperties".into(), Value::Bool(false));
         }
     }
     serde_json::to_string_pretty(&doc).unwrap_or_else(|_| spec.to_owned())
+}
+
+/// The component schemas `value` refers to, anywhere inside it.
+fn refs_in(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                if key == "$ref"
+                    && let Some(name) = v
+                        .as_str()
+                        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                {
+                    found.push(name.to_owned());
+                } else {
+                    refs_in(v, found);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs_in(v, found)),
+        _ => {}
+    }
 }
 
 fn nullable(prop: &mut Value) {
@@ -177,12 +213,15 @@ mod tests {
         "components": {"schemas": {
             "NewThing": {"type": "object", "required": ["a"], "properties": {
                 "a": {"type": "string"}, "b": {"type": "string"},
-                "c": {"$ref": "#/components/schemas/Thing"}}},
-            "Thing": {"type": "object"}}}
+                "c": {"$ref": "#/components/schemas/Thing"},
+                "d": {"type": "array", "items": {"$ref": "#/components/schemas/Part"}}}},
+            "Thing": {"type": "object"},
+            "Part": {"type": "object", "properties": {"x": {"type": "string"}}},
+            "Reply": {"type": "object", "properties": {"y": {"type": "string"}}}}}
     }"##;
 
     #[test]
-    fn request_bodies_are_closed_and_nothing_else() {
+    fn request_bodies_and_what_they_hold_are_closed_and_nothing_else() {
         let doc: Value = serde_json::from_str(&finish(SPEC)).unwrap();
         let schemas = &doc["components"]["schemas"];
         assert_eq!(schemas["NewThing"]["additionalProperties"], false);
@@ -199,6 +238,15 @@ mod tests {
                 .is_none()
         );
         assert!(schemas["Thing"].get("properties").is_none());
+        // An object a body holds is closed too; one only answered is not.
+        assert_eq!(schemas["Part"]["additionalProperties"], false);
+        assert_eq!(schemas["Part"]["properties"]["x"]["nullable"], true);
+        assert!(schemas["Reply"].get("additionalProperties").is_none());
+        assert!(
+            schemas["Reply"]["properties"]["y"]
+                .get("nullable")
+                .is_none()
+        );
     }
 
     #[test]

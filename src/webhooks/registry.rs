@@ -61,6 +61,10 @@ pub enum WebhookError {
     UrlNotAllowed(String),
     #[error("invalid sink target: {0}")]
     InvalidTarget(String),
+    /// A change that names a target of another kind than the
+    /// destination's (it depends on the registration, not the request).
+    #[error("kind mismatch: {0}")]
+    KindMismatch(String),
     #[error("unknown event type `{0}`")]
     UnknownEventType(String),
     #[error("signing: {0}")]
@@ -332,7 +336,7 @@ pub async fn update(
     let kind = Kind::parse(&current.kind).unwrap_or(Kind::Webhook);
     if let Some(url) = changes.url {
         if kind != Kind::Webhook {
-            return Err(WebhookError::InvalidTarget(format!(
+            return Err(WebhookError::KindMismatch(format!(
                 "a {0} sink's broker URL is changed through `{0}`",
                 kind.as_str()
             )));
@@ -341,7 +345,7 @@ pub async fn update(
     }
     if let Some(spec) = changes.sink {
         if spec.target.kind() != kind {
-            return Err(WebhookError::InvalidTarget(format!(
+            return Err(WebhookError::KindMismatch(format!(
                 "this destination is a {}; its kind does not change",
                 kind.as_str()
             )));

@@ -386,13 +386,19 @@ async fn sink_registrations_are_checked() {
             .json(&json!({ "url": "https://example.com/" })),
     )
     .await
-    .assert_problem(422, "invalid_target");
+    .assert_problem(409, "kind_mismatch");
     send(
         app.req(Method::PATCH, &path)
             .json(&json!({ "amqp": { "url": "amqp://127.0.0.1" } })),
     )
     .await
-    .assert_problem(422, "invalid_target");
+    .assert_problem(409, "kind_mismatch");
+    send(app.req(Method::PATCH, &path).json(&json!({
+        "nats": { "url": "nats://127.0.0.1:4222" },
+        "amqp": { "url": "amqp://127.0.0.1" },
+    })))
+    .await
+    .assert_problem(409, "kind_mismatch");
     let changed = send(app.req(Method::PATCH, &path).json(&json!({
         "nats": { "url": "nats://127.0.0.1:4223", "subject": "crm.{type}" },
     })))

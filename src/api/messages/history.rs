@@ -77,17 +77,21 @@ pub fn parse_message_cursor(cursor: &str) -> Result<Uuid, ApiError> {
     Uuid::from_slice(&bytes).map_err(|_| bad_cursor())
 }
 
+/// Unpadded base64url of the position's microseconds (8 bytes, big
+/// endian) and the chat: any string of that shape is a position, so the
+/// document's pattern is the whole rule.
 pub fn chat_cursor(c: &ChatCursor) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{}", c.at_micros, c.chat))
+    let mut bytes = c.at_micros.to_be_bytes().to_vec();
+    bytes.extend_from_slice(c.chat.as_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 pub fn parse_chat_cursor(cursor: &str) -> Result<ChatCursor, ApiError> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad_cursor())?;
-    let text = String::from_utf8(bytes).map_err(|_| bad_cursor())?;
-    let (at, chat) = text.split_once('|').ok_or_else(bad_cursor)?;
+    let (at, chat) = bytes.split_first_chunk::<8>().ok_or_else(bad_cursor)?;
     Ok(ChatCursor {
-        at_micros: at.parse().map_err(|_| bad_cursor())?,
-        chat: chat.to_owned(),
+        at_micros: i64::from_be_bytes(*at),
+        chat: String::from_utf8_lossy(chat).into_owned(),
     })
 }
 
@@ -142,4 +146,36 @@ pub struct ChatPage {
     pub items: Vec<ChatView>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chat_cursor_reads_back_what_it_wrote() {
+        let c = ChatCursor {
+            at_micros: 1_764_800_000_123_456,
+            chat: "6281299990000@s.whatsapp.net".into(),
+        };
+        let back = parse_chat_cursor(&chat_cursor(&c)).expect("parses");
+        assert_eq!((back.at_micros, back.chat), (c.at_micros, c.chat));
+    }
+
+    #[test]
+    fn every_cursor_of_the_documented_shape_is_a_position() {
+        // Shortest (8 bytes), each tail length, a tail's last bits set.
+        for cursor in [
+            "AAAAAAAAAAA",
+            "AAAAAAAAAAA8",
+            "AAAAAAAA_-_-Aw",
+            "AAAAAAAAAAAA_w",
+        ] {
+            assert!(parse_chat_cursor(cursor).is_ok(), "{cursor}");
+        }
+        assert!(parse_message_cursor("AAAAAAAAAAAAAAAAAAAAAw").is_ok());
+        // Trailing bits set: not base64 this server writes.
+        assert!(parse_message_cursor("AAAAAAAAAAAAAAAAAAAAAB").is_err());
+        assert!(parse_chat_cursor("AAAA").is_err());
+    }
 }

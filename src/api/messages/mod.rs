@@ -182,8 +182,7 @@ impl MessagesApi {
         status: Query<Option<MessageStatus>>,
         since: Query<Option<DateTime<Utc>>>,
         until: Query<Option<DateTime<Utc>>>,
-        #[oai(validator(min_length = 22, max_length = 22, pattern = r"^[A-Za-z0-9_-]{22}$"))]
-        cursor: Query<Option<String>>,
+        #[oai(validator(pattern = r"^[A-Za-z0-9_-]{21}[AQgw]$"))] cursor: Query<Option<String>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u64>>,
         #[oai(deprecated)] after: Query<Option<Uuid>>,
     ) -> Result<Json<history::MessagePage>, ApiError> {
@@ -245,9 +244,12 @@ impl MessagesApi {
         &self,
         auth: Auth,
         id: Path<Uuid>,
-        #[oai(validator(max_length = 400, pattern = r"^[A-Za-z0-9_-]{1,400}$"))] cursor: Query<
-            Option<String>,
-        >,
+        #[oai(validator(
+            min_length = 11,
+            max_length = 400,
+            pattern = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+        ))]
+        cursor: Query<Option<String>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<u64>>,
     ) -> Result<Json<history::ChatPage>, ApiError> {
         auth.instance(id.0, Scope::Read)?;

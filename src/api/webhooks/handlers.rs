@@ -100,7 +100,7 @@ impl Handlers<'_> {
             enabled: b.enabled,
             ordered: b.ordered,
             kind: None,
-            sink: sink_dto::spec(b.nats, b.amqp)?,
+            sink: sink_dto::change(b.nats, b.amqp)?,
         };
         let w = registry::update(
             &self.state.db,

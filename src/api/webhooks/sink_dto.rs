@@ -98,7 +98,9 @@ pub struct SinkAmqp {
     /// replaced. Default `wagate.{instance_id}.{type}`.
     #[oai(validator(
         max_length = 200,
-        pattern = r"^(?:[^{}]|\{instance_id\}|\{type\}|\{event_id\})+$"
+        // One piece, then any: the same as `(…)+`, written so that a
+        // generator does not fold max_length into it.
+        pattern = r"^(?:[^{}]|\{instance_id\}|\{type\}|\{event_id\})(?:[^{}]|\{instance_id\}|\{type\}|\{event_id\})*$"
     ))]
     pub routing_key: Option<String>,
     /// Sealed at rest; never returned.
@@ -157,6 +159,20 @@ pub fn spec(
         (None, Some(a)) => Ok(Some(a.into())),
         (None, None) => Ok(None),
     }
+}
+
+/// The sink object a change carries. A destination has one kind, so a
+/// change naming both cannot match it: a conflict with the registration.
+pub fn change(
+    nats: Option<SinkNats>,
+    amqp: Option<SinkAmqp>,
+) -> Result<Option<SinkSpec>, crate::webhooks::WebhookError> {
+    if nats.is_some() && amqp.is_some() {
+        return Err(crate::webhooks::WebhookError::KindMismatch(
+            "a destination has one kind; `nats` and `amqp` cannot both be its target".into(),
+        ));
+    }
+    spec(nats, amqp)
 }
 
 /// A NATS sink's target as listed (the broker URL is the view's `url`).
