@@ -56,7 +56,9 @@ pub struct SinkNats {
     /// replaced. Default `wagate.{instance_id}.{type}`.
     #[oai(validator(
         max_length = 200,
-        pattern = r"^(?:[^.\s*>{}\x00-\x1f\x7f]|\{instance_id\}|\{type\}|\{event_id\})+(?:\.(?:[^.\s*>{}\x00-\x1f\x7f]|\{instance_id\}|\{type\}|\{event_id\})+)*$"
+        // Each `(…)+` written as one piece then any, so that a generator
+        // does not fold max_length into it.
+        pattern = r"^(?:[^.\s*>{}\x00-\x1f\x7f]|\{instance_id\}|\{type\}|\{event_id\})(?:[^.\s*>{}\x00-\x1f\x7f]|\{instance_id\}|\{type\}|\{event_id\})*(?:\.(?:[^.\s*>{}\x00-\x1f\x7f]|\{instance_id\}|\{type\}|\{event_id\})(?:[^.\s*>{}\x00-\x1f\x7f]|\{instance_id\}|\{type\}|\{event_id\})*)*$"
     ))]
     pub subject: Option<String>,
     /// The stream `create_stream` makes or finds. Default `WAGATE`.
