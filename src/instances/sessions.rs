@@ -431,6 +431,13 @@ impl Sessions {
         &self.inner.webhooks
     }
 
+    /// Whether the instance's client is running here but not online yet.
+    pub fn connecting(&self, id: Uuid) -> bool {
+        self.live()
+            .get(&id)
+            .is_some_and(|l| l.session.is_some() && !l.pairing.borrow().online)
+    }
+
     /// The live client of an instance, if one is running.
     pub fn session(&self, id: Uuid) -> Option<Arc<dyn Session>> {
         self.live().get(&id).and_then(|l| l.session.clone())

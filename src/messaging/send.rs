@@ -39,7 +39,9 @@ pub enum SendError {
     SenderNotFound(String),
     #[error("the instance paired with {0} is not connected to WhatsApp")]
     SenderNotConnected(String),
-    #[error("the instance paired with {0} is connected on another gateway node")]
+    #[error(
+        "the instance paired with {0} is moving between gateway nodes or held by another; retry shortly"
+    )]
     SenderOnAnotherNode(String),
     #[error("{0} is not on WhatsApp")]
     NotOnWhatsApp(String),
@@ -230,6 +232,12 @@ impl Messenger {
                 _ => SendError::SenderNotConnected(sender.to_owned()),
             });
         };
+        // Its row still says online, but this node's client is still
+        // connecting: a node that just took the instance over (its previous
+        // node could not record going away). A short wait, as above.
+        if self.sessions.cluster().is_some() && self.sessions.connecting(instance.id) {
+            return Err(SendError::SenderOnAnotherNode(sender.to_owned()));
+        }
         Ok((instance.id, session))
     }
 
