@@ -103,7 +103,7 @@ fn texts_from(sim: &Sim, sender: &str) -> Vec<String> {
             r.message.conversation.clone().or_else(|| {
                 r.message
                     .extended_text_message
-                    .as_ref()
+                    .as_option()
                     .and_then(|t| t.text.clone())
             })
         })
