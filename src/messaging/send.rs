@@ -224,12 +224,11 @@ impl Messenger {
             return Err(SendError::SenderNotConnected(sender.to_owned()));
         }
         let Some(session) = self.sessions.session(instance.id) else {
-            // Online, but not here: another node holds its lease.
+            // Online, but not here: another node holds its lease, or this
+            // node has just taken it over and its client is yet to start.
             return Err(match self.sessions.cluster() {
-                Some(c) if !c.holds(instance.id) => {
-                    SendError::SenderOnAnotherNode(sender.to_owned())
-                }
-                _ => SendError::SenderNotConnected(sender.to_owned()),
+                Some(_) => SendError::SenderOnAnotherNode(sender.to_owned()),
+                None => SendError::SenderNotConnected(sender.to_owned()),
             });
         };
         // Its row still says online, but this node's client is still
