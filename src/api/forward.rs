@@ -236,7 +236,10 @@ async fn any_online_elsewhere(
         online = online.filter(Column::Id.is_in(ids.iter().copied()));
     }
     let online: Vec<Uuid> = online.into_tuple().all(&fwd.state.db).await?;
-    if online.iter().any(|id| fwd.state.sessions.session(*id).is_some()) {
+    if online
+        .iter()
+        .any(|id| fwd.state.sessions.session(*id).is_some())
+    {
         return Ok(None);
     }
     Ok(cluster.owner_of_any_online(visible.as_deref()).await?)

@@ -25,11 +25,7 @@ const HELD: &str = "EXISTS (SELECT 1 FROM instance_leases \
 
 impl Fence {
     fn values(&self) -> [Value; 3] {
-        [
-            self.instance.into(),
-            self.node.into(),
-            self.epoch.into(),
-        ]
+        [self.instance.into(), self.node.into(), self.epoch.into()]
     }
 
     /// The condition a write adds to its WHERE clause (PostgreSQL's only:

@@ -266,8 +266,12 @@ impl Sessions {
         // The epoch in the database has the last word: a status change is
         // fenced in its own UPDATE, anything else is checked just before.
         let fence = self.inner.cluster.get().and_then(|c| c.fence(id));
-        let inserts = event.is_message() || matches!(event, EngineEvent::Call(_) | EngineEvent::Group(_));
-        if inserts && let Some(fence) = &fence && self.fenced_out(id, fence).await {
+        let inserts =
+            event.is_message() || matches!(event, EngineEvent::Call(_) | EngineEvent::Group(_));
+        if inserts
+            && let Some(fence) = &fence
+            && self.fenced_out(id, fence).await
+        {
             return;
         }
         if let EngineEvent::Call(call) = &event {

@@ -183,7 +183,11 @@ async fn a_killed_node_fails_over_against_the_simulator_with_no_socket_twice() {
         let r = send(admin(Method::POST, node.url("/v1/instances")).json(&json!({}))).await;
         assert_eq!(r.status, 201, "{:?}", r.body);
         let id: Uuid = r.body["id"].as_str().expect("id").parse().expect("uuid");
-        let login = send(admin(Method::POST, node.url(&format!("/v1/instances/{id}/login")))).await;
+        let login = send(admin(
+            Method::POST,
+            node.url(&format!("/v1/instances/{id}/login")),
+        ))
+        .await;
         assert_eq!(login.status, 200, "{:?}", login.body);
         let code = login.body["qr"]["code"].as_str().expect("qr code");
         sim.scan_qr(code, &phone(i)).expect("the phone scans");

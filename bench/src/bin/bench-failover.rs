@@ -74,7 +74,10 @@ impl Cluster {
             .env("WAGATE_CLUSTER__NODE_ID", id.to_string())
             .env("WAGATE_CLUSTER__HEARTBEAT_SECS", self.heartbeat.to_string())
             .env("WAGATE_CLUSTER__LEASE_SECS", self.lease.to_string())
-            .env("WAGATE_CLUSTER_SECRET", "bench-cluster-secret-0123456789abcdef")
+            .env(
+                "WAGATE_CLUSTER_SECRET",
+                "bench-cluster-secret-0123456789abcdef",
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
@@ -157,7 +160,11 @@ async fn main() -> Result<(), BoxError> {
         Duration::from_secs(300),
         || async {
             Ok(live_leases(&db).await? == n as i64
-                && scalar(&db, "SELECT count(*) FROM instances WHERE status = 'online'").await?
+                && scalar(
+                    &db,
+                    "SELECT count(*) FROM instances WHERE status = 'online'",
+                )
+                .await?
                     == n as i64)
         },
     )
