@@ -577,8 +577,7 @@ async fn a_session_whose_lease_was_taken_over_writes_nothing() {
         crate::harness::eventually("the fenced-out session stopped", || async {
             app.engine
                 .calls()
-                .iter()
-                .any(|c| *c == Call::Disconnect(id))
+                .contains(&Call::Disconnect(id))
                 .then_some(())
         })
         .await;
