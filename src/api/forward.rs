@@ -1,8 +1,8 @@
 //! Calls that need an instance's live client, forwarded to the node that
 //! holds its lease. Reads answer from the database on any node; a send, a
-//! pairing step, a group change or an inbound media file (kept on the
-//! owner's disk) goes to the owner, signed with the cluster secret so the
-//! owner knows not to forward it again. The key is checked here first (an
+//! pairing step, a group change, a number check or an inbound media file
+//! (kept on the owner's disk) goes to the owner, signed with the cluster
+//! secret so the owner knows not to forward it again. The key is checked here first (an
 //! invalid key or a hidden instance is answered locally, never forwarded)
 //! and again by the owner's own handler.
 
@@ -78,10 +78,16 @@ fn verify(key: &hmac::Key, value: &[u8], method: &Method, target: &str) -> bool 
 enum Live<'a> {
     Instance(Uuid),
     Sender(&'a str),
+    /// The instance is named in the JSON body (`instance_id`), or, absent,
+    /// any online one the caller may use answers.
+    InBody,
 }
 
 /// The calls that need the instance's live client (or its node's disk).
 fn live_target<'a>(method: &Method, path: &'a str) -> Option<Live<'a>> {
+    if path == "/v1/numbers/check" {
+        return (method == Method::POST).then_some(Live::InBody);
+    }
     for prefix in ["/v1/send/by-number/", "/send/by-number/"] {
         if let Some(rest) = path.strip_prefix(prefix) {
             let number = rest.split('/').next().filter(|n| !n.is_empty())?;
@@ -106,7 +112,7 @@ fn live_target<'a>(method: &Method, path: &'a str) -> Option<Live<'a>> {
     live.then_some(Live::Instance(id))
 }
 
-pub async fn forward<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+pub async fn forward<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
     let Some(fwd) = req.data::<Forwarder>().cloned() else {
         return next.call(req).await.map(IntoResponse::into_response);
     };
@@ -132,7 +138,7 @@ pub async fn forward<E: Endpoint>(next: E, req: Request) -> poem::Result<Respons
         // whatever happened to the lease meanwhile, so a call never loops.
         return next.call(req).await.map(IntoResponse::into_response);
     }
-    match owner_elsewhere(&fwd, &req).await {
+    match owner_elsewhere(&fwd, &mut req).await {
         Ok(Some(owner)) => match &fwd.key {
             Some(key) => proxy(&fwd, key, &owner, req, &target).await,
             None => Err(unavailable(
@@ -156,16 +162,14 @@ fn unavailable(detail: &str) -> ApiError {
 
 /// The URL of the node to forward `req` to, when it needs the live client
 /// of an instance that another live node holds and the caller may see it.
-async fn owner_elsewhere(fwd: &Forwarder, req: &Request) -> Result<Option<String>, ApiError> {
+async fn owner_elsewhere(fwd: &Forwarder, req: &mut Request) -> Result<Option<String>, ApiError> {
     let Some(cluster) = fwd.state.sessions.cluster() else {
         return Ok(None);
     };
-    let Some(live) = live_target(req.method(), req.uri().path()) else {
-        return Ok(None);
-    };
-    let instance = match live {
-        Live::Instance(id) => id,
-        Live::Sender(raw) => {
+    let instance = match live_target(req.method(), req.uri().path()) {
+        None => return Ok(None),
+        Some(Live::Instance(id)) => Some(id),
+        Some(Live::Sender(raw)) => {
             let raw = percent_decoded(raw);
             let Ok(number) = fwd.state.messenger.normalize("phoneNumber", &raw) else {
                 return Ok(None);
@@ -175,12 +179,24 @@ async fn owner_elsewhere(fwd: &Forwarder, req: &Request) -> Result<Option<String
                 .one(&fwd.state.db)
                 .await?;
             match found {
-                Some(i) => i.id,
+                Some(i) => Some(i.id),
                 None => return Ok(None),
             }
         }
+        Some(Live::InBody) => {
+            // The body is small JSON (the body limit applies before this);
+            // it is read here and put back for the handler or the owner.
+            let body = match req.take_body().into_bytes().await {
+                Ok(body) => body,
+                // Too large or cut off: the handler and the limit answer.
+                Err(_) => return Ok(None),
+            };
+            let named = instance_named(&body);
+            req.set_body(body);
+            named
+        }
     };
-    if cluster.holds(instance) {
+    if instance.is_some_and(|id| cluster.holds(id)) {
         return Ok(None);
     }
     // Only a caller that may see the instance is forwarded; anyone else
@@ -192,11 +208,47 @@ async fn owner_elsewhere(fwd: &Forwarder, req: &Request) -> Result<Option<String
     let Some(keys) = req.data::<Keys>() else {
         return Ok(None);
     };
-    match keys.check(presented).await? {
-        Some(principal) if principal.can_see(instance) => {}
-        _ => return Ok(None),
+    let Some(principal) = keys.check(presented).await? else {
+        return Ok(None);
+    };
+    match instance {
+        Some(id) if principal.can_see(id) => Ok(cluster.owner_elsewhere(id).await?),
+        Some(_) => Ok(None),
+        None => any_online_elsewhere(fwd, cluster, &principal).await,
     }
-    Ok(cluster.owner_elsewhere(instance).await?)
+}
+
+/// For a call any online instance can answer: `None` when one the caller
+/// may send from is connected here, else a node holding one.
+async fn any_online_elsewhere(
+    fwd: &Forwarder,
+    cluster: &crate::cluster::Cluster,
+    principal: &crate::access::Principal,
+) -> Result<Option<String>, ApiError> {
+    use entity::instances::{Column, Entity, Status};
+    use sea_orm::QuerySelect;
+    let visible = principal.visible(crate::access::Scope::Send);
+    let mut online = Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::Status.eq(Status::Online));
+    if let Some(ids) = &visible {
+        online = online.filter(Column::Id.is_in(ids.iter().copied()));
+    }
+    let online: Vec<Uuid> = online.into_tuple().all(&fwd.state.db).await?;
+    if online
+        .iter()
+        .any(|id| fwd.state.sessions.session(*id).is_some())
+    {
+        return Ok(None);
+    }
+    Ok(cluster.owner_of_any_online(visible.as_deref()).await?)
+}
+
+/// The `instance_id` a JSON body names, if any.
+fn instance_named(body: &[u8]) -> Option<Uuid> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    Uuid::parse_str(value.get("instance_id")?.as_str()?).ok()
 }
 
 const HOP_BY_HOP: [HeaderName; 6] = [
@@ -308,6 +360,20 @@ mod tests {
         assert!(!live(Method::GET, &format!("/v1/instances/{id}/chats")));
         assert!(!live(Method::POST, &format!("/v1/instances/{id}/webhooks")));
         assert!(!live(Method::GET, "/v1/instances/not-a-uuid/login"));
+        assert!(live(Method::POST, "/v1/numbers/check"));
+        assert!(!live(Method::GET, "/v1/numbers/check"));
+        assert!(!live(Method::POST, "/v1/numbers/check/x"));
+    }
+
+    #[test]
+    fn the_instance_a_number_check_names_is_read_from_its_body() {
+        let id = Uuid::new_v4();
+        let named = format!(r#"{{"numbers":["62812"],"instance_id":"{id}"}}"#);
+        assert_eq!(instance_named(named.as_bytes()), Some(id));
+        assert_eq!(instance_named(br#"{"numbers":["62812"]}"#), None);
+        assert_eq!(instance_named(br#"{"instance_id":null}"#), None);
+        assert_eq!(instance_named(br#"{"instance_id":"nope"}"#), None);
+        assert_eq!(instance_named(b"not json"), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! its own monotonic clock, so a node that was paused or cut off stops
 //! applying its sessions' events before another node can claim them.
 
+mod fence;
 pub mod jobs;
 mod leases;
 mod node_loop;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
 use uuid::Uuid;
 
+pub use fence::Fence;
 pub use node_loop::{leave, run};
 pub use settings::ClusterSettings;
 
@@ -215,6 +217,34 @@ impl Cluster {
             .db
             .query_one_raw(pg(sql, vec![instance.into(), self.inner.node_id.into()]))
             .await?;
+        row.map(|r| r.try_get("", "advertised_url")).transpose()
+    }
+
+    /// The advertised URL of a live node, other than this one, holding an
+    /// online instance among `among` (every instance when `None`): where a
+    /// call that any online instance can answer goes when none is here.
+    pub async fn owner_of_any_online(
+        &self,
+        among: Option<&[Uuid]>,
+    ) -> Result<Option<String>, sea_orm::DbErr> {
+        let mut values: Vec<Value> = vec![self.inner.node_id.into()];
+        let only = match among {
+            None => String::new(),
+            Some([]) => return Ok(None),
+            Some(ids) => {
+                let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+                values.extend(ids.iter().map(|id| Value::from(*id)));
+                format!(" AND l.instance_id IN ({})", marks.join(", "))
+            }
+        };
+        let sql = format!(
+            "SELECT n.advertised_url FROM instance_leases l \
+             JOIN cluster_nodes n ON n.id = l.owner_node \
+             JOIN instances i ON i.id = l.instance_id \
+             WHERE i.status = 'online' AND l.lease_until > now() \
+               AND n.stopped_at IS NULL AND n.id <> $1{only} LIMIT 1"
+        );
+        let row = self.inner.db.query_one_raw(pg(&sql, values)).await?;
         row.map(|r| r.try_get("", "advertised_url")).transpose()
     }
 }

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::Instance;
+use crate::cluster::Fence;
 use crate::engine::EngineEvent;
 use crate::webhooks::{EventType, Webhooks};
 
@@ -26,12 +27,14 @@ pub struct Applied {
 }
 
 /// Applies `event` to the instance. `None` when the instance is gone or
-/// logged out, in which case nothing changed.
+/// logged out, or when `fence` (the lease a cluster node's session writes
+/// under) is no longer this node's, in which case nothing changed.
 pub async fn apply(
     db: &DatabaseConnection,
     hooks: &Webhooks,
     instance_id: Uuid,
     event: &EngineEvent,
+    fence: Option<&Fence>,
 ) -> Result<Option<Applied>, DbErr> {
     if event.is_message() {
         return Ok(None);
@@ -47,12 +50,14 @@ pub async fn apply(
     let change = transition(&txn, &instance, event, now).await?;
     let mut row = change.row;
     row.updated_at = Set(now);
-    let updated = Entity::update_many()
+    let mut update = Entity::update_many()
         .set(row)
         .filter(Column::Id.eq(instance_id))
-        .filter(Column::Status.ne(Status::LoggedOut))
-        .exec(&txn)
-        .await?;
+        .filter(Column::Status.ne(Status::LoggedOut));
+    if let Some(fence) = fence {
+        update = update.filter(fence.condition());
+    }
+    let updated = update.exec(&txn).await?;
     if updated.rows_affected == 0 {
         return Ok(None);
     }

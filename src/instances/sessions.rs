@@ -263,6 +263,17 @@ impl Sessions {
             self.stop(id).await;
             return;
         }
+        // The epoch in the database has the last word: a status change is
+        // fenced in its own UPDATE, anything else is checked just before.
+        let fence = self.inner.cluster.get().and_then(|c| c.fence(id));
+        let inserts =
+            event.is_message() || matches!(event, EngineEvent::Call(_) | EngineEvent::Group(_));
+        if inserts
+            && let Some(fence) = &fence
+            && self.fenced_out(id, fence).await
+        {
+            return;
+        }
         if let EngineEvent::Call(call) = &event {
             let (db, hooks, keyring) = (&self.inner.db, &self.inner.webhooks, &self.inner.keyring);
             let session = self.session(id);
@@ -304,14 +315,20 @@ impl Sessions {
             }
             return;
         }
-        let applied = match lifecycle::apply(&self.inner.db, &self.inner.webhooks, id, &event).await
-        {
+        let (db, hooks) = (&self.inner.db, &self.inner.webhooks);
+        let applied = match lifecycle::apply(db, hooks, id, &event, fence.as_ref()).await {
             Ok(applied) => applied,
             Err(e) => {
                 tracing::error!(error = %e, ?event, "could not persist an engine event");
                 None
             }
         };
+        if applied.is_none()
+            && let Some(fence) = &fence
+            && self.fenced_out(id, fence).await
+        {
+            return;
+        }
         if let Some(applied) = &applied {
             tracing::info!(
                 from = %lifecycle::status_name(applied.previous),
@@ -418,6 +435,13 @@ impl Sessions {
         &self.inner.webhooks
     }
 
+    /// Whether the instance's client is running here but not online yet.
+    pub fn connecting(&self, id: Uuid) -> bool {
+        self.live()
+            .get(&id)
+            .is_some_and(|l| l.session.is_some() && !l.pairing.borrow().online)
+    }
+
     /// The live client of an instance, if one is running.
     pub fn session(&self, id: Uuid) -> Option<Arc<dyn Session>> {
         self.live().get(&id).and_then(|l| l.session.clone())
@@ -426,6 +450,27 @@ impl Sessions {
     fn update(&self, id: Uuid, f: impl FnOnce(&mut Pairing)) {
         if let Some(live) = self.live().get(&id) {
             live.pairing.send_modify(f);
+        }
+    }
+
+    /// Whether the instance's lease was taken over under `fence`; if so
+    /// its session goes, and nothing more of it is applied here.
+    async fn fenced_out(&self, id: Uuid, fence: &crate::cluster::Fence) -> bool {
+        match fence.holds(&self.inner.db).await {
+            Ok(true) => false,
+            Ok(false) => {
+                if let Some(cluster) = self.inner.cluster.get() {
+                    cluster.fenced_out(id);
+                }
+                self.stop(id).await;
+                true
+            }
+            Err(e) => {
+                // The write that follows meets the same database, and its
+                // own error is the one to report.
+                tracing::warn!(error = %e, "could not check the lease's epoch");
+                false
+            }
         }
     }
 
@@ -559,7 +604,8 @@ impl Sessions {
         let reason = EngineEvent::LoggedOut {
             reason: "logged out through the API".into(),
         };
-        lifecycle::apply(&self.inner.db, &self.inner.webhooks, id, &reason).await?;
+        // An API call, not the session: the call reached the owner.
+        lifecycle::apply(&self.inner.db, &self.inner.webhooks, id, &reason, None).await?;
         if let Some(session) = live.and_then(|l| l.session) {
             session.logout().await;
         }

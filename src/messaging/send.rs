@@ -39,7 +39,9 @@ pub enum SendError {
     SenderNotFound(String),
     #[error("the instance paired with {0} is not connected to WhatsApp")]
     SenderNotConnected(String),
-    #[error("the instance paired with {0} is connected on another gateway node")]
+    #[error(
+        "the instance paired with {0} is moving between gateway nodes or held by another; retry shortly"
+    )]
     SenderOnAnotherNode(String),
     #[error("{0} is not on WhatsApp")]
     NotOnWhatsApp(String),
@@ -222,14 +224,19 @@ impl Messenger {
             return Err(SendError::SenderNotConnected(sender.to_owned()));
         }
         let Some(session) = self.sessions.session(instance.id) else {
-            // Online, but not here: another node holds its lease.
+            // Online, but not here: another node holds its lease, or this
+            // node has just taken it over and its client is yet to start.
             return Err(match self.sessions.cluster() {
-                Some(c) if !c.holds(instance.id) => {
-                    SendError::SenderOnAnotherNode(sender.to_owned())
-                }
-                _ => SendError::SenderNotConnected(sender.to_owned()),
+                Some(_) => SendError::SenderOnAnotherNode(sender.to_owned()),
+                None => SendError::SenderNotConnected(sender.to_owned()),
             });
         };
+        // Its row still says online, but this node's client is still
+        // connecting: a node that just took the instance over (its previous
+        // node could not record going away). A short wait, as above.
+        if self.sessions.cluster().is_some() && self.sessions.connecting(instance.id) {
+            return Err(SendError::SenderOnAnotherNode(sender.to_owned()));
+        }
         Ok((instance.id, session))
     }
 

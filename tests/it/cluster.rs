@@ -453,6 +453,17 @@ async fn any_node_answers_a_call_for_an_instance_another_holds() {
     .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
 
+    // A number check names its instance in the body: forwarded too, and
+    // without one it goes to a node holding any online instance.
+    for body in [
+        serde_json::json!({ "numbers": ["6281299990000"], "instance_id": ids[0] }),
+        serde_json::json!({ "numbers": ["6281299990000"] }),
+    ] {
+        let r = send(admin(Method::POST, node_b.url("/v1/numbers/check")).json(&body)).await;
+        assert_eq!(r.status, 200, "{body}: {:?}", r.body);
+        assert_eq!(r.body["results"][0]["registered"], true, "{:?}", r.body);
+    }
+
     // C has no secret: it cannot forward and says so, with Retry-After.
     let r = http
         .request(Method::PUT, node_c.url(&presence))
@@ -483,4 +494,110 @@ async fn any_node_answers_a_call_for_an_instance_another_holds() {
     .await;
     assert_eq!(r.status, 401, "{:?}", r.body);
     assert_eq!(r.body["code"], "invalid_forward_signature");
+}
+
+/// Writes from a session carry the lease's epoch (issue 15): once another
+/// node took the lease over in the database, the old node's next status
+/// change and its next inbound message are refused, though its own clock
+/// still trusts the lease, and it drops the session.
+#[tokio::test]
+async fn a_session_whose_lease_was_taken_over_writes_nothing() {
+    if crate::harness::postgres_admin_url().is_none() {
+        return; // epochs exist on PostgreSQL only; SQLite is one node
+    }
+    use crate::pairing::{events, new_instance, pair_and_connect, types};
+    use wagate::engine::EngineEvent;
+    use wagate::engine::scripted::Call;
+
+    let db = TestDb::new().await;
+    // Renewals far apart: the takeover below is found by the fence, not
+    // by a renewal that happens to come first.
+    let settings = crate::harness::settings_with(&db, |f| {
+        f.merge(("cluster.heartbeat_secs", 60))
+            .merge(("cluster.lease_secs", 180))
+            .merge(("cluster.rebalance", false))
+    });
+    let engine = wagate::engine::scripted::ScriptedEngine::new();
+    let app = crate::harness::TestApp::spawn_scripted(db, settings, engine).await;
+    let (status_id, message_id) = (new_instance(&app).await, new_instance(&app).await);
+    pair_and_connect(&app, status_id, "6281400000901").await;
+    pair_and_connect(&app, message_id, "6281400000902").await;
+
+    let conn = app.db.connect().await;
+    let usurper = Uuid::new_v4();
+    for id in [status_id, message_id] {
+        let taken = conn
+            .execute_raw(Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "UPDATE instance_leases SET owner_node = $1, epoch = epoch + 1 \
+                 WHERE instance_id = $2",
+                [usurper.into(), id.into()],
+            ))
+            .await
+            .expect("take over");
+        assert_eq!(taken.rows_affected(), 1);
+    }
+    let before_status = events(&app, status_id).await.len();
+    let before_message = events(&app, message_id).await.len();
+
+    assert!(
+        app.engine
+            .emit(
+                status_id,
+                EngineEvent::Disconnected {
+                    reason: "late news from a stale node".into()
+                }
+            )
+            .await
+    );
+    let inbound = wagate::engine::Inbound {
+        from_me: false,
+        chat_subject: None,
+        message_id: "3EB0STALE".into(),
+        from: wagate::engine::Party {
+            jid: "6281299990000@s.whatsapp.net".into(),
+            phone_number: Some("6281299990000".into()),
+            lid: None,
+        },
+        chat: "6281299990000@s.whatsapp.net".into(),
+        timestamp: chrono::Utc::now(),
+        content: wagate::engine::Content::Text {
+            text: "stale".into(),
+            quoted: None,
+            mentions: Vec::new(),
+        },
+    };
+    assert!(
+        app.engine
+            .emit(message_id, EngineEvent::Message(Box::new(inbound)))
+            .await
+    );
+    // Refused writes end their sessions here: that is when both were seen.
+    for id in [status_id, message_id] {
+        crate::harness::eventually("the fenced-out session stopped", || async {
+            app.engine
+                .calls()
+                .contains(&Call::Disconnect(id))
+                .then_some(())
+        })
+        .await;
+    }
+    let status = send(app.req(Method::GET, &format!("/v1/instances/{status_id}"))).await;
+    assert_eq!(status.body["status"], "online", "{:?}", status.body);
+    assert_eq!(status.body["last_error"], serde_json::Value::Null);
+    let after = events(&app, status_id).await;
+    assert_eq!(after.len(), before_status, "{:?}", types(&after));
+    let after = events(&app, message_id).await;
+    assert_eq!(after.len(), before_message, "{:?}", types(&after));
+    let stored = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) AS n FROM messages WHERE wa_message_id = $1",
+            ["3EB0STALE".into()],
+        ))
+        .await
+        .expect("count")
+        .expect("row");
+    assert_eq!(stored.try_get::<i64>("", "n").expect("n"), 0);
+    conn.close().await.ok();
 }

@@ -6,6 +6,8 @@ mod access;
 mod brokers;
 mod chats;
 mod cluster;
+#[cfg(feature = "sim")]
+mod cluster_sim;
 mod console;
 mod conversation_settings;
 mod conversations;

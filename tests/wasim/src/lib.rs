@@ -33,6 +33,7 @@ pub mod world;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -359,6 +360,18 @@ impl Sim {
             .flat_map(|a| a.devices.values())
             .filter(|d| d.conn.is_some())
             .count()
+    }
+
+    /// How many times a device logged in while its earlier socket was
+    /// still open: moments two sockets of one device were open at once.
+    pub fn device_overlaps(&self) -> u64 {
+        self.shared.world.overlaps.load(Ordering::Relaxed)
+    }
+
+    /// How many stream-replaced errors (`conflict type="replaced"`) the
+    /// simulator sent: each is a session pushed out by a second login.
+    pub fn streams_replaced(&self) -> u64 {
+        self.shared.world.replaced.load(Ordering::Relaxed)
     }
 
     /// The most WebSocket connections that were in their handshake (accept

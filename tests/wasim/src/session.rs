@@ -3,6 +3,7 @@
 //! sends afterwards.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
@@ -170,6 +171,8 @@ impl Session {
         // A second login of the same device replaces the first, as on
         // WhatsApp.
         if let Some(old) = previous.and_then(|c| state.conns.get(&c)) {
+            world.overlaps.fetch_add(1, Ordering::Relaxed);
+            world.replaced.fetch_add(1, Ordering::Relaxed);
             let _ = old.tx.send(Outbound::Node(
                 NodeBuilder::new("stream:error")
                     .children([NodeBuilder::new("conflict")

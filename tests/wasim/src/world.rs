@@ -221,6 +221,11 @@ pub struct World {
     state: Mutex<State>,
     next_id: AtomicU64,
     pub events: broadcast::Sender<SimEvent>,
+    /// Logins of a device whose earlier socket was still open: moments
+    /// two sockets of one device were open at once.
+    pub overlaps: AtomicU64,
+    /// `conflict type="replaced"` stream errors sent to the older socket.
+    pub replaced: AtomicU64,
 }
 
 impl World {
@@ -230,6 +235,8 @@ impl World {
             state: Mutex::new(State::default()),
             next_id: AtomicU64::new(1),
             events,
+            overlaps: AtomicU64::new(0),
+            replaced: AtomicU64::new(0),
         }
     }
 
