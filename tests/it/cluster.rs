@@ -58,7 +58,7 @@ async fn paired_instances(conn: &DatabaseConnection, n: usize) -> Vec<Uuid> {
 }
 
 /// Owner of each instance under a live lease.
-async fn owners(conn: &DatabaseConnection) -> HashMap<Uuid, Uuid> {
+pub(crate) async fn owners(conn: &DatabaseConnection) -> HashMap<Uuid, Uuid> {
     let rows = conn
         .query_all_raw(Statement::from_string(
             sea_orm::DbBackend::Postgres,
@@ -90,7 +90,7 @@ async fn all_online(conn: &DatabaseConnection) -> bool {
 }
 
 /// Polls `check` until it holds, for at most `secs` seconds.
-async fn within<F, Fut>(secs: u64, what: &str, mut check: F)
+pub(crate) async fn within<F, Fut>(secs: u64, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

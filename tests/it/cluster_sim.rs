@@ -5,7 +5,7 @@
 //! answered 503 with Retry-After, each reaching the contact once however
 //! often it is retried with its Idempotency-Key.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -14,6 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 use wasim::Sim;
 
+use crate::cluster::{owners, within};
 use crate::harness::{ADMIN_KEY, TestDb, http_client, send};
 use crate::process::{Running, start, wagate};
 
@@ -46,26 +47,6 @@ async fn node(db: &TestDb, sim: &Sim, key: &str, id: Uuid) -> Running {
         .expect("the node starts")
 }
 
-/// Owner of each instance under a live lease.
-async fn owners(conn: &DatabaseConnection) -> HashMap<Uuid, Uuid> {
-    let rows = conn
-        .query_all_raw(Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT instance_id, owner_node FROM instance_leases \
-             WHERE owner_node IS NOT NULL AND lease_until > now()",
-        ))
-        .await
-        .expect("leases");
-    rows.iter()
-        .map(|r| {
-            (
-                r.try_get("", "instance_id").expect("id"),
-                r.try_get("", "owner_node").expect("owner"),
-            )
-        })
-        .collect()
-}
-
 async fn online(conn: &DatabaseConnection) -> usize {
     let row = conn
         .query_one_raw(Statement::from_string(
@@ -76,22 +57,6 @@ async fn online(conn: &DatabaseConnection) -> usize {
         .expect("count")
         .expect("row");
     row.try_get::<i64>("", "n").expect("n") as usize
-}
-
-/// Polls `check` until it holds, for at most `secs` seconds.
-async fn within<F, Fut>(secs: u64, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out ({secs} s) waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The texts `FRIEND` received from `sender`.
