@@ -135,15 +135,14 @@ pub async fn advance(
     error: Option<String>,
     recipient: Option<&Party>,
 ) -> Result<(), DbErr> {
-    let txn = crate::db::begin_write(db).await?;
+    hooks.write(db, async |txn, outbox| {
     let movable = Entity::find()
         .filter(Column::InstanceId.eq(instance_id))
         .filter(Column::WaMessageId.is_in(message_ids.iter().cloned()))
         .filter(Column::Status.is_in(earlier_than(status).iter().copied()))
-        .all(&txn)
+        .all(txn)
         .await?;
     let now = Utc::now();
-    let mut outbox = hooks.outbox();
     for mut message in movable {
         if let (Some(stored), Some(who), Some(event_type)) =
             (message.receipts.clone(), recipient, event_for(status))
@@ -164,7 +163,7 @@ pub async fn advance(
                 .col_expr(Column::UpdatedAt, Expr::value(now))
                 .filter(Column::Id.eq(message.id))
                 .filter(Column::Receipts.eq(stored))
-                .exec(&txn)
+                .exec(txn)
                 .await?;
             if updated.rows_affected == 0 {
                 continue;
@@ -175,7 +174,7 @@ pub async fn advance(
             data["timestamp"] = json!(now);
             data["participant"] = party(&moved.person);
             data["participant_status"] = json!(status);
-            outbox.record(&txn, instance_id, event_type, data).await?;
+            outbox.record(txn, instance_id, event_type, data).await?;
             continue;
         }
         let moved = Entity::update_many()
@@ -184,7 +183,7 @@ pub async fn advance(
             .col_expr(Column::UpdatedAt, Expr::value(now))
             .filter(Column::Id.eq(message.id))
             .filter(Column::Status.is_in(earlier_than(status).iter().copied()))
-            .exec(&txn)
+            .exec(txn)
             .await?;
         if moved.rows_affected == 0 {
             continue;
@@ -206,12 +205,12 @@ pub async fn advance(
                 }
                 data["recipient"] = from_receipt;
             }
-            outbox.record(&txn, instance_id, event_type, data).await?;
+            outbox.record(txn, instance_id, event_type, data).await?;
         }
     }
-    txn.commit().await?;
-    outbox.committed();
     Ok(())
+    })
+    .await
 }
 
 /// Records inbound messages and their `message.received` events, all in
@@ -226,46 +225,47 @@ async fn received(
     messages: &[Inbound],
     media: Option<&Media>,
 ) -> Result<(), DbErr> {
-    let txn = crate::db::begin_write(db).await?;
-    let mut outbox = hooks.outbox();
     let mut new = 0;
     let mut media_rows = Vec::new();
+    // The caller acknowledges the messages once this returns: after the
+    // commit, which on SQLite other events may share.
+    hooks.write(db, async |txn, outbox| {
     for m in messages {
         // The owner's reactions, edits and deletions take the path of a
         // contact's below: their row is the key against redelivery (change
         // rows are never listed), and they change their target.
         if m.from_me && !m.content.changes_another() {
-            if !super::phone_sent::recorded(&txn, instance_id, m).await? {
+            if !super::phone_sent::recorded(txn, instance_id, m).await? {
                 let (row, data) = super::phone_sent::row(keyring, instance_id, m)?;
                 messages::Entity::insert(messages::ActiveModel::from(row))
-                    .exec_without_returning(&txn)
+                    .exec_without_returning(txn)
                     .await?;
                 outbox
-                    .record(&txn, instance_id, EventType::MessageSent, data)
+                    .record(txn, instance_id, EventType::MessageSent, data)
                     .await?;
             }
             continue;
         }
-        if already_recorded(&txn, instance_id, m).await? {
+        if already_recorded(txn, instance_id, m).await? {
             continue;
         }
         new += u64::from(!m.from_me);
         let row_id = Uuid::now_v7();
         let (event_type, mut data) = match &m.content {
             Content::PollVote { poll_id, vote } => {
-                super::votes::record(&txn, keyring, instance_id, m, poll_id, vote).await?
+                super::votes::record(txn, keyring, instance_id, m, poll_id, vote).await?
             }
             _ => received_event(m),
         };
         if let (Some(media), Content::Media(described)) = (media, &m.content) {
             let row = media
-                .record(&txn, instance_id, row_id, m, described)
+                .record(txn, instance_id, row_id, m, described)
                 .await?;
             data["media"] =
                 crate::media::object(&row, described.caption.as_deref(), Some(described));
             media_rows.push(row);
         }
-        let event_id = outbox.record(&txn, instance_id, event_type, data).await?;
+        let event_id = outbox.record(txn, instance_id, event_type, data).await?;
         let body = Body::of_inbound(&m.content)
             .map(|b| bodies::seal(keyring, bodies::RECEIVED, row_id, &b))
             .transpose()?;
@@ -287,12 +287,13 @@ async fn received(
             deleted_at: Set(None),
             reactions: Set(None),
         })
-        .exec_without_returning(&txn)
+        .exec_without_returning(txn)
         .await?;
-        super::changes::apply(&txn, keyring, instance_id, m).await?;
+        super::changes::apply(txn, keyring, instance_id, m).await?;
     }
-    txn.commit().await?;
-    outbox.committed();
+    Ok(())
+    })
+    .await?;
     if let Some(media) = media {
         media.committed(&media_rows);
     }
