@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use entity::webhook_deliveries::{self, Status};
 use entity::webhook_due::{self, Column, Entity};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter};
 use uuid::Uuid;
 
 /// Most ids in one `IN (…)` list.

@@ -20,8 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
-    TransactionTrait,
+    DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait,
 };
 use tokio::sync::{Notify, OwnedMutexGuard, watch};
 
