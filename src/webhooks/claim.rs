@@ -36,8 +36,9 @@ pub struct ClaimedRow {
 
 /// Claims due deliveries for `token` until `lease_until`: at most
 /// `rooms.total`, and per webhook at most its room (webhooks with none are
-/// skipped), so every claimed row can start at once. Run it in a write
-/// transaction: it leases the due rows, then marks their deliveries.
+/// skipped), so every claimed row can start at once. It reads the
+/// candidates, then leases them and marks their deliveries in a write
+/// transaction.
 ///
 /// Due means: waiting in the queue (not leased) and `next_attempt_at` has
 /// come ([`reclaim_expired`] ends the leases of dispatchers that died).
@@ -49,8 +50,8 @@ pub struct ClaimedRow {
 /// Positions follow commit order, and an event not yet sequenced will get
 /// a later position than every sequenced one, so a later event never
 /// overtakes one that committed after it was claimed.
-pub async fn claim<C: ConnectionTrait>(
-    db: &C,
+pub async fn claim(
+    db: &DatabaseConnection,
     token: Uuid,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
@@ -59,26 +60,49 @@ pub async fn claim<C: ConnectionTrait>(
     use entity::webhook_deliveries::{Column, Entity, Status};
     use sea_orm::sea_query::Expr;
     let backend = db.get_database_backend();
-    let (sql, values) = claim_statement(backend, token, now, lease_until, rooms);
-    let leased: Vec<Uuid> = db
+    // Read first, outside any transaction (readers never wait in WAL
+    // mode): most looks find nothing, and take no write lock then.
+    let (sql, values) = candidates(backend, now, rooms);
+    let found: Vec<Uuid> = db
         .query_all_raw(Statement::from_sql_and_values(
             backend,
-            placeholders(backend, &format!("{sql} RETURNING delivery_id")),
+            placeholders(backend, &sql),
             values,
         ))
         .await?
         .into_iter()
         .map(|row| row.try_get("", "delivery_id"))
         .collect::<Result<_, DbErr>>()?;
-    let mut out = Vec::with_capacity(leased.len());
-    for chunk in leased.chunks(500) {
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    let txn = crate::db::begin_write(db).await?;
+    let mut out = Vec::with_capacity(found.len());
+    for chunk in found.chunks(500) {
+        // Still waiting: nobody leased it since it was read.
+        let leased: Vec<Uuid> = entity::webhook_due::Entity::update_many()
+            .col_expr(
+                entity::webhook_due::Column::LockedUntil,
+                Expr::value(lease_until),
+            )
+            .col_expr(entity::webhook_due::Column::ClaimToken, Expr::value(token))
+            .filter(entity::webhook_due::Column::DeliveryId.is_in(chunk.iter().copied()))
+            .filter(entity::webhook_due::Column::ClaimToken.is_null())
+            .exec_with_returning(&txn)
+            .await?
+            .into_iter()
+            .map(|q| q.delivery_id)
+            .collect();
+        if leased.is_empty() {
+            continue;
+        }
         let marked = Entity::update_many()
             .col_expr(Column::Status, Expr::value(Status::Delivering))
             .col_expr(Column::LockedUntil, Expr::value(lease_until))
             .col_expr(Column::ClaimToken, Expr::value(token))
             .col_expr(Column::UpdatedAt, Expr::value(now))
-            .filter(Column::Id.is_in(chunk.iter().copied()))
-            .exec_with_returning(db)
+            .filter(Column::Id.is_in(leased))
+            .exec_with_returning(&txn)
             .await?;
         out.extend(marked.into_iter().map(|d| ClaimedRow {
             delivery_id: d.id,
@@ -87,6 +111,7 @@ pub async fn claim<C: ConnectionTrait>(
             attempts: d.attempts,
         }));
     }
+    txn.commit().await?;
     // RETURNING order is unspecified; keep event order within the batch.
     out.sort_by_key(|r| r.delivery_id);
     Ok(out)
@@ -94,8 +119,7 @@ pub async fn claim<C: ConnectionTrait>(
 
 /// Claims due deliveries and loads what their attempts need. On PostgreSQL
 /// that is one round trip (the leasing and marking UPDATEs in CTEs, joined
-/// to events and webhooks); elsewhere a transaction of the claim, then
-/// [`load_jobs`]. Returns how many
+/// to events and webhooks); elsewhere [`claim`], then [`load_jobs`]. Returns how many
 /// rows were claimed and the jobs.
 pub async fn claim_jobs(
     db: &DatabaseConnection,
@@ -107,20 +131,21 @@ pub async fn claim_jobs(
 ) -> Result<(usize, Vec<Job>), DbErr> {
     let backend = db.get_database_backend();
     if backend != DatabaseBackend::Postgres {
-        let txn = crate::db::begin_write(db).await?;
-        let rows = claim(&txn, token, now, lease_until, rooms).await?;
+        let rows = claim(db, token, now, lease_until, rooms).await?;
         let jobs = if rows.is_empty() {
             Vec::new()
         } else {
-            load_jobs(&txn, keyring, &rows, lease_until).await?
+            load_jobs(db, keyring, &rows, lease_until).await?
         };
-        txn.commit().await?;
         return Ok((rows.len(), jobs));
     }
-    let (update, mut values) = claim_statement(backend, token, now, lease_until, rooms);
+    let (candidates, found) = candidates(backend, now, rooms);
+    let mut values: Vec<Value> = vec![lease_until.into(), token.into()];
+    values.extend(found);
     values.extend([lease_until.into(), token.into(), now.into()]);
     let sql = format!(
-        "WITH leased AS ({update} RETURNING delivery_id), \
+        "WITH leased AS (UPDATE webhook_due SET locked_until = ?, claim_token = ? \
+           WHERE delivery_id IN ({candidates}) RETURNING delivery_id), \
          claimed AS (UPDATE webhook_deliveries d \
            SET status = 'delivering', locked_until = ?, claim_token = ?, updated_at = ? \
            FROM leased l WHERE d.id = l.delivery_id \
@@ -191,23 +216,17 @@ pub async fn claim_jobs(
     Ok((claimed, jobs))
 }
 
-/// The leasing UPDATE of the due queue (with `?` placeholders, without
-/// its RETURNING clause) and its values.
+/// The due rows to claim, in order (a query with `?` placeholders), and its
+/// values.
 ///
 /// The innermost query takes the first due candidates in order (locking
 /// them on PostgreSQL); the next ranks each webhook's candidates and keeps
-/// those within its room; the UPDATE leases them. A candidate beyond its
-/// webhook's room is only read, never written.
-fn claim_statement(
-    backend: DatabaseBackend,
-    token: Uuid,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-    rooms: &Rooms,
-) -> (String, Vec<Value>) {
+/// those within its room. A candidate beyond its webhook's room is only
+/// read, never written.
+fn candidates(backend: DatabaseBackend, now: DateTime<Utc>, rooms: &Rooms) -> (String, Vec<Value>) {
     let count = |n: usize| Value::from(i64::try_from(n).unwrap_or(i64::MAX));
     // Values in the order their placeholders appear in the text.
-    let mut values: Vec<Value> = vec![lease_until.into(), token.into()];
+    let mut values: Vec<Value> = Vec::new();
     let mut room = String::new();
     for (id, r) in rooms.known.iter().filter(|(_, room)| *room > 0) {
         room.push_str(" WHEN ? THEN CAST(? AS BIGINT)");
@@ -244,6 +263,8 @@ fn claim_statement(
         DatabaseBackend::Postgres => " FOR UPDATE OF q SKIP LOCKED",
         _ => "",
     };
+    // The head check walks the webhook's open rows (SQLite takes CROSS
+    // JOIN as the join order; PostgreSQL plans it as any inner join).
     // SQLite numbers events as it records them (see `super::sequencer`);
     // elsewhere an ordered delivery waits for its event's number.
     let (sequenced, earlier_sequenced) = match backend {
@@ -255,10 +276,7 @@ fn claim_statement(
         ),
     };
     let sql = format!(
-        "UPDATE webhook_due \
-         SET locked_until = ?, claim_token = ? \
-         WHERE delivery_id IN ( \
-           SELECT r.delivery_id FROM ( \
+        "SELECT r.delivery_id FROM ( \
              SELECT c.delivery_id, c.next_attempt_at, \
                ROW_NUMBER() OVER (PARTITION BY c.webhook_id \
                  ORDER BY c.next_attempt_at, c.delivery_id) AS n, \
@@ -269,10 +287,12 @@ fn claim_statement(
                WHERE w.enabled = TRUE \
                  AND q.claim_token IS NULL AND q.next_attempt_at <= ? \
                  AND (w.ordered = FALSE OR ({sequenced} NOT EXISTS ( \
-                   SELECT 1 FROM webhook_due e \
-                   JOIN webhook_events ee ON ee.id = e.event_id \
-                   JOIN webhook_events de ON de.id = q.event_id \
-                   WHERE e.webhook_id = q.webhook_id \
+                   SELECT 1 FROM webhook_events de \
+                   CROSS JOIN webhook_due e \
+                   CROSS JOIN webhook_events ee \
+                   WHERE de.id = q.event_id \
+                     AND e.webhook_id = q.webhook_id \
+                     AND ee.id = e.event_id \
                      AND ee.instance_id = de.instance_id \
                      {earlier_sequenced}\
                      AND ee.position < de.position))){exclude} \
@@ -280,7 +300,7 @@ fn claim_statement(
                LIMIT ?{lock}) c) r \
            WHERE r.n <= r.room \
            ORDER BY r.next_attempt_at, r.delivery_id \
-           LIMIT ?)"
+           LIMIT ?"
     );
     (sql, values)
 }

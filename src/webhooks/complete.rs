@@ -82,7 +82,8 @@ pub async fn write_batch(
         .collect();
     let mut held = due::close(&txn, token, &closing).await?;
     for (r, (status, at)) in results.iter().zip(&outcomes) {
-        if *status == Status::Pending && due::reschedule(&txn, token, r.job.delivery_id, *at).await?
+        if *status == Status::Pending
+            && due::reschedule(&txn, token, r.job.delivery_id, *at).await?
         {
             held.insert(r.job.delivery_id);
         }

@@ -19,9 +19,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use sea_orm::{
-    DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait,
-};
+use sea_orm::{DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
 use tokio::sync::{Notify, OwnedMutexGuard, watch};
 
 /// Most callers sharing one transaction.

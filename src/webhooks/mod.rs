@@ -64,9 +64,16 @@ impl Webhooks {
     /// outbox it committed. Single-event transactions (the engine's) go
     /// through here: on SQLite several of them share one commit (see
     /// [`group`]). Returns once the transaction has committed.
-    pub async fn write<T, F>(&self, db: &sea_orm::DatabaseConnection, work: F) -> Result<T, sea_orm::DbErr>
+    pub async fn write<T, F>(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        work: F,
+    ) -> Result<T, sea_orm::DbErr>
     where
-        F: for<'a, 'b> AsyncFnOnce(&'a sea_orm::DatabaseTransaction, &'b mut Outbox) -> Result<T, sea_orm::DbErr>,
+        F: for<'a, 'b> AsyncFnOnce(
+            &'a sea_orm::DatabaseTransaction,
+            &'b mut Outbox,
+        ) -> Result<T, sea_orm::DbErr>,
     {
         let mut outbox = self.outbox();
         let recording = &mut outbox;
@@ -79,7 +86,11 @@ impl Webhooks {
 
     /// [`Webhooks::write`] without the outbox: the caller records through
     /// its own and tells it after this returns.
-    pub async fn transaction<T, F>(&self, db: &sea_orm::DatabaseConnection, work: F) -> Result<T, sea_orm::DbErr>
+    pub async fn transaction<T, F>(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        work: F,
+    ) -> Result<T, sea_orm::DbErr>
     where
         F: for<'a> AsyncFnOnce(&'a sea_orm::DatabaseTransaction) -> Result<T, sea_orm::DbErr>,
     {

@@ -153,7 +153,9 @@ async fn reopen(
     let mut reopened = Vec::new();
     if let Some(d) = one {
         // A waiting one is simply due now; a leased one is left alone.
-        let queued = entity::webhook_due::Entity::find_by_id(d.id).one(&txn).await?;
+        let queued = entity::webhook_due::Entity::find_by_id(d.id)
+            .one(&txn)
+            .await?;
         match queued {
             Some(q) if q.claim_token.is_some() => {}
             Some(_) => {
