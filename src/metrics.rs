@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::Utc;
-use entity::{instances, webhook_deliveries, webhooks};
+use entity::{instances, webhook_deliveries, webhook_due, webhooks};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sea_orm::{
@@ -82,26 +82,26 @@ async fn refresh_gauges(db: &DatabaseConnection) -> Result<(), DbErr> {
         gauge!("wagate_instances", "status" => crate::instances::lifecycle::status_name(status))
             .set(n as f64);
     }
-    let open = [
-        webhook_deliveries::Status::Pending,
-        webhook_deliveries::Status::Delivering,
-    ];
-    let backlog = webhook_deliveries::Entity::find()
-        .filter(webhook_deliveries::Column::Status.is_in(open))
-        .count(db)
-        .await?;
+    // Open deliveries are exactly the due queue's rows; ids are UUIDv7, so
+    // the lowest is the oldest.
+    let backlog = webhook_due::Entity::find().count(db).await?;
     gauge!("wagate_webhook_backlog").set(backlog as f64);
-    let oldest = webhook_deliveries::Entity::find()
-        .filter(webhook_deliveries::Column::Status.is_in(open))
-        .order_by_asc(webhook_deliveries::Column::CreatedAt)
+    let first = webhook_due::Entity::find()
+        .order_by_asc(webhook_due::Column::DeliveryId)
         .one(db)
-        .await?
-        .map_or(0.0, |d| {
-            (Utc::now() - d.created_at)
-                .to_std()
-                .unwrap_or_default()
-                .as_secs_f64()
-        });
+        .await?;
+    let oldest = match first {
+        Some(q) => webhook_deliveries::Entity::find_by_id(q.delivery_id)
+            .one(db)
+            .await?
+            .map_or(0.0, |d| {
+                (Utc::now() - d.created_at)
+                    .to_std()
+                    .unwrap_or_default()
+                    .as_secs_f64()
+            }),
+        None => 0.0,
+    };
     gauge!("wagate_webhook_oldest_pending_seconds").set(oldest);
     let disabled = webhooks::Entity::find()
         .filter(webhooks::Column::Enabled.eq(false))

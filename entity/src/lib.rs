@@ -12,5 +12,6 @@ pub mod wa_devices;
 pub mod wa_kv;
 pub mod webhook_attempts;
 pub mod webhook_deliveries;
+pub mod webhook_due;
 pub mod webhook_events;
 pub mod webhooks;

@@ -24,6 +24,7 @@ mod m20261204_200002_instance_ignore_groups;
 mod m20261204_400001_cluster;
 mod m20261205_200001_message_receipts;
 mod m20261205_300001_webhook_sinks;
+mod m20261206_190001_webhook_due;
 
 pub struct Migrator;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_400001_cluster::Migration),
             Box::new(m20261205_200001_message_receipts::Migration),
             Box::new(m20261205_300001_webhook_sinks::Migration),
+            Box::new(m20261206_190001_webhook_due::Migration),
         ]
     }
 }

@@ -39,39 +39,44 @@ pub async fn apply(
     if event.is_message() {
         return Ok(None);
     }
-    let txn = crate::db::begin_write(db).await?;
-    let Some(instance) = Entity::find_by_id(instance_id).one(&txn).await? else {
-        return Ok(None);
-    };
-    if instance.status == Status::LoggedOut {
-        return Ok(None);
+    // One event per transaction: on SQLite it may share its commit with
+    // others recorded at the same moment.
+    let applied = hooks
+        .write(db, async |txn, outbox| {
+            let Some(instance) = Entity::find_by_id(instance_id).one(txn).await? else {
+                return Ok(None);
+            };
+            if instance.status == Status::LoggedOut {
+                return Ok(None);
+            }
+            let now = Utc::now();
+            let change = transition(txn, &instance, event, now).await?;
+            let mut row = change.row;
+            row.updated_at = Set(now);
+            let mut update = Entity::update_many()
+                .set(row)
+                .filter(Column::Id.eq(instance_id))
+                .filter(Column::Status.ne(Status::LoggedOut));
+            if let Some(fence) = fence {
+                update = update.filter(fence.condition());
+            }
+            let updated = update.exec(txn).await?;
+            if updated.rows_affected == 0 {
+                return Ok(None);
+            }
+            if let Some((event_type, data)) = change.event {
+                outbox.record(txn, instance_id, event_type, data).await?;
+            }
+            Ok(Some(Applied {
+                previous: instance.status,
+                status: change.status,
+            }))
+        })
+        .await?;
+    if applied.is_some() {
+        crate::metrics::lifecycle(event);
     }
-    let now = Utc::now();
-    let change = transition(&txn, &instance, event, now).await?;
-    let mut row = change.row;
-    row.updated_at = Set(now);
-    let mut update = Entity::update_many()
-        .set(row)
-        .filter(Column::Id.eq(instance_id))
-        .filter(Column::Status.ne(Status::LoggedOut));
-    if let Some(fence) = fence {
-        update = update.filter(fence.condition());
-    }
-    let updated = update.exec(&txn).await?;
-    if updated.rows_affected == 0 {
-        return Ok(None);
-    }
-    let mut outbox = hooks.outbox();
-    if let Some((event_type, data)) = change.event {
-        outbox.record(&txn, instance_id, event_type, data).await?;
-    }
-    txn.commit().await?;
-    outbox.committed();
-    crate::metrics::lifecycle(event);
-    Ok(Some(Applied {
-        previous: instance.status,
-        status: change.status,
-    }))
+    Ok(applied)
 }
 
 struct Change {

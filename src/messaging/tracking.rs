@@ -135,83 +135,84 @@ pub async fn advance(
     error: Option<String>,
     recipient: Option<&Party>,
 ) -> Result<(), DbErr> {
-    let txn = crate::db::begin_write(db).await?;
-    let movable = Entity::find()
-        .filter(Column::InstanceId.eq(instance_id))
-        .filter(Column::WaMessageId.is_in(message_ids.iter().cloned()))
-        .filter(Column::Status.is_in(earlier_than(status).iter().copied()))
-        .all(&txn)
-        .await?;
-    let now = Utc::now();
-    let mut outbox = hooks.outbox();
-    for mut message in movable {
-        if let (Some(stored), Some(who), Some(event_type)) =
-            (message.receipts.clone(), recipient, event_for(status))
-            && status != "failed"
-        {
-            // A group message: the participant moves, the message follows
-            // its slowest participant.
-            let Some(moved) = super::group_receipts::record(&stored, who, status, now) else {
-                continue;
-            };
-            let overall = moved
-                .overall
-                .filter(|s| earlier_than(s).contains(&message.status.as_str()))
-                .unwrap_or_else(|| message.status.clone());
-            let updated = Entity::update_many()
-                .col_expr(Column::Receipts, Expr::value(moved.stored.clone()))
-                .col_expr(Column::Status, Expr::value(overall.clone()))
-                .col_expr(Column::UpdatedAt, Expr::value(now))
-                .filter(Column::Id.eq(message.id))
-                .filter(Column::Receipts.eq(stored))
-                .exec(&txn)
+    hooks
+        .write(db, async |txn, outbox| {
+            let movable = Entity::find()
+                .filter(Column::InstanceId.eq(instance_id))
+                .filter(Column::WaMessageId.is_in(message_ids.iter().cloned()))
+                .filter(Column::Status.is_in(earlier_than(status).iter().copied()))
+                .all(txn)
                 .await?;
-            if updated.rows_affected == 0 {
-                continue;
-            }
-            message.status = overall;
-            message.receipts = Some(moved.stored);
-            let mut data = message_payload(&message);
-            data["timestamp"] = json!(now);
-            data["participant"] = party(&moved.person);
-            data["participant_status"] = json!(status);
-            outbox.record(&txn, instance_id, event_type, data).await?;
-            continue;
-        }
-        let moved = Entity::update_many()
-            .col_expr(Column::Status, Expr::value(status))
-            .col_expr(Column::Error, Expr::value(error.clone()))
-            .col_expr(Column::UpdatedAt, Expr::value(now))
-            .filter(Column::Id.eq(message.id))
-            .filter(Column::Status.is_in(earlier_than(status).iter().copied()))
-            .exec(&txn)
-            .await?;
-        if moved.rows_affected == 0 {
-            continue;
-        }
-        message.status = status.to_owned();
-        message.error = error.clone();
-        if let Some(event_type) = event_for(status) {
-            let mut data = message_payload(&message);
-            data["timestamp"] = json!(now);
-            // The receipt names the recipient as WhatsApp addresses them
-            // now; what it leaves out, the row knows.
-            if let Some(r) = recipient {
-                let kept = data["recipient"].take();
-                let mut from_receipt = party(r);
-                for half in ["phone_number", "lid"] {
-                    if from_receipt[half].is_null() {
-                        from_receipt[half] = kept[half].clone();
+            let now = Utc::now();
+            for mut message in movable {
+                if let (Some(stored), Some(who), Some(event_type)) =
+                    (message.receipts.clone(), recipient, event_for(status))
+                    && status != "failed"
+                {
+                    // A group message: the participant moves, the message follows
+                    // its slowest participant.
+                    let Some(moved) = super::group_receipts::record(&stored, who, status, now)
+                    else {
+                        continue;
+                    };
+                    let overall = moved
+                        .overall
+                        .filter(|s| earlier_than(s).contains(&message.status.as_str()))
+                        .unwrap_or_else(|| message.status.clone());
+                    let updated = Entity::update_many()
+                        .col_expr(Column::Receipts, Expr::value(moved.stored.clone()))
+                        .col_expr(Column::Status, Expr::value(overall.clone()))
+                        .col_expr(Column::UpdatedAt, Expr::value(now))
+                        .filter(Column::Id.eq(message.id))
+                        .filter(Column::Receipts.eq(stored))
+                        .exec(txn)
+                        .await?;
+                    if updated.rows_affected == 0 {
+                        continue;
                     }
+                    message.status = overall;
+                    message.receipts = Some(moved.stored);
+                    let mut data = message_payload(&message);
+                    data["timestamp"] = json!(now);
+                    data["participant"] = party(&moved.person);
+                    data["participant_status"] = json!(status);
+                    outbox.record(txn, instance_id, event_type, data).await?;
+                    continue;
                 }
-                data["recipient"] = from_receipt;
+                let moved = Entity::update_many()
+                    .col_expr(Column::Status, Expr::value(status))
+                    .col_expr(Column::Error, Expr::value(error.clone()))
+                    .col_expr(Column::UpdatedAt, Expr::value(now))
+                    .filter(Column::Id.eq(message.id))
+                    .filter(Column::Status.is_in(earlier_than(status).iter().copied()))
+                    .exec(txn)
+                    .await?;
+                if moved.rows_affected == 0 {
+                    continue;
+                }
+                message.status = status.to_owned();
+                message.error = error.clone();
+                if let Some(event_type) = event_for(status) {
+                    let mut data = message_payload(&message);
+                    data["timestamp"] = json!(now);
+                    // The receipt names the recipient as WhatsApp addresses them
+                    // now; what it leaves out, the row knows.
+                    if let Some(r) = recipient {
+                        let kept = data["recipient"].take();
+                        let mut from_receipt = party(r);
+                        for half in ["phone_number", "lid"] {
+                            if from_receipt[half].is_null() {
+                                from_receipt[half] = kept[half].clone();
+                            }
+                        }
+                        data["recipient"] = from_receipt;
+                    }
+                    outbox.record(txn, instance_id, event_type, data).await?;
+                }
             }
-            outbox.record(&txn, instance_id, event_type, data).await?;
-        }
-    }
-    txn.commit().await?;
-    outbox.committed();
-    Ok(())
+            Ok(())
+        })
+        .await
 }
 
 /// Records inbound messages and their `message.received` events, all in
@@ -226,73 +227,74 @@ async fn received(
     messages: &[Inbound],
     media: Option<&Media>,
 ) -> Result<(), DbErr> {
-    let txn = crate::db::begin_write(db).await?;
-    let mut outbox = hooks.outbox();
     let mut new = 0;
     let mut media_rows = Vec::new();
-    for m in messages {
-        // The owner's reactions, edits and deletions take the path of a
-        // contact's below: their row is the key against redelivery (change
-        // rows are never listed), and they change their target.
-        if m.from_me && !m.content.changes_another() {
-            if !super::phone_sent::recorded(&txn, instance_id, m).await? {
-                let (row, data) = super::phone_sent::row(keyring, instance_id, m)?;
-                messages::Entity::insert(messages::ActiveModel::from(row))
-                    .exec_without_returning(&txn)
-                    .await?;
-                outbox
-                    .record(&txn, instance_id, EventType::MessageSent, data)
-                    .await?;
-            }
-            continue;
-        }
-        if already_recorded(&txn, instance_id, m).await? {
-            continue;
-        }
-        new += u64::from(!m.from_me);
-        let row_id = Uuid::now_v7();
-        let (event_type, mut data) = match &m.content {
-            Content::PollVote { poll_id, vote } => {
-                super::votes::record(&txn, keyring, instance_id, m, poll_id, vote).await?
-            }
-            _ => received_event(m),
-        };
-        if let (Some(media), Content::Media(described)) = (media, &m.content) {
-            let row = media
-                .record(&txn, instance_id, row_id, m, described)
+    // The caller acknowledges the messages once this returns: after the
+    // commit, which on SQLite other events may share.
+    hooks
+        .write(db, async |txn, outbox| {
+            for m in messages {
+                // The owner's reactions, edits and deletions take the path of a
+                // contact's below: their row is the key against redelivery (change
+                // rows are never listed), and they change their target.
+                if m.from_me && !m.content.changes_another() {
+                    if !super::phone_sent::recorded(txn, instance_id, m).await? {
+                        let (row, data) = super::phone_sent::row(keyring, instance_id, m)?;
+                        messages::Entity::insert(messages::ActiveModel::from(row))
+                            .exec_without_returning(txn)
+                            .await?;
+                        outbox
+                            .record(txn, instance_id, EventType::MessageSent, data)
+                            .await?;
+                    }
+                    continue;
+                }
+                if already_recorded(txn, instance_id, m).await? {
+                    continue;
+                }
+                new += u64::from(!m.from_me);
+                let row_id = Uuid::now_v7();
+                let (event_type, mut data) = match &m.content {
+                    Content::PollVote { poll_id, vote } => {
+                        super::votes::record(txn, keyring, instance_id, m, poll_id, vote).await?
+                    }
+                    _ => received_event(m),
+                };
+                if let (Some(media), Content::Media(described)) = (media, &m.content) {
+                    let row = media.record(txn, instance_id, row_id, m, described).await?;
+                    data["media"] =
+                        crate::media::object(&row, described.caption.as_deref(), Some(described));
+                    media_rows.push(row);
+                }
+                let event_id = outbox.record(txn, instance_id, event_type, data).await?;
+                let body = Body::of_inbound(&m.content)
+                    .map(|b| bodies::seal(keyring, bodies::RECEIVED, row_id, &b))
+                    .transpose()?;
+                inbound_messages::Entity::insert(inbound_messages::ActiveModel {
+                    id: Set(row_id),
+                    instance_id: Set(instance_id),
+                    chat_jid: Set(m.chat.clone()),
+                    sender_jid: Set(m.from.jid.clone()),
+                    wa_message_id: Set(m.message_id.clone()),
+                    event_id: Set(event_id),
+                    sent_at: Set(m.timestamp),
+                    created_at: Set(Utc::now()),
+                    body: Set(body),
+                    read_at: Set(None),
+                    kind: Set(m.content.kind().to_owned()),
+                    sender_phone_number: Set(m.from.phone_number.clone()),
+                    sender_lid: Set(m.from.lid.clone()),
+                    edited_at: Set(None),
+                    deleted_at: Set(None),
+                    reactions: Set(None),
+                })
+                .exec_without_returning(txn)
                 .await?;
-            data["media"] =
-                crate::media::object(&row, described.caption.as_deref(), Some(described));
-            media_rows.push(row);
-        }
-        let event_id = outbox.record(&txn, instance_id, event_type, data).await?;
-        let body = Body::of_inbound(&m.content)
-            .map(|b| bodies::seal(keyring, bodies::RECEIVED, row_id, &b))
-            .transpose()?;
-        inbound_messages::Entity::insert(inbound_messages::ActiveModel {
-            id: Set(row_id),
-            instance_id: Set(instance_id),
-            chat_jid: Set(m.chat.clone()),
-            sender_jid: Set(m.from.jid.clone()),
-            wa_message_id: Set(m.message_id.clone()),
-            event_id: Set(event_id),
-            sent_at: Set(m.timestamp),
-            created_at: Set(Utc::now()),
-            body: Set(body),
-            read_at: Set(None),
-            kind: Set(m.content.kind().to_owned()),
-            sender_phone_number: Set(m.from.phone_number.clone()),
-            sender_lid: Set(m.from.lid.clone()),
-            edited_at: Set(None),
-            deleted_at: Set(None),
-            reactions: Set(None),
+                super::changes::apply(txn, keyring, instance_id, m).await?;
+            }
+            Ok(())
         })
-        .exec_without_returning(&txn)
         .await?;
-        super::changes::apply(&txn, keyring, instance_id, m).await?;
-    }
-    txn.commit().await?;
-    outbox.committed();
     if let Some(media) = media {
         media.committed(&media_rows);
     }

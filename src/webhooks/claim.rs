@@ -1,22 +1,25 @@
 //! Claiming due deliveries: the only backend-specific SQL of the dispatcher.
 //!
-//! One statement marks a batch `delivering` under a lease and returns it. On
+//! One statement leases a batch of the due queue ([`super::due`]) and
+//! returns it; the deliveries are marked `delivering` with it. On
 //! PostgreSQL the candidate rows are locked `FOR UPDATE SKIP LOCKED`, so
 //! concurrent dispatchers (in this process or others) take disjoint rows
-//! without waiting on each other; on SQLite the single UPDATE runs under the
-//! database's one write lock, which serialises claimers just as safely.
+//! without waiting on each other, and the lease, the marking and the load
+//! are one round trip; on SQLite the transaction runs under the database's
+//! one write lock, which serialises claimers just as safely.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{webhook_events, webhooks};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, QueryFilter, Statement,
-    Value,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, Statement, Value,
 };
 use uuid::Uuid;
 
 use super::attempt::Job;
+use super::due;
 use super::lanes::Rooms;
 use super::registry::live_secrets;
 use super::sink;
@@ -33,56 +36,93 @@ pub struct ClaimedRow {
 
 /// Claims due deliveries for `token` until `lease_until`: at most
 /// `rooms.total`, and per webhook at most its room (webhooks with none are
-/// skipped), so every claimed row can start at once.
+/// skipped), so every claimed row can start at once. It reads the
+/// candidates, then leases them and marks their deliveries in a write
+/// transaction.
 ///
-/// Due means: `pending` and `next_attempt_at` has come ([`reclaim_expired`]
-/// turns deliveries whose dispatcher died back into pending ones). One
-/// status keeps the candidates in index order, so a claim reads a batch,
-/// not the whole backlog. Disabled webhooks are skipped. For
-/// an `ordered` webhook only the head of each instance's queue is due: a
-/// sequenced event (see [`super::sequencer`]) with no delivery of an
-/// earlier position of the same instance still pending or delivering.
+/// Due means: waiting in the queue (not leased) and `next_attempt_at` has
+/// come ([`reclaim_expired`] ends the leases of dispatchers that died).
+/// The queue holds open deliveries only and is read in index order, so a
+/// claim reads a batch, not the whole backlog. Disabled webhooks are
+/// skipped. For an `ordered` webhook only the head of each instance's
+/// queue is due: a sequenced event (see [`super::sequencer`]) with no
+/// open delivery of an earlier position of the same instance.
 /// Positions follow commit order, and an event not yet sequenced will get
 /// a later position than every sequenced one, so a later event never
 /// overtakes one that committed after it was claimed.
-pub async fn claim<C: ConnectionTrait>(
-    db: &C,
+pub async fn claim(
+    db: &DatabaseConnection,
     token: Uuid,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     rooms: &Rooms,
 ) -> Result<Vec<ClaimedRow>, DbErr> {
+    use entity::webhook_deliveries::{Column, Entity, Status};
+    use sea_orm::sea_query::Expr;
     let backend = db.get_database_backend();
-    let (sql, values) = claim_statement(backend, token, now, lease_until, rooms);
-    let rows = db
+    // Read first, outside any transaction (readers never wait in WAL
+    // mode): most looks find nothing, and take no write lock then.
+    let (sql, values) = candidates(backend, now, rooms);
+    let found: Vec<Uuid> = db
         .query_all_raw(Statement::from_sql_and_values(
             backend,
             placeholders(backend, &sql),
             values,
         ))
-        .await?;
-    let mut out = rows
+        .await?
         .into_iter()
-        .map(|row| {
-            Ok(ClaimedRow {
-                delivery_id: row.try_get("", "id")?,
-                event_id: row.try_get("", "event_id")?,
-                webhook_id: row.try_get("", "webhook_id")?,
-                attempts: row.try_get("", "attempts")?,
-            })
-        })
-        .collect::<Result<Vec<_>, DbErr>>()?;
+        .map(|row| row.try_get("", "delivery_id"))
+        .collect::<Result<_, DbErr>>()?;
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    let txn = crate::db::begin_write(db).await?;
+    let mut out = Vec::with_capacity(found.len());
+    for chunk in found.chunks(500) {
+        // Still waiting: nobody leased it since it was read.
+        let leased: Vec<Uuid> = entity::webhook_due::Entity::update_many()
+            .col_expr(
+                entity::webhook_due::Column::LockedUntil,
+                Expr::value(lease_until),
+            )
+            .col_expr(entity::webhook_due::Column::ClaimToken, Expr::value(token))
+            .filter(entity::webhook_due::Column::DeliveryId.is_in(chunk.iter().copied()))
+            .filter(entity::webhook_due::Column::ClaimToken.is_null())
+            .exec_with_returning(&txn)
+            .await?
+            .into_iter()
+            .map(|q| q.delivery_id)
+            .collect();
+        if leased.is_empty() {
+            continue;
+        }
+        let marked = Entity::update_many()
+            .col_expr(Column::Status, Expr::value(Status::Delivering))
+            .col_expr(Column::LockedUntil, Expr::value(lease_until))
+            .col_expr(Column::ClaimToken, Expr::value(token))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::Id.is_in(leased))
+            .exec_with_returning(&txn)
+            .await?;
+        out.extend(marked.into_iter().map(|d| ClaimedRow {
+            delivery_id: d.id,
+            event_id: d.event_id,
+            webhook_id: d.webhook_id,
+            attempts: d.attempts,
+        }));
+    }
+    txn.commit().await?;
     // RETURNING order is unspecified; keep event order within the batch.
     out.sort_by_key(|r| r.delivery_id);
     Ok(out)
 }
 
 /// Claims due deliveries and loads what their attempts need. On PostgreSQL
-/// that is one round trip (the claiming UPDATE in a CTE, joined to events
-/// and webhooks); elsewhere the claim, then [`load_jobs`]. Returns how many
+/// that is one round trip (the leasing and marking UPDATEs in CTEs, joined
+/// to events and webhooks); elsewhere [`claim`], then [`load_jobs`]. Returns how many
 /// rows were claimed and the jobs.
-pub async fn claim_jobs<C: ConnectionTrait>(
-    db: &C,
+pub async fn claim_jobs(
+    db: &DatabaseConnection,
     keyring: &Keyring,
     token: Uuid,
     now: DateTime<Utc>,
@@ -99,9 +139,17 @@ pub async fn claim_jobs<C: ConnectionTrait>(
         };
         return Ok((rows.len(), jobs));
     }
-    let (update, values) = claim_statement(backend, token, now, lease_until, rooms);
+    let (candidates, found) = candidates(backend, now, rooms);
+    let mut values: Vec<Value> = vec![lease_until.into(), token.into()];
+    values.extend(found);
+    values.extend([lease_until.into(), token.into(), now.into()]);
     let sql = format!(
-        "WITH claimed AS ({update}) \
+        "WITH leased AS (UPDATE webhook_due SET locked_until = ?, claim_token = ? \
+           WHERE delivery_id IN ({candidates}) RETURNING delivery_id), \
+         claimed AS (UPDATE webhook_deliveries d \
+           SET status = 'delivering', locked_until = ?, claim_token = ?, updated_at = ? \
+           FROM leased l WHERE d.id = l.delivery_id \
+           RETURNING d.id, d.event_id, d.webhook_id, d.attempts) \
          SELECT c.id, c.event_id, c.webhook_id, c.attempts, \
            e.instance_id, e.position, e.sequence, e.type AS event_type, e.data, e.created_at, \
            w.url, w.secret, w.previous_secret, w.previous_secret_expires_at, \
@@ -168,22 +216,17 @@ pub async fn claim_jobs<C: ConnectionTrait>(
     Ok((claimed, jobs))
 }
 
-/// The claiming UPDATE (with `?` placeholders) and its values.
+/// The due rows to claim, in order (a query with `?` placeholders), and its
+/// values.
 ///
 /// The innermost query takes the first due candidates in order (locking
 /// them on PostgreSQL); the next ranks each webhook's candidates and keeps
-/// those within its room; the UPDATE claims them. A candidate beyond its
-/// webhook's room is only read, never written.
-fn claim_statement(
-    backend: DatabaseBackend,
-    token: Uuid,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-    rooms: &Rooms,
-) -> (String, Vec<Value>) {
+/// those within its room. A candidate beyond its webhook's room is only
+/// read, never written.
+fn candidates(backend: DatabaseBackend, now: DateTime<Utc>, rooms: &Rooms) -> (String, Vec<Value>) {
     let count = |n: usize| Value::from(i64::try_from(n).unwrap_or(i64::MAX));
     // Values in the order their placeholders appear in the text.
-    let mut values: Vec<Value> = vec![lease_until.into(), token.into(), now.into()];
+    let mut values: Vec<Value> = Vec::new();
     let mut room = String::new();
     for (id, r) in rooms.known.iter().filter(|(_, room)| *room > 0) {
         room.push_str(" WHEN ? THEN CAST(? AS BIGINT)");
@@ -208,7 +251,7 @@ fn claim_statement(
     } else {
         values.extend(full.iter().map(|id| Value::from(*id)));
         format!(
-            " AND d.webhook_id NOT IN ({})",
+            " AND q.webhook_id NOT IN ({})",
             vec!["?"; full.len()].join(", ")
         )
     };
@@ -217,48 +260,47 @@ fn claim_statement(
     values.push(count(rooms.candidates.max(rooms.total)));
     values.push(count(rooms.total));
     let lock = match backend {
-        DatabaseBackend::Postgres => " FOR UPDATE OF d SKIP LOCKED",
+        DatabaseBackend::Postgres => " FOR UPDATE OF q SKIP LOCKED",
         _ => "",
     };
+    // The head check walks the webhook's open rows (SQLite takes CROSS
+    // JOIN as the join order; PostgreSQL plans it as any inner join).
     // SQLite numbers events as it records them (see `super::sequencer`);
     // elsewhere an ordered delivery waits for its event's number.
     let (sequenced, earlier_sequenced) = match backend {
         DatabaseBackend::Sqlite => ("", ""),
         _ => (
             "EXISTS (SELECT 1 FROM webhook_events se \
-               WHERE se.id = d.event_id AND se.sequence <> 0) AND",
+               WHERE se.id = q.event_id AND se.sequence <> 0) AND",
             "AND ee.sequence <> 0 ",
         ),
     };
     let sql = format!(
-        "UPDATE webhook_deliveries \
-         SET status = 'delivering', locked_until = ?, claim_token = ?, updated_at = ? \
-         WHERE id IN ( \
-           SELECT r.id FROM ( \
-             SELECT c.id, c.next_attempt_at, \
+        "SELECT r.delivery_id FROM ( \
+             SELECT c.delivery_id, c.next_attempt_at, \
                ROW_NUMBER() OVER (PARTITION BY c.webhook_id \
-                 ORDER BY c.next_attempt_at, c.id) AS n, \
+                 ORDER BY c.next_attempt_at, c.delivery_id) AS n, \
                {room} AS room \
              FROM ( \
-               SELECT d.id, d.webhook_id, d.next_attempt_at FROM webhook_deliveries d \
-               JOIN webhooks w ON w.id = d.webhook_id \
+               SELECT q.delivery_id, q.webhook_id, q.next_attempt_at FROM webhook_due q \
+               JOIN webhooks w ON w.id = q.webhook_id \
                WHERE w.enabled = TRUE \
-                 AND d.status = 'pending' AND d.next_attempt_at <= ? \
+                 AND q.claim_token IS NULL AND q.next_attempt_at <= ? \
                  AND (w.ordered = FALSE OR ({sequenced} NOT EXISTS ( \
-                   SELECT 1 FROM webhook_deliveries e \
-                   JOIN webhook_events ee ON ee.id = e.event_id \
-                   JOIN webhook_events de ON de.id = d.event_id \
-                   WHERE e.webhook_id = d.webhook_id \
-                     AND e.status IN ('pending', 'delivering') \
+                   SELECT 1 FROM webhook_events de \
+                   CROSS JOIN webhook_due e \
+                   CROSS JOIN webhook_events ee \
+                   WHERE de.id = q.event_id \
+                     AND e.webhook_id = q.webhook_id \
+                     AND ee.id = e.event_id \
                      AND ee.instance_id = de.instance_id \
                      {earlier_sequenced}\
                      AND ee.position < de.position))){exclude} \
-               ORDER BY d.next_attempt_at, d.id \
+               ORDER BY q.next_attempt_at, q.delivery_id \
                LIMIT ?{lock}) c) r \
            WHERE r.n <= r.room \
-           ORDER BY r.next_attempt_at, r.id \
-           LIMIT ?) \
-         RETURNING id, event_id, webhook_id, attempts"
+           ORDER BY r.next_attempt_at, r.delivery_id \
+           LIMIT ?"
     );
     (sql, values)
 }
@@ -284,42 +326,24 @@ pub(super) fn placeholders(backend: DatabaseBackend, sql: &str) -> String {
 
 /// Makes deliveries whose lease ran out (their dispatcher died or hung)
 /// pending again, for any dispatcher to claim. Returns how many.
-pub async fn reclaim_expired<C: ConnectionTrait>(db: &C, now: DateTime<Utc>) -> Result<u64, DbErr> {
-    use entity::webhook_deliveries::Column;
-    Ok(back_to_pending()
-        .filter(Column::LockedUntil.lt(now))
-        .exec(db)
-        .await?
-        .rows_affected)
+pub async fn reclaim_expired(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    let txn = crate::db::begin_write(db).await?;
+    let n = due::unlease(&txn, due::Leases::ExpiredBefore(now)).await?;
+    txn.commit().await?;
+    Ok(n)
 }
 
 /// Gives claimed rows back (queued too long to start, or at shutdown)
 /// so any dispatcher may take them at once.
-pub async fn release<C: ConnectionTrait>(
-    db: &C,
+pub async fn release(
+    db: &DatabaseConnection,
     token: Uuid,
     ids: Option<&[Uuid]>,
 ) -> Result<u64, DbErr> {
-    use entity::webhook_deliveries::Column;
-    let mut update = back_to_pending().filter(Column::ClaimToken.eq(token));
-    if let Some(ids) = ids {
-        update = update.filter(Column::Id.is_in(ids.iter().copied()));
-    }
-    Ok(update.exec(db).await?.rows_affected)
-}
-
-/// Claimed deliveries, unclaimed: the caller narrows down which.
-fn back_to_pending() -> sea_orm::UpdateMany<entity::webhook_deliveries::Entity> {
-    use entity::webhook_deliveries::{Column, Entity, Status};
-    use sea_orm::sea_query::Expr;
-    Entity::update_many()
-        .col_expr(Column::Status, Expr::value(Status::Pending))
-        .col_expr(
-            Column::LockedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(Column::ClaimToken, Expr::value(Option::<Uuid>::None))
-        .filter(Column::Status.eq(Status::Delivering))
+    let txn = crate::db::begin_write(db).await?;
+    let n = due::unlease(&txn, due::Leases::Of(token, ids)).await?;
+    txn.commit().await?;
+    Ok(n)
 }
 
 /// Loads the events and webhooks of claimed rows (two queries for the whole

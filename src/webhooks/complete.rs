@@ -1,5 +1,6 @@
 //! Recording attempts: one transaction per batch of finished attempts writes
-//! the attempt log, moves each delivery on, keeps each webhook's failure
+//! the attempt log (one multi-row INSERT), moves each delivery on (out of
+//! the due queue, or back into it for a retry), keeps each webhook's failure
 //! clock and disables endpoints that are gone or have failed for too long.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,12 +13,13 @@ use entity::webhooks;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, TransactionTrait,
+    QueryFilter, QuerySelect,
 };
 use serde_json::json;
 use uuid::Uuid;
 
 use super::attempt::{AttemptResult, Verdict};
+use super::due;
 use super::events::{Audience, EventType, record_for};
 use super::registry;
 use super::retry::next_delay;
@@ -34,19 +36,70 @@ pub async fn write_batch(
         return Ok(());
     }
     let now = Utc::now();
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
 
-    let mut succeeded = BTreeSet::new();
+    // Where each delivery goes next.
     let mut failing = BTreeSet::new();
     let mut gone = BTreeSet::new();
+    let outcomes: Vec<(Status, DateTime<Utc>)> = results
+        .iter()
+        .map(|r| match r.verdict {
+            Verdict::Succeeded => (Status::Succeeded, now),
+            Verdict::Retry => {
+                failing.insert(r.job.webhook_id);
+                let made = usize::try_from(r.job.attempt).unwrap_or(usize::MAX);
+                match next_delay(
+                    &settings.retry_schedule_secs,
+                    made,
+                    settings.retry_jitter,
+                    r.retry_after,
+                    Duration::from_secs_f64(settings.retry_after_max_secs),
+                ) {
+                    Some(delay) => (Status::Pending, after(now, delay)),
+                    None => (Status::Dead, now),
+                }
+            }
+            Verdict::Failed => {
+                failing.insert(r.job.webhook_id);
+                (Status::Failed, now)
+            }
+            Verdict::Gone => {
+                failing.insert(r.job.webhook_id);
+                gone.insert(r.job.webhook_id);
+                (Status::Failed, now)
+            }
+        })
+        .collect();
+
+    // The due queue first (the claim's lock order): closed deliveries
+    // leave it, retries wait in it again. Only what is still leased to
+    // this dispatcher moves on; the rest was reclaimed meanwhile.
+    let closing: Vec<Uuid> = results
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, (status, _))| *status != Status::Pending)
+        .map(|(r, _)| r.job.delivery_id)
+        .collect();
+    let mut held = due::close(&txn, token, &closing).await?;
+    for (r, (status, at)) in results.iter().zip(&outcomes) {
+        if *status == Status::Pending
+            && due::reschedule(&txn, token, r.job.delivery_id, *at).await?
+        {
+            held.insert(r.job.delivery_id);
+        }
+    }
+
+    let mut succeeded = BTreeSet::new();
     // Successes, the hot path, share one statement per (attempt, status).
     let mut successes: BTreeMap<(i32, Option<u16>), Vec<Uuid>> = BTreeMap::new();
     for r in results.iter().filter(|r| r.verdict == Verdict::Succeeded) {
         succeeded.insert(r.job.webhook_id);
-        successes
-            .entry((r.job.attempt, r.status_code))
-            .or_default()
-            .push(r.job.delivery_id);
+        if held.contains(&r.job.delivery_id) {
+            successes
+                .entry((r.job.attempt, r.status_code))
+                .or_default()
+                .push(r.job.delivery_id);
+        }
     }
     for ((attempt, code), ids) in successes {
         webhook_deliveries::Entity::update_many()
@@ -79,44 +132,20 @@ pub async fn write_batch(
             .exec(&txn)
             .await?;
     }
-    for r in results.iter().filter(|r| r.verdict != Verdict::Succeeded) {
-        let (status, next_at, delivered_at) = match r.verdict {
-            Verdict::Succeeded => continue,
-            // (delivered_at stays empty for every other verdict)
-            Verdict::Retry => {
-                failing.insert(r.job.webhook_id);
-                let made = usize::try_from(r.job.attempt).unwrap_or(usize::MAX);
-                match next_delay(
-                    &settings.retry_schedule_secs,
-                    made,
-                    settings.retry_jitter,
-                    r.retry_after,
-                    Duration::from_secs_f64(settings.retry_after_max_secs),
-                ) {
-                    Some(delay) => (Status::Pending, after(now, delay), None::<DateTime<Utc>>),
-                    None => (Status::Dead, now, None),
-                }
-            }
-            Verdict::Failed => {
-                failing.insert(r.job.webhook_id);
-                (Status::Failed, now, None)
-            }
-            Verdict::Gone => {
-                failing.insert(r.job.webhook_id);
-                gone.insert(r.job.webhook_id);
-                (Status::Failed, now, None)
-            }
-        };
+    for (r, (status, next_at)) in results.iter().zip(&outcomes) {
+        if r.verdict == Verdict::Succeeded || !held.contains(&r.job.delivery_id) {
+            continue;
+        }
         let error = r.error.clone();
         webhook_deliveries::Entity::update_many()
-            .col_expr(webhook_deliveries::Column::Status, Expr::value(status))
+            .col_expr(webhook_deliveries::Column::Status, Expr::value(*status))
             .col_expr(
                 webhook_deliveries::Column::Attempts,
                 Expr::value(r.job.attempt),
             )
             .col_expr(
                 webhook_deliveries::Column::NextAttemptAt,
-                Expr::value(next_at),
+                Expr::value(*next_at),
             )
             .col_expr(
                 webhook_deliveries::Column::LockedUntil,
@@ -131,9 +160,10 @@ pub async fn write_batch(
                 Expr::value(r.status_code.map(i32::from)),
             )
             .col_expr(webhook_deliveries::Column::LastError, Expr::value(error))
+            // (delivered_at stays empty for every verdict but success)
             .col_expr(
                 webhook_deliveries::Column::DeliveredAt,
-                Expr::value(delivered_at),
+                Expr::value(Option::<DateTime<Utc>>::None),
             )
             .col_expr(webhook_deliveries::Column::UpdatedAt, Expr::value(now))
             .filter(webhook_deliveries::Column::Id.eq(r.job.delivery_id))
@@ -145,8 +175,7 @@ pub async fn write_batch(
 
     // A delivery deleted meanwhile (its webhook or instance was deleted)
     // has no attempt log left to write to; skip it rather than fail the
-    // whole batch. (Read after the first write on purpose: on SQLite a
-    // transaction that reads first cannot wait for the write lock.)
+    // whole batch.
     let live: BTreeSet<Uuid> = webhook_deliveries::Entity::find()
         .select_only()
         .column(webhook_deliveries::Column::Id)

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::Webhooks;
 use super::attempt::{AttemptResult, Attempter};
+use super::group::Group;
 use super::handoff::{Local, Ready};
 use super::lanes::Lanes;
 use super::transport::{amqp::Amqp, http::Http, nats::Nats};
@@ -87,6 +88,7 @@ impl Dispatcher {
         let (results_tx, results_rx) = mpsc::channel::<AttemptResult>(2 * WRITE_BATCH);
         let writer = tokio::spawn(writer(
             self.db.clone(),
+            self.webhooks.group.clone(),
             self.token,
             self.settings.clone(),
             results_rx,
@@ -204,7 +206,10 @@ impl Dispatcher {
             });
         }
         if !give_back.is_empty() {
-            match claim::release(&self.db, self.token, Some(&give_back)).await {
+            let turn = self.webhooks.group.turn(&self.db).await;
+            let released = claim::release(&self.db, self.token, Some(&give_back)).await;
+            drop(turn);
+            match released {
                 Ok(n) => tracing::debug!(released = n, "queued webhook deliveries given back"),
                 Err(e) => tracing::warn!(error = %e, "giving back queued webhook deliveries"),
             }
@@ -222,6 +227,7 @@ impl Dispatcher {
                 full: true,
             });
         }
+        let turn = self.webhooks.group.turn(&self.db).await;
         let now = Utc::now();
         let (claimed, jobs) = claim::claim_jobs(
             &self.db,
@@ -232,6 +238,7 @@ impl Dispatcher {
             &rooms,
         )
         .await?;
+        drop(turn);
         let mut per_webhook: HashMap<Uuid, usize> = HashMap::new();
         for job in &jobs {
             *per_webhook.entry(job.webhook_id).or_default() += 1;
@@ -256,6 +263,7 @@ struct Claim {
 /// event, may now be due.
 async fn writer(
     db: DatabaseConnection,
+    group: Arc<Group>,
     token: Uuid,
     settings: Arc<Settings>,
     mut rx: mpsc::Receiver<AttemptResult>,
@@ -264,7 +272,10 @@ async fn writer(
     let mut batch = Vec::with_capacity(WRITE_BATCH);
     while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
         crate::metrics::attempts(&batch);
-        if let Err(e) = complete::write_batch(&db, token, &settings.webhooks, &batch).await {
+        let turn = group.turn(&db).await;
+        let written = complete::write_batch(&db, token, &settings.webhooks, &batch).await;
+        drop(turn);
+        if let Err(e) = written {
             // The deliveries stay claimed until their lease runs out, then
             // they are attempted again: at least once, never lost.
             tracing::error!(error = %e, results = batch.len(), "recording webhook attempts");

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use entity::webhook_deliveries::{self, Status as DeliveryStatus};
+use entity::webhook_due;
 use entity::webhook_events::{ActiveModel, Entity, Model};
 use entity::webhooks;
 use sea_orm::{
@@ -320,6 +321,7 @@ async fn insert<C: ConnectionTrait>(
         .collect();
     let mut pending = 0;
     let mut rows = Vec::with_capacity(targets.len());
+    let mut due = Vec::with_capacity(targets.len());
     for webhook in &targets {
         let delivery_id = Uuid::now_v7();
         let claimed = claimer.as_ref().and_then(|(local, body)| {
@@ -348,6 +350,14 @@ async fn insert<C: ConnectionTrait>(
                 (DeliveryStatus::Pending, None, None)
             }
         };
+        due.push(webhook_due::ActiveModel {
+            delivery_id: Set(delivery_id),
+            webhook_id: Set(webhook.id),
+            event_id: Set(id.clone()),
+            next_attempt_at: Set(now),
+            locked_until: Set(locked_until),
+            claim_token: Set(claim_token),
+        });
         rows.push(webhook_deliveries::ActiveModel {
             id: Set(delivery_id),
             event_id: Set(id.clone()),
@@ -366,6 +376,10 @@ async fn insert<C: ConnectionTrait>(
     }
     if !rows.is_empty() {
         webhook_deliveries::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await?;
+        // Open, so in the due queue too (see `super::due`).
+        webhook_due::Entity::insert_many(due)
             .exec_without_returning(conn)
             .await?;
     }

@@ -6,7 +6,9 @@ pub mod attempt;
 pub mod claim;
 pub mod complete;
 pub mod dispatcher;
+pub mod due;
 pub mod events;
+pub mod group;
 pub mod handoff;
 pub mod lanes;
 pub mod ops;
@@ -37,6 +39,8 @@ pub struct Webhooks {
     pub streams: crate::streams::Broadcaster,
     /// Wakes the sequencer after a commit.
     pub(crate) sequencer: sequencer::Signal,
+    /// Shares SQLite's write lock among this process's small writers.
+    pub(crate) group: Arc<group::Group>,
 }
 
 impl Webhooks {
@@ -54,6 +58,43 @@ impl Webhooks {
     pub fn outbox(&self) -> Outbox {
         let local = self.local.lock().unwrap_or_else(|p| p.into_inner()).clone();
         Outbox::new(self.clone(), local)
+    }
+
+    /// Runs `work` with an outbox in a write transaction, then tells the
+    /// outbox it committed. Single-event transactions (the engine's) go
+    /// through here: on SQLite several of them share one commit (see
+    /// [`group`]). Returns once the transaction has committed.
+    pub async fn write<T, F>(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        work: F,
+    ) -> Result<T, sea_orm::DbErr>
+    where
+        F: for<'a, 'b> AsyncFnOnce(
+            &'a sea_orm::DatabaseTransaction,
+            &'b mut Outbox,
+        ) -> Result<T, sea_orm::DbErr>,
+    {
+        let mut outbox = self.outbox();
+        let recording = &mut outbox;
+        let value = self
+            .transaction(db, async move |txn| work(txn, recording).await)
+            .await?;
+        outbox.committed();
+        Ok(value)
+    }
+
+    /// [`Webhooks::write`] without the outbox: the caller records through
+    /// its own and tells it after this returns.
+    pub async fn transaction<T, F>(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        work: F,
+    ) -> Result<T, sea_orm::DbErr>
+    where
+        F: for<'a> AsyncFnOnce(&'a sea_orm::DatabaseTransaction) -> Result<T, sea_orm::DbErr>,
+    {
+        self.group.write(db, work).await
     }
 
     pub(crate) fn notifier(&self) -> Arc<Notify> {

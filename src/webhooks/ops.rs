@@ -123,25 +123,8 @@ pub async fn replay(
     webhook_id: Uuid,
     delivery_id: Uuid,
 ) -> Result<DeliveryView, WebhookError> {
-    delivery(db, scope, webhook_id, delivery_id).await?;
-    webhook_deliveries::Entity::update_many()
-        .col_expr(
-            webhook_deliveries::Column::Status,
-            Expr::value(Status::Pending),
-        )
-        .col_expr(webhook_deliveries::Column::Attempts, Expr::value(0))
-        .col_expr(
-            webhook_deliveries::Column::NextAttemptAt,
-            Expr::value(Utc::now()),
-        )
-        .col_expr(
-            webhook_deliveries::Column::UpdatedAt,
-            Expr::value(Utc::now()),
-        )
-        .filter(webhook_deliveries::Column::Id.eq(delivery_id))
-        .filter(webhook_deliveries::Column::Status.ne(Status::Delivering))
-        .exec(db)
-        .await?;
+    let d = delivery(db, scope, webhook_id, delivery_id).await?;
+    reopen(db, Some(d), None).await?;
     get_delivery(db, scope, webhook_id, delivery_id).await
 }
 
@@ -154,26 +137,70 @@ pub async fn recover(
     since: DateTime<Utc>,
 ) -> Result<u64, WebhookError> {
     registry::get(db, scope, webhook_id).await?;
-    let res = webhook_deliveries::Entity::update_many()
-        .col_expr(
-            webhook_deliveries::Column::Status,
-            Expr::value(Status::Pending),
-        )
-        .col_expr(webhook_deliveries::Column::Attempts, Expr::value(0))
-        .col_expr(
-            webhook_deliveries::Column::NextAttemptAt,
-            Expr::value(Utc::now()),
-        )
-        .col_expr(
-            webhook_deliveries::Column::UpdatedAt,
-            Expr::value(Utc::now()),
-        )
-        .filter(webhook_deliveries::Column::WebhookId.eq(webhook_id))
-        .filter(webhook_deliveries::Column::Status.is_in([Status::Failed, Status::Dead]))
-        .filter(webhook_deliveries::Column::CreatedAt.gte(since))
-        .exec(db)
-        .await?;
-    Ok(res.rows_affected)
+    Ok(reopen(db, None, Some((webhook_id, since))).await?)
+}
+
+/// Makes deliveries pending and due now with a fresh schedule: one that is
+/// not being attempted (`one`), or a webhook's failed and dead ones created
+/// since a time (`closed_since`). Each goes back into the due queue first.
+async fn reopen(
+    db: &DatabaseConnection,
+    one: Option<Delivery>,
+    closed_since: Option<(Uuid, DateTime<Utc>)>,
+) -> Result<u64, DbErr> {
+    let now = Utc::now();
+    let txn = crate::db::begin_write(db).await?;
+    let mut reopened = Vec::new();
+    if let Some(d) = one {
+        // A waiting one is simply due now; a leased one is left alone.
+        let queued = entity::webhook_due::Entity::find_by_id(d.id)
+            .one(&txn)
+            .await?;
+        match queued {
+            Some(q) if q.claim_token.is_some() => {}
+            Some(_) => {
+                entity::webhook_due::Entity::update_many()
+                    .col_expr(entity::webhook_due::Column::NextAttemptAt, Expr::value(now))
+                    .filter(entity::webhook_due::Column::DeliveryId.eq(d.id))
+                    .filter(entity::webhook_due::Column::ClaimToken.is_null())
+                    .exec(&txn)
+                    .await?;
+                reopened.push(d.id);
+            }
+            None if d.status != Status::Delivering => {
+                super::due::reopen(&txn, std::slice::from_ref(&d), now).await?;
+                reopened.push(d.id);
+            }
+            None => {}
+        }
+    }
+    if let Some((webhook_id, since)) = closed_since {
+        let closed = webhook_deliveries::Entity::find()
+            .filter(webhook_deliveries::Column::WebhookId.eq(webhook_id))
+            .filter(webhook_deliveries::Column::Status.is_in([Status::Failed, Status::Dead]))
+            .filter(webhook_deliveries::Column::CreatedAt.gte(since))
+            .all(&txn)
+            .await?;
+        super::due::reopen(&txn, &closed, now).await?;
+        reopened.extend(closed.iter().map(|d| d.id));
+    }
+    let mut n = 0;
+    for chunk in reopened.chunks(500) {
+        n += webhook_deliveries::Entity::update_many()
+            .col_expr(
+                webhook_deliveries::Column::Status,
+                Expr::value(Status::Pending),
+            )
+            .col_expr(webhook_deliveries::Column::Attempts, Expr::value(0))
+            .col_expr(webhook_deliveries::Column::NextAttemptAt, Expr::value(now))
+            .col_expr(webhook_deliveries::Column::UpdatedAt, Expr::value(now))
+            .filter(webhook_deliveries::Column::Id.is_in(chunk.iter().copied()))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+    }
+    txn.commit().await?;
+    Ok(n)
 }
 
 /// Records a `webhook.test` event for this webhook alone (enabled or not;
@@ -187,19 +214,19 @@ pub async fn send_test(
     // Checked before the transaction: on SQLite a transaction must write
     // first to wait for the write lock rather than fail.
     registry::get(db, Scope::Instance(instance_id), webhook_id).await?;
-    let txn = crate::db::begin_write(db).await?;
-    let mut outbox = hooks.outbox();
-    let id = outbox
-        .record_for(
-            &txn,
-            instance_id,
-            EventType::WebhookTest,
-            json!({ "webhook_id": webhook_id, "message": "a test event from wagate" }),
-            Audience::Only(webhook_id),
-        )
+    let id = hooks
+        .write(db, async |txn, outbox| {
+            outbox
+                .record_for(
+                    txn,
+                    instance_id,
+                    EventType::WebhookTest,
+                    json!({ "webhook_id": webhook_id, "message": "a test event from wagate" }),
+                    Audience::Only(webhook_id),
+                )
+                .await
+        })
         .await?;
-    txn.commit().await?;
-    outbox.committed();
     Ok(id)
 }
 
@@ -338,22 +365,5 @@ pub async fn purge_events(
 /// How many deliveries are due now: pending and due, or claimed by a
 /// process whose lease ran out (a crashed one).
 pub async fn count_due(db: &DatabaseConnection) -> Result<u64, DbErr> {
-    use sea_orm::{Condition, PaginatorTrait};
-    let now = Utc::now();
-    webhook_deliveries::Entity::find()
-        .filter(
-            Condition::any()
-                .add(
-                    Condition::all()
-                        .add(webhook_deliveries::Column::Status.eq(Status::Pending))
-                        .add(webhook_deliveries::Column::NextAttemptAt.lte(now)),
-                )
-                .add(
-                    Condition::all()
-                        .add(webhook_deliveries::Column::Status.eq(Status::Delivering))
-                        .add(webhook_deliveries::Column::LockedUntil.lt(now)),
-                ),
-        )
-        .count(db)
-        .await
+    super::due::count_due(db).await
 }

@@ -1055,3 +1055,110 @@ async fn the_view_shows_the_adaptive_limit_cut_by_a_503() {
     let view = send(app.req(Method::GET, &path)).await;
     assert_eq!(view.body["concurrency_limit"], 4, "{:?}", view.body);
 }
+
+/// Open deliveries in the due queue (all of them, any instance).
+async fn due_rows(app: &TestApp) -> u64 {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let db = app.db.connect().await;
+    let n = entity::webhook_due::Entity::find()
+        .count(&db)
+        .await
+        .expect("count");
+    db.close().await.ok();
+    n
+}
+
+async fn wait_due(app: &TestApp, want: u64) {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let n = due_rows(app).await;
+        if n == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} rows in the due queue, want {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn single_event_writes_commit_together_and_fail_alone() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let inst = instance(&app).await;
+    let (hook, _) = register(&app, inst, json!({ "url": receiver.url("/") })).await;
+    let db = app.db.connect().await;
+    let mut writers = Vec::new();
+    for i in 0..16 {
+        let (db, hooks) = (db.clone(), app.webhooks.clone());
+        writers.push(tokio::spawn(async move {
+            hooks
+                .write(&db, async |txn, outbox| {
+                    let id = outbox
+                        .record(txn, inst, EventType::MessageSent, json!({ "seq": i }))
+                        .await?;
+                    if i == 5 {
+                        return Err(sea_orm::DbErr::Custom("this one fails".into()));
+                    }
+                    Ok(id)
+                })
+                .await
+        }));
+    }
+    let mut committed = Vec::new();
+    for (i, w) in writers.into_iter().enumerate() {
+        match w.await.expect("writer") {
+            Ok(id) => committed.push(id),
+            Err(e) => assert_eq!(i, 5, "only the failing write fails: {e}"),
+        }
+    }
+    assert_eq!(committed.len(), 15);
+    // What the failing one recorded was undone with it, and nothing else.
+    let got = receiver.wait_for(15, WITHIN).await;
+    let mut seen: Vec<String> = got
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    seen.sort();
+    committed.sort();
+    assert_eq!(seen, committed);
+    {
+        use entity::webhook_events::{Column, Entity};
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+        let n = Entity::find()
+            .filter(Column::InstanceId.eq(inst))
+            .count(&db)
+            .await
+            .expect("count");
+        assert_eq!(n, 15, "the failed write left no event");
+    }
+    db.close().await.ok();
+    wait_status(&app, inst, hook, "succeeded", 15).await;
+    // Delivered deliveries leave the due queue.
+    wait_due(&app, 0).await;
+}
+
+#[tokio::test]
+async fn the_due_queue_follows_retries_dead_ends_and_replays() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    receiver.set_default(Answer::Status(500));
+    let inst = instance(&app).await;
+    let (hook, _) = register(&app, inst, json!({ "url": receiver.url("/") })).await;
+    emit_pending(&app, inst, 1).await;
+    let dead = wait_status(&app, inst, hook, "dead", 1).await;
+    wait_due(&app, 0).await;
+
+    receiver.set_default(Answer::Status(204));
+    let path = format!(
+        "{}/deliveries/{}/replay",
+        hooks_path(inst, hook),
+        dead[0]["id"].as_str().expect("id")
+    );
+    let replayed = send(app.req(Method::POST, &path)).await;
+    assert_eq!(replayed.status, 202);
+    wait_status(&app, inst, hook, "succeeded", 1).await;
+    wait_due(&app, 0).await;
+}

@@ -188,15 +188,19 @@ async fn main() -> Result<(), BoxError> {
         let id = latency_instance;
         let n = sent;
         tokio::spawn(async move {
+            // The engine's way: a single-event write, which SQLite commits
+            // together with the others of the same moment.
             let mut outbox = wake.outbox();
-            let recorded = async {
-                let txn = db.begin().await?;
-                outbox
-                    .record(&txn, id, EventType::MessageReceived, json!({ "n": n }))
-                    .await?;
-                txn.commit().await
-            };
-            match recorded.await {
+            let recording = &mut outbox;
+            let recorded = wake
+                .transaction(&db, async move |txn| {
+                    recording
+                        .record(txn, id, EventType::MessageReceived, json!({ "n": n }))
+                        .await
+                        .map(|_| ())
+                })
+                .await;
+            match recorded {
                 Ok(()) => {
                     if let Some(at) = usize::try_from(n)
                         .ok()
@@ -399,15 +403,12 @@ async fn succeeded(db: &DatabaseConnection) -> Result<u64, BoxError> {
         .await?)
 }
 
-/// Waits until nothing is pending or being delivered.
+/// Waits until nothing is pending or being delivered (the due queue is
+/// empty).
 async fn drain(db: &DatabaseConnection) -> Result<(), BoxError> {
-    use entity::webhook_deliveries::{Column, Entity, Status};
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let open = Entity::find()
-            .filter(Column::Status.is_in([Status::Pending, Status::Delivering]))
-            .count(db)
-            .await?;
+        let open = entity::webhook_due::Entity::find().count(db).await?;
         if open == 0 {
             return Ok(());
         }
