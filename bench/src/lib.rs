@@ -20,3 +20,23 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// Empties a PostgreSQL bench database (creating it if needed), so that
+/// every run starts alike.
+pub async fn reset_postgres(url: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use sea_orm::{ConnectionTrait, Database};
+    let (base, name) = url
+        .split('?')
+        .next()
+        .and_then(|u| u.rsplit_once('/'))
+        .ok_or("DATABASE_URL has no database name")?;
+    let admin = Database::connect(format!("{base}/postgres")).await?;
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await?;
+    admin.close().await?;
+    Ok(())
+}

@@ -32,7 +32,7 @@ use sea_orm::{
 };
 use serde_json::Value;
 use uuid::Uuid;
-use wagate_bench::env_u64;
+use wagate_bench::{env_u64, reset_postgres};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -295,23 +295,5 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(())
-}
-
-/// Empties a PostgreSQL bench database (creating it if needed).
-async fn reset_postgres(url: &str) -> Result<(), BoxError> {
-    let (base, name) = url
-        .split('?')
-        .next()
-        .and_then(|u| u.rsplit_once('/'))
-        .ok_or("DATABASE_URL has no database name")?;
-    let admin = Database::connect(format!("{base}/postgres")).await?;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
-    admin.close().await?;
     Ok(())
 }

@@ -27,12 +27,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use wagate_bench::env_u64;
+use wagate_bench::{env_u64, reset_postgres};
 
 use poem::http::StatusCode;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{Request, Response, Server};
-use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -223,24 +222,6 @@ fn start_gateway(bin: &str, db_url: &str) -> Result<Gateway, BoxError> {
         .map_err(|_| "the gateway never said where it listens")?;
     gateway.base = format!("http://{addr}");
     Ok(gateway)
-}
-
-/// Empties a PostgreSQL bench database (creating it if needed).
-async fn reset_postgres(url: &str) -> Result<(), BoxError> {
-    let (base, name) = url
-        .split('?')
-        .next()
-        .and_then(|u| u.rsplit_once('/'))
-        .ok_or("DATABASE_URL has no database name")?;
-    let admin = Database::connect(format!("{base}/postgres")).await?;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
-    admin.close().await?;
-    Ok(())
 }
 
 /// A receiver that answers every POST with 204 at once and counts them.

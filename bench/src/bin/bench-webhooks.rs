@@ -20,15 +20,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wagate_bench::env_u64;
+use wagate_bench::{env_u64, reset_postgres};
 
 use chrono::{DateTime, Utc};
 use poem::http::StatusCode;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{Request, Response, Server};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -282,25 +282,6 @@ fn tempfile_dir() -> Result<std::path::PathBuf, BoxError> {
     let dir = std::env::temp_dir().join(format!("wagate-bench-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
-}
-
-/// Empties a PostgreSQL bench database (creating it if needed) so every
-/// run starts alike.
-async fn reset_postgres(url: &str) -> Result<(), BoxError> {
-    let (base, name) = url
-        .split('?')
-        .next()
-        .and_then(|u| u.rsplit_once('/'))
-        .ok_or("DATABASE_URL has no database name")?;
-    let admin = Database::connect(format!("{base}/postgres")).await?;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
-    admin.close().await?;
-    Ok(())
 }
 
 async fn start_receiver(state: Arc<Receiver>) -> Result<String, BoxError> {
