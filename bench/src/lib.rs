@@ -40,3 +40,30 @@ pub async fn reset_postgres(url: &str) -> Result<(), Box<dyn std::error::Error +
     admin.close().await?;
     Ok(())
 }
+
+/// Reads a gateway process's JSON log from its stdout on a thread of its
+/// own: sends the address it says it listens on, and echoes the lines at
+/// the `echo` levels to stderr, prefixed with `who`.
+pub fn watch_listening(
+    stdout: std::process::ChildStdout,
+    who: &'static str,
+    echo: &'static [&'static str],
+) -> std::sync::mpsc::Receiver<String> {
+    use std::io::{BufRead, BufReader};
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if v["fields"]["message"] == "listening"
+                && let Some(addr) = v["fields"]["addr"].as_str()
+            {
+                let _ = tx.send(addr.to_owned());
+            } else if v["level"].as_str().is_some_and(|l| echo.contains(&l)) {
+                eprintln!("{who}: {line}");
+            }
+        }
+    });
+    rx
+}

@@ -21,7 +21,6 @@
 //! `BENCH_IDLE_SECS` (the window the idle cost is measured over, default
 //! 30). The nodes run with `whatsapp.resume_concurrency` at its default.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,9 +29,8 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ConnectionTrait, Database, DatabaseConnection, DbBackend,
     Statement,
 };
-use serde_json::Value;
 use uuid::Uuid;
-use wagate_bench::{env_u64, reset_postgres};
+use wagate_bench::{env_u64, reset_postgres, watch_listening};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -82,21 +80,7 @@ impl Cluster {
             .stderr(Stdio::inherit())
             .spawn()?;
         let stdout = child.stdout.take().ok_or("node stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                    continue;
-                };
-                if v["fields"]["message"] == "listening"
-                    && let Some(addr) = v["fields"]["addr"].as_str()
-                {
-                    let _ = tx.send(addr.to_owned());
-                } else if v["level"] == "ERROR" {
-                    eprintln!("node: {line}");
-                }
-            }
-        });
+        let rx = watch_listening(stdout, "node", &["ERROR"]);
         let mut node = Node {
             id,
             child,

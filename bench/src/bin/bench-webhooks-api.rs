@@ -22,12 +22,11 @@
 //! The gateway runs with its default settings, except that the API rate
 //! limit is off and private webhook targets are allowed.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use wagate_bench::{env_u64, reset_postgres};
+use wagate_bench::{env_u64, reset_postgres, watch_listening};
 
 use poem::http::StatusCode;
 use poem::listener::{Acceptor, Listener, TcpListener};
@@ -198,21 +197,7 @@ fn start_gateway(bin: &str, db_url: &str) -> Result<Gateway, BoxError> {
         .stderr(Stdio::inherit())
         .spawn()?;
     let stdout = child.stdout.take().ok_or("gateway stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if v["fields"]["message"] == "listening"
-                && let Some(addr) = v["fields"]["addr"].as_str()
-            {
-                let _ = tx.send(addr.to_owned());
-            } else if v["level"] == "WARN" || v["level"] == "ERROR" {
-                eprintln!("gateway: {line}");
-            }
-        }
-    });
+    let rx = watch_listening(stdout, "gateway", &["WARN", "ERROR"]);
     let mut gateway = Gateway {
         child,
         base: String::new(),
