@@ -13,6 +13,9 @@ pub struct Model {
     /// `None` while the first request is still in flight.
     pub response: Option<Json>,
     pub created_at: DateTimeUtc,
+    /// Who holds the claim: `lease:{node}:{epoch}` on a cluster node, else
+    /// `run:{id}` of the process; `None` from before claimers were kept.
+    pub claimed_by: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -25,6 +25,7 @@ mod m20261204_400001_cluster;
 mod m20261205_200001_message_receipts;
 mod m20261205_300001_webhook_sinks;
 mod m20261206_190001_webhook_due;
+mod m20261207_100001_idempotency_claimer;
 
 pub struct Migrator;
 
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_200001_message_receipts::Migration),
             Box::new(m20261205_300001_webhook_sinks::Migration),
             Box::new(m20261206_190001_webhook_due::Migration),
+            Box::new(m20261207_100001_idempotency_claimer::Migration),
         ]
     }
 }

@@ -18,7 +18,8 @@ use super::text::{self, Text};
 use crate::access::Scope;
 use crate::engine::OutgoingMessage;
 use crate::messaging::compose::{self, ComposeError, ContactInput};
-use crate::messaging::send::{Content, Idempotency, request_hash};
+use crate::messaging::idempotency::{Idempotency, request_hash};
+use crate::messaging::send::Content;
 use crate::state::AppState;
 
 #[derive(Debug, Object)]

@@ -34,6 +34,13 @@ impl Fence {
         Expr::cust_with_values(HELD, self.values())
     }
 
+    /// Who a claim made under this lease is (see
+    /// [`crate::messaging::idempotency`]): another node's, or an older
+    /// lease's, is a claimer that is gone.
+    pub fn claimer(&self) -> String {
+        format!("lease:{}:{}", self.node, self.epoch)
+    }
+
     /// The same condition asked on its own, for writes that are not one
     /// UPDATE (inserts of messages and events): checked just before them.
     pub async fn holds<C: ConnectionTrait>(&self, conn: &C) -> Result<bool, DbErr> {

@@ -168,16 +168,21 @@ pub struct Quote {
     pub body: Option<Body>,
 }
 
-/// What a send carries besides its content: the message it replies to and
-/// the people it mentions.
+/// What a send carries besides its content: the message it replies to,
+/// the people it mentions, and the id to send it under.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Context {
     pub quote: Option<Quote>,
     /// JIDs of the people mentioned.
     pub mentions: Vec<String>,
+    /// WhatsApp message id to use instead of a fresh one (a send with an
+    /// Idempotency-Key goes out under the same id every time).
+    pub message_id: Option<String>,
 }
 
 impl Context {
+    /// Whether the message itself carries nothing of this (the id travels
+    /// beside it, not in it).
     pub fn is_empty(&self) -> bool {
         self.quote.is_none() && self.mentions.is_empty()
     }

@@ -540,7 +540,10 @@ impl Session for ScriptedSession {
                 text: text.to_owned(),
                 context: context.clone(),
             });
-            (next_message_id(&mut state), state.send_delay)
+            (
+                next_message_id(&mut state, context.message_id.as_deref()),
+                state.send_delay,
+            )
         };
         tracing::info!(to = to_jid, "scripted send started");
         tokio::time::sleep(delay).await;
@@ -570,9 +573,9 @@ impl Session for ScriptedSession {
             file_name: media.file_name,
             caption: media.caption,
             voice: media.voice,
-            context: media.context,
+            context: media.context.clone(),
         });
-        let sent = next_message_id(&mut state);
+        let sent = next_message_id(&mut state, media.context.message_id.as_deref());
         drop(state);
         self.engine.play_receipts(self.instance_id, to_jid, &sent);
         sent
@@ -591,7 +594,7 @@ impl Session for ScriptedSession {
             message: message.clone(),
             context: context.clone(),
         });
-        let sent = next_message_id(&mut state);
+        let sent = next_message_id(&mut state, context.message_id.as_deref());
         drop(state);
         self.engine.play_receipts(self.instance_id, to_jid, &sent);
         if let (
@@ -742,10 +745,13 @@ fn playground_party(jid: &str) -> Party {
     }
 }
 
-fn next_message_id(state: &mut State) -> Result<String, EngineError> {
+/// The id asked for, as the real client uses it, else a fresh one.
+fn next_message_id(state: &mut State, asked: Option<&str>) -> Result<String, EngineError> {
     if state.fail_sends {
         return Err(EngineError::Refused("scripted send failure".into()));
     }
     state.sent += 1;
-    Ok(format!("3EB0SCRIPTED{:08X}", state.sent))
+    Ok(asked
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("3EB0SCRIPTED{:08X}", state.sent)))
 }

@@ -13,6 +13,7 @@ pub mod group_receipts;
 pub mod group_subjects;
 pub mod groups;
 pub mod history;
+pub mod idempotency;
 pub mod media;
 pub mod numbers;
 pub mod operations;

@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::instances::{self, Status};
-use entity::{idempotency_keys, messages};
+use entity::messages;
 use phonenumber::country;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::bodies;
 use super::fetch::{FetchError, MediaFetcher};
+use super::idempotency::Idempotency;
+use super::idempotency::{self, Claimed};
 use super::media::{self, MediaError};
 use super::numbers::NumberCache;
 use super::pacing::{Pacer, QueueFull};
@@ -121,27 +122,6 @@ pub struct Sent {
     pub timestamp: DateTime<Utc>,
 }
 
-/// A request's Idempotency-Key and the digest of what it asked.
-pub struct Idempotency {
-    pub key: String,
-    pub request_hash: String,
-}
-
-/// SHA-256 (hex) over the parts of a request, each length-prefixed so that
-/// moving bytes between parts changes the digest.
-pub fn request_hash(parts: &[&[u8]]) -> String {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part);
-    }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[derive(Clone)]
 pub struct Messenger {
     db: DatabaseConnection,
@@ -152,6 +132,8 @@ pub struct Messenger {
     max_media_bytes: u64,
     idempotency_ttl: Duration,
     pacer: Pacer,
+    /// Who claims keys when no lease says it: this run of the process.
+    run: String,
 }
 
 impl Messenger {
@@ -175,6 +157,7 @@ impl Messenger {
             max_media_bytes: settings.max_media_bytes,
             idempotency_ttl: Duration::from_secs(settings.idempotency_ttl_secs),
             pacer: Pacer::new(settings.pacing.clone()),
+            run: format!("run:{}", Uuid::now_v7()),
         })
     }
 
@@ -263,11 +246,19 @@ impl Messenger {
             .map(|m| self.normalize("mentions", m))
             .collect::<Result<Vec<_>, _>>()?;
         let (instance_id, session) = self.sender(&sender, visible).await?;
-        if let Some(idem) = &idempotency
-            && let Some(replay) = self.claim_key(instance_id, idem).await?
-        {
-            return Ok(replay);
+        if let Some(idem) = &idempotency {
+            let expired_before =
+                Utc::now() - chrono::Duration::from_std(self.idempotency_ttl).unwrap_or_default();
+            let claimer = self.claimer(instance_id);
+            let claimed =
+                idempotency::claim(&self.db, instance_id, idem, &claimer, expired_before).await?;
+            if let Claimed::Answered(replay) = claimed {
+                return Ok(replay);
+            }
         }
+        let message_id = idempotency
+            .as_ref()
+            .map(|idem| idempotency::message_id(instance_id, &idem.key));
         let result = self
             .deliver(
                 instance_id,
@@ -276,16 +267,27 @@ impl Messenger {
                 content,
                 extras.reply_to.as_deref(),
                 &mentions,
+                message_id,
             )
             .await;
         if let Some(idem) = &idempotency {
             match &result {
-                Ok(sent) => self.remember(instance_id, &idem.key, sent).await?,
+                Ok(sent) => idempotency::remember(&self.db, instance_id, &idem.key, sent).await?,
                 // A failed request may be retried with the same key.
-                Err(_) => self.release_key(instance_id, &idem.key).await?,
+                Err(_) => idempotency::release(&self.db, instance_id, &idem.key).await?,
             }
         }
         result
+    }
+
+    /// Who claims a key for a send of `instance_id` from here: the lease
+    /// its session runs under on a cluster node, else this run.
+    fn claimer(&self, instance_id: Uuid) -> String {
+        self.sessions
+            .cluster()
+            .and_then(|cluster| cluster.fence(instance_id))
+            .map(|fence| fence.claimer())
+            .unwrap_or_else(|| self.run.clone())
     }
 
     async fn deliver(
@@ -296,6 +298,7 @@ impl Messenger {
         content: Content,
         reply_to: Option<&str>,
         mentions: &[String],
+        message_id: Option<String>,
     ) -> Result<Sent, SendError> {
         let quote = match reply_to {
             Some(id) => Some(self.quote(instance_id, id).await?),
@@ -304,6 +307,7 @@ impl Messenger {
         let mut context = Context {
             quote,
             mentions: Vec::with_capacity(mentions.len()),
+            message_id,
         };
         for number in mentions {
             match self.check(session, number).await? {
@@ -521,74 +525,6 @@ impl Messenger {
             .one(&self.db)
             .await?
             .is_some())
-    }
-
-    /// Claims `key` for this request, or returns the first answer to it.
-    async fn claim_key(
-        &self,
-        instance_id: Uuid,
-        idem: &Idempotency,
-    ) -> Result<Option<Sent>, SendError> {
-        use idempotency_keys::{ActiveModel, Column, Entity};
-        let expired_before =
-            Utc::now() - chrono::Duration::from_std(self.idempotency_ttl).unwrap_or_default();
-        Entity::delete_many()
-            .filter(Column::InstanceId.eq(instance_id))
-            .filter(Column::Key.eq(&idem.key))
-            .filter(Column::CreatedAt.lt(expired_before))
-            .exec(&self.db)
-            .await?;
-        let claim = ActiveModel {
-            instance_id: Set(instance_id),
-            key: Set(idem.key.clone()),
-            request_hash: Set(idem.request_hash.clone()),
-            response: Set(None),
-            created_at: Set(Utc::now()),
-        };
-        // The primary key makes the claim atomic: one request wins.
-        let inserted = Entity::insert(claim)
-            .on_conflict_do_nothing()
-            .exec_without_returning(&self.db)
-            .await?;
-        if matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
-            return Ok(None);
-        }
-        let first = Entity::find_by_id((instance_id, idem.key.clone()))
-            .one(&self.db)
-            .await?
-            .ok_or(SendError::IdempotencyKeyInFlight)?;
-        if first.request_hash != idem.request_hash {
-            return Err(SendError::IdempotencyKeyReused);
-        }
-        match first.response {
-            Some(response) => serde_json::from_value(response)
-                .map(Some)
-                .map_err(|e| SendError::Db(DbErr::Custom(e.to_string()))),
-            None => Err(SendError::IdempotencyKeyInFlight),
-        }
-    }
-
-    async fn remember(&self, instance_id: Uuid, key: &str, sent: &Sent) -> Result<(), SendError> {
-        use idempotency_keys::{Column, Entity};
-        let response =
-            serde_json::to_value(sent).map_err(|e| SendError::Db(DbErr::Custom(e.to_string())))?;
-        Entity::update_many()
-            .col_expr(Column::Response, sea_orm::sea_query::Expr::value(response))
-            .filter(Column::InstanceId.eq(instance_id))
-            .filter(Column::Key.eq(key))
-            .exec(&self.db)
-            .await?;
-        Ok(())
-    }
-
-    async fn release_key(&self, instance_id: Uuid, key: &str) -> Result<(), SendError> {
-        use idempotency_keys::{Column, Entity};
-        Entity::delete_many()
-            .filter(Column::InstanceId.eq(instance_id))
-            .filter(Column::Key.eq(key))
-            .exec(&self.db)
-            .await?;
-        Ok(())
     }
 
     /// Looks numbers up through the named instance, or any online one.

@@ -28,6 +28,9 @@ pub struct Job {
     pub body: Vec<u8>,
     /// When this dispatcher's claim on the delivery runs out.
     pub lease_until: DateTime<Utc>,
+    /// Handed over by the transaction that recorded its event, not claimed
+    /// (never an ordered webhook's, never one with due rows waiting).
+    pub handed_off: bool,
 }
 
 // Secrets and credentials stay out of debug output.

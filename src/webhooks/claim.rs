@@ -210,6 +210,7 @@ pub async fn claim_jobs(
                 body: super::payload::body(&event),
                 event_id: event.id,
                 lease_until,
+                handed_off: false,
             })
         })
         .collect::<Result<Vec<_>, DbErr>>()?;
@@ -398,6 +399,7 @@ pub async fn load_jobs<C: ConnectionTrait>(
                 ),
                 body: super::payload::body(event),
                 lease_until,
+                handed_off: false,
             })
         })
         .collect())

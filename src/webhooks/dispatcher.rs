@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::Webhooks;
-use super::attempt::{AttemptResult, Attempter};
+use super::attempt::{AttemptResult, Attempter, Verdict};
 use super::group::Group;
 use super::handoff::{Local, Ready};
 use super::lanes::Lanes;
@@ -259,8 +259,8 @@ struct Claim {
 }
 
 /// Drains results in batches into single transactions, then wakes the
-/// dispatcher: an ordered webhook's next delivery, or an `endpoint.disabled`
-/// event, may now be due.
+/// dispatcher when an ordered webhook's next delivery, more of a backlog,
+/// or an `endpoint.disabled` event may now be due.
 async fn writer(
     db: DatabaseConnection,
     group: Arc<Group>,
@@ -280,7 +280,16 @@ async fn writer(
             // they are attempted again: at least once, never lost.
             tracing::error!(error = %e, results = batch.len(), "recording webhook attempts");
         }
+        // Only a result that can make another delivery due asks for a
+        // claim: a claimed one (an ordered webhook's next, or more of a
+        // backlog) or one that did not succeed. Waking for every hand-off
+        // would run the claim query per batch, and hand-offs wait while it runs.
+        let due_next = batch
+            .iter()
+            .any(|r| !r.job.handed_off || !matches!(r.verdict, Verdict::Succeeded));
         batch.clear();
-        notify.notify_one();
+        if due_next {
+            notify.notify_one();
+        }
     }
 }

@@ -73,6 +73,7 @@ impl Local {
             ),
             body: body.to_vec(),
             lease_until: self.lease_until(Utc::now()),
+            handed_off: true,
         };
         Some((job, ticket))
     }

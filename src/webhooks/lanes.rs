@@ -406,6 +406,7 @@ mod tests {
             secrets: Ok(Vec::new()),
             body: Vec::new(),
             lease_until: Utc::now() + chrono::Duration::hours(1),
+            handed_off: false,
         }
     }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use uuid::Uuid;
+use whatsapp_rust::SendOptions;
 use whatsapp_rust::TokioRuntime;
 use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::client::Client;
@@ -241,10 +242,19 @@ impl WhatsAppSession {
         }
     }
 
-    async fn send(&self, to_jid: &str, message: wa::Message) -> Result<String, EngineError> {
+    async fn send(
+        &self,
+        to_jid: &str,
+        message: wa::Message,
+        message_id: Option<&str>,
+    ) -> Result<String, EngineError> {
         let to = parse_jid(to_jid)?;
+        let options = match message_id {
+            Some(id) => SendOptions::default().with_message_id(id),
+            None => SendOptions::default(),
+        };
         self.client
-            .send_message(to, message)
+            .send_message_with_options(to, message, options)
             .await
             .map(|sent| sent.message_id)
             .map_err(|e| EngineError::Refused(e.to_string()))
@@ -303,7 +313,8 @@ impl Session for WhatsAppSession {
     ) -> Result<String, EngineError> {
         self.connected()?;
         let message = with_context(wa::Message::text(text), context);
-        self.send(to_jid, message).await
+        self.send(to_jid, message, context.message_id.as_deref())
+            .await
     }
 
     async fn typing(&self, to_jid: &str) -> Result<(), EngineError> {
@@ -363,7 +374,8 @@ impl Session for WhatsAppSession {
             ),
         };
         let message = with_context(message, &media.context);
-        self.send(to_jid, message).await
+        self.send(to_jid, message, media.context.message_id.as_deref())
+            .await
     }
 
     async fn send_message(
@@ -433,7 +445,12 @@ impl Session for WhatsAppSession {
                 ..Default::default()
             },
         };
-        self.send(to_jid, with_context(message, context)).await
+        self.send(
+            to_jid,
+            with_context(message, context),
+            context.message_id.as_deref(),
+        )
+        .await
     }
 
     async fn reject_call(&self, call: &IncomingCall) -> Result<(), EngineError> {

@@ -15,6 +15,7 @@ mod event_cursor;
 mod groups;
 mod harness;
 mod history;
+mod idempotency;
 mod inbound_media;
 mod instances;
 mod media_url;

@@ -32,7 +32,7 @@ async fn post(app: &TestApp, id: Uuid, action: &str) -> Reply {
     send(app.req(Method::POST, &format!("/v1/instances/{id}/{action}"))).await
 }
 
-async fn wait_status(app: &TestApp, id: Uuid, status: &str) -> Value {
+pub(crate) async fn wait_status(app: &TestApp, id: Uuid, status: &str) -> Value {
     eventually(&format!("status {status}"), || async {
         let i = instance(app, id).await;
         (i["status"] == status).then_some(i)

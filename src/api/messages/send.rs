@@ -15,8 +15,9 @@ use crate::api::error::ApiError;
 use crate::api::text;
 use crate::engine::EngineError;
 use crate::messaging::fetch::FetchError;
+use crate::messaging::idempotency::{Idempotency, request_hash};
 use crate::messaging::media::MediaError;
-use crate::messaging::send::{Content, Extras, Idempotency, MediaSource, SendError, request_hash};
+use crate::messaging::send::{Content, Extras, MediaSource, SendError};
 use crate::state::AppState;
 
 impl From<SendError> for ApiError {
