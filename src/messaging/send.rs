@@ -106,7 +106,7 @@ pub enum MediaSource {
 
 enum Outgoing {
     Text { text: String },
-    Media(OutgoingMedia),
+    Media(Box<OutgoingMedia>),
     Message(OutgoingMessage),
 }
 
@@ -240,11 +240,14 @@ impl Messenger {
             true => to.trim().to_owned(),
             false => self.normalize("to", to)?,
         };
-        let mentions = extras
-            .mentions
-            .iter()
-            .map(|m| self.normalize("mentions", m))
-            .collect::<Result<Vec<_>, _>>()?;
+        let extras = Extras {
+            mentions: extras
+                .mentions
+                .iter()
+                .map(|m| self.normalize("mentions", m))
+                .collect::<Result<Vec<_>, _>>()?,
+            reply_to: extras.reply_to,
+        };
         let (instance_id, session) = self.sender(&sender, visible).await?;
         if let Some(idem) = &idempotency {
             let expired_before =
@@ -260,15 +263,7 @@ impl Messenger {
             .as_ref()
             .map(|idem| idempotency::message_id(instance_id, &idem.key));
         let result = self
-            .deliver(
-                instance_id,
-                &*session,
-                &to,
-                content,
-                extras.reply_to.as_deref(),
-                &mentions,
-                message_id,
-            )
+            .deliver(instance_id, &*session, &to, content, &extras, message_id)
             .await;
         if let Some(idem) = &idempotency {
             match &result {
@@ -296,20 +291,19 @@ impl Messenger {
         session: &dyn Session,
         to: &str,
         content: Content,
-        reply_to: Option<&str>,
-        mentions: &[String],
+        extras: &Extras,
         message_id: Option<String>,
     ) -> Result<Sent, SendError> {
-        let quote = match reply_to {
+        let quote = match extras.reply_to.as_deref() {
             Some(id) => Some(self.quote(instance_id, id).await?),
             None => None,
         };
         let mut context = Context {
             quote,
-            mentions: Vec::with_capacity(mentions.len()),
+            mentions: Vec::with_capacity(extras.mentions.len()),
             message_id,
         };
-        for number in mentions {
+        for number in &extras.mentions {
             match self.check(session, number).await? {
                 NumberInfo {
                     registered: true,
@@ -369,7 +363,7 @@ impl Messenger {
                     voice: voice && kind == MediaKind::Audio,
                     context: context.clone(),
                 };
-                (kind.as_str(), Outgoing::Media(media))
+                (kind.as_str(), Outgoing::Media(Box::new(media)))
             }
             Content::Message(mut message) => {
                 if let OutgoingMessage::Reaction {
@@ -440,7 +434,7 @@ impl Messenger {
                 }
                 session.send_text(&to_jid, &text, &context).await
             }
-            Outgoing::Media(media) => session.send_media(&to_jid, media).await,
+            Outgoing::Media(media) => session.send_media(&to_jid, *media).await,
             Outgoing::Message(message) => session.send_message(&to_jid, message, &context).await,
         };
         drop(turn);

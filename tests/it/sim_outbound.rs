@@ -131,7 +131,7 @@ async fn reactions_locations_polls_and_contacts_arrive_as_sent() {
     }
 
     // A location, under /v1 and with an Idempotency-Key: the repeat sends
-    // nothing more.
+    // nothing more, and the contact got it under the id the key derives.
     let location = json!({
         "to": FRIEND, "latitude": -6.175392, "longitude": 106.827153,
         "name": "Monas", "address": "Gambir, Jakarta Pusat"
@@ -150,6 +150,10 @@ async fn reactions_locations_polls_and_contacts_arrive_as_sent() {
         ids.push(sent_id(&r));
     }
     assert_eq!(ids[0], ids[1]);
+    assert_eq!(
+        ids[0],
+        wagate::messaging::idempotency::message_id(id, "loc-1")
+    );
     let got = received(&sim, FRIEND, &ids[0]).await;
     let pin = got.message.location_message.as_option().expect("location");
     assert_eq!(pin.degrees_latitude, Some(-6.175392));
