@@ -121,7 +121,7 @@ fn starts(running: &Running) -> HashMap<String, usize> {
     seen
 }
 
-fn signal(running: &Running, sig: &str) {
+pub(crate) fn signal(running: &Running, sig: &str) {
     let status = Command::new("kill")
         .args([sig, &running.pid().to_string()])
         .status()
@@ -322,7 +322,7 @@ async fn nodes_share_instances_fail_over_hand_over_and_rebalance() {
 }
 
 /// `instance.disconnected` events recorded for `instances`.
-async fn disconnects(conn: &DatabaseConnection, instances: &HashSet<Uuid>) -> usize {
+pub(crate) async fn disconnects(conn: &DatabaseConnection, instances: &HashSet<Uuid>) -> usize {
     let rows = conn
         .query_all_raw(Statement::from_string(
             sea_orm::DbBackend::Postgres,

@@ -1,9 +1,11 @@
-//! Three gateway nodes with the real engine against one simulated WhatsApp
-//! (issue 15): paired instances spread over the nodes, one node SIGKILLed,
-//! its instances back online on the others, never two sockets of one
-//! device open at once, and sends made during the failover either sent or
-//! answered 503 with Retry-After, each reaching the contact once however
-//! often it is retried with its Idempotency-Key.
+//! Gateway nodes with the real engine against one simulated WhatsApp
+//! (issue 15): 30 paired instances spread over three nodes; one node
+//! SIGKILLed, its instances back online on the others, never two sockets of
+//! one device open at once, and sends made during the failover either sent
+//! or answered 503 with Retry-After, each reaching the contact once however
+//! often it is retried with its Idempotency-Key; a fourth node joining and
+//! taking its share; SIGTERM handing over without waiting out the leases;
+//! a node paused past its lease writing nothing once it wakes.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -14,16 +16,15 @@ use serde_json::json;
 use uuid::Uuid;
 use wasim::Sim;
 
-use crate::cluster::{owners, within};
+use crate::cluster::{disconnects, owners, signal, within};
 use crate::harness::{ADMIN_KEY, TestDb, http_client, send};
 use crate::process::{Running, start, wagate};
 
 const HEARTBEAT_SECS: u64 = 1;
 const LEASE_SECS: u64 = 5;
 const SECRET: &str = "a-cluster-secret-for-the-simulator-xx";
-/// Paired instances: enough that every node holds some, few enough to pair
-/// one by one through the real client quickly.
-const N: usize = 6;
+/// Paired instances, each through the real client's QR flow.
+const N: usize = 30;
 /// Messages each instance sends during the failover.
 const PER_INSTANCE: usize = 2;
 const FRIEND: &str = "6281299990000";
@@ -257,6 +258,160 @@ async fn a_killed_node_fails_over_against_the_simulator_with_no_socket_twice() {
     }
     assert_eq!(sim.device_overlaps(), 0, "two sockets of one device");
     assert_eq!(sim.streams_replaced(), 0, "a stream replaced");
+
+    let joined = Uuid::new_v4();
+    nodes.push(node(&db, &sim, &key, joined).await);
+    a_joining_node_takes_its_share(&sim, &conn, joined).await;
+    let stopped = nodes.remove(0);
+    sigterm_hands_over(&sim, &conn, stopped, ids[1], [ids[2], joined]).await;
+    a_paused_node_writes_nothing(&sim, &conn, (&nodes[0], ids[2]), (&nodes[1], joined)).await;
     drop(nodes);
     conn.close().await.ok();
+}
+
+/// Who holds each instance, by node.
+async fn held_by(conn: &DatabaseConnection, node: Uuid) -> HashSet<Uuid> {
+    owners(conn)
+        .await
+        .into_iter()
+        .filter(|(_, o)| *o == node)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// A fourth node takes its share: the others hand one instance back per
+/// heartbeat, each disconnected before the new node connects it.
+async fn a_joining_node_takes_its_share(sim: &Sim, conn: &DatabaseConnection, joined: Uuid) {
+    let share = N.div_ceil(3);
+    within(60, "the joining node holding its share", || async {
+        owners(conn).await.len() == N
+            && held_by(conn, joined).await.len() == share
+            && online(conn).await == N
+            && sim.online_devices() == N
+    })
+    .await;
+    assert_eq!(
+        sim.device_overlaps(),
+        0,
+        "a hand-back left two sockets open"
+    );
+    assert_eq!(sim.streams_replaced(), 0, "a stream replaced");
+}
+
+/// SIGTERM disconnects the node's sessions, then gives its leases back:
+/// none is left to run out, and the others connect them at once.
+async fn sigterm_hands_over(
+    sim: &Sim,
+    conn: &DatabaseConnection,
+    node: Running,
+    stopped: Uuid,
+    left: [Uuid; 2],
+) {
+    let held = held_by(conn, stopped).await;
+    assert!(!held.is_empty(), "the node to stop holds instances");
+    let asked = tokio::time::Instant::now();
+    let exit = tokio::task::spawn_blocking(move || node.terminate())
+        .await
+        .expect("terminated");
+    assert!(exit.success(), "a clean exit: {exit:?}");
+    assert!(
+        held_by(conn, stopped).await.is_empty(),
+        "a lease of the stopped node still live after its exit"
+    );
+    within(
+        LEASE_SECS + 15,
+        "the stopped node's instances online on the others",
+        || async {
+            let owners = owners(conn).await;
+            owners.len() == N
+                && owners.values().all(|o| left.contains(o))
+                && online(conn).await == N
+                && sim.online_devices() == N
+        },
+    )
+    .await;
+    println!(
+        "SIGTERM hand-over of {} instances: {:.1} s (lease {LEASE_SECS} s)",
+        held.len(),
+        asked.elapsed().as_secs_f64()
+    );
+    assert_eq!(sim.device_overlaps(), 0, "two sockets of one device");
+    assert_eq!(sim.streams_replaced(), 0, "a stream replaced");
+}
+
+/// A node paused (SIGSTOP) past its lease cannot close its sockets: the
+/// other node's logins replace them, as WhatsApp replaces an older stream.
+/// Woken, the paused node hears of those replacements and of its lost
+/// leases, and records nothing for the instances it lost; it then takes a
+/// share back through the ordinary hand-back, with no socket twice.
+async fn a_paused_node_writes_nothing(
+    sim: &Sim,
+    conn: &DatabaseConnection,
+    (paused, paused_id): (&Running, Uuid),
+    (other, other_id): (&Running, Uuid),
+) {
+    let held = held_by(conn, paused_id).await;
+    assert!(!held.is_empty(), "the node to pause holds instances");
+    signal(paused, "-STOP");
+    let paused_at = tokio::time::Instant::now();
+    within(
+        LEASE_SECS + 15,
+        "the paused node's sockets replaced by the other's",
+        || async {
+            held_by(conn, other_id).await.len() == N && sim.streams_replaced() == held.len() as u64
+        },
+    )
+    .await;
+    within(15, "every instance online on the other", || async {
+        online(conn).await == N && sim.online_devices() == N
+    })
+    .await;
+    println!(
+        "SIGSTOP: {} instances online on the other node {:.1} s after the pause",
+        held.len(),
+        paused_at.elapsed().as_secs_f64()
+    );
+    let disconnects_before = disconnects(conn, &held).await;
+    signal(paused, "-CONT");
+    within(15, "the woken node saying it lost its leases", || async {
+        let lines = paused.lines.lock().map(|l| l.clone()).unwrap_or_default();
+        lines
+            .iter()
+            .any(|l| l.contains("leases could not be renewed in time") || l.contains("lease lost"))
+    })
+    .await;
+    within(60, "the woken node holding its share again", || async {
+        held_by(conn, paused_id).await.len() == N / 2
+            && owners(conn).await.len() == N
+            && online(conn).await == N
+            && sim.online_devices() == N
+    })
+    .await;
+    assert_eq!(
+        disconnects(conn, &held).await,
+        disconnects_before,
+        "the woken node recorded a disconnect for an instance it had lost"
+    );
+    assert_eq!(
+        sim.device_overlaps(),
+        held.len() as u64,
+        "only the paused node's frozen sockets were ever open beside another"
+    );
+    assert_eq!(sim.streams_replaced(), held.len() as u64);
+    // A stale `stream_replaced` would have left its reason behind.
+    for id in &held {
+        let view = send(
+            http_client()
+                .get(other.url(&format!("/v1/instances/{id}")))
+                .bearer_auth(ADMIN_KEY),
+        )
+        .await;
+        assert_eq!(view.body["status"], "online", "{:?}", view.body);
+        assert_eq!(
+            view.body["last_error"],
+            serde_json::Value::Null,
+            "{:?}",
+            view.body
+        );
+    }
 }
