@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 use sea_orm::DatabaseConnection;
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinHandle, JoinSet};
 use uuid::Uuid;
 
 use super::Webhooks;
@@ -119,6 +119,9 @@ impl Dispatcher {
         // reason to look again).
         let mut look = true;
         let mut starved = false;
+        // The claim query runs beside the loop: hand-offs arriving while it
+        // waits on the database start at once instead of queueing behind it.
+        let mut claiming: Option<JoinHandle<Result<Claim, sea_orm::DbErr>>> = None;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -127,27 +130,33 @@ impl Dispatcher {
                 lanes.handed(job, ticket);
             }
             while tasks.try_join_next().is_some() {}
-            if look {
+            if look && claiming.is_none() {
                 look = false;
-                match self.claim(&local, hooks.claim_batch).await {
-                    Ok(claim) => {
-                        starved = claim.full;
-                        // More may be due right now.
-                        look = claim.full && claim.claimed > 0;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries"),
-                }
+                claiming = Some(tokio::spawn(claim_due(
+                    self.db.clone(),
+                    self.webhooks.group.clone(),
+                    local.clone(),
+                    hooks.claim_batch,
+                )));
             }
             self.start_ready(&lanes, &mut tasks, &results_tx).await;
-            if look {
-                tokio::task::yield_now().await;
-                continue;
-            }
             tokio::select! {
+                Some(done) = finished(&mut claiming) => {
+                    claiming = None;
+                    match done {
+                        Ok(Ok(claim)) => {
+                            starved = claim.full;
+                            // More may be due right now.
+                            look |= claim.full && claim.claimed > 0;
+                        }
+                        Ok(Err(e)) => tracing::warn!(error = %e, "claiming webhook deliveries"),
+                        Err(e) => tracing::error!(error = %e, "the webhook claim task failed"),
+                    }
+                }
                 () = notify.notified() => look = true,
                 Some((job, ticket)) = handed.recv() => lanes.handed(job, ticket),
                 () = lanes.kicked() => {
-                    look = (starved && lanes.total_has_room()) || lanes.backlog_has_room();
+                    look |= (starved && lanes.total_has_room()) || lanes.backlog_has_room();
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = sweep.tick() => look = true,
@@ -158,6 +167,12 @@ impl Dispatcher {
                     }
                 }
             }
+        }
+        // What a claim in flight takes is released below with the rest.
+        if let Some(claim) = claiming
+            && let Ok(Err(e)) = claim.await
+        {
+            tracing::warn!(error = %e, "claiming webhook deliveries");
         }
 
         tracing::info!(in_flight = tasks.len(), "webhook dispatcher stopping");
@@ -215,40 +230,53 @@ impl Dispatcher {
             }
         }
     }
+}
 
-    /// Claims what the lanes have room for and queues it to start.
-    async fn claim(&self, local: &Local, batch: usize) -> Result<Claim, sea_orm::DbErr> {
-        let mut rooms = local.lanes.rooms();
-        rooms.total = rooms.total.min(batch);
-        rooms.candidates = batch;
-        if rooms.total == 0 {
-            return Ok(Claim {
-                claimed: 0,
-                full: true,
-            });
-        }
-        let turn = self.webhooks.group.turn(&self.db).await;
-        let now = Utc::now();
-        let (claimed, jobs) = claim::claim_jobs(
-            &self.db,
-            &self.keyring,
-            self.token,
-            now,
-            local.lease_until(now),
-            &rooms,
-        )
-        .await?;
-        drop(turn);
-        let mut per_webhook: HashMap<Uuid, usize> = HashMap::new();
-        for job in &jobs {
-            *per_webhook.entry(job.webhook_id).or_default() += 1;
-        }
-        local.lanes.claimed(jobs);
-        local.lanes.after_claim(&rooms, &per_webhook);
-        Ok(Claim {
-            claimed,
-            full: claimed >= rooms.total,
-        })
+/// Claims what the lanes have room for and queues it to start.
+async fn claim_due(
+    db: DatabaseConnection,
+    group: Arc<Group>,
+    local: Arc<Local>,
+    batch: usize,
+) -> Result<Claim, sea_orm::DbErr> {
+    let mut rooms = local.lanes.rooms();
+    rooms.total = rooms.total.min(batch);
+    rooms.candidates = batch;
+    if rooms.total == 0 {
+        return Ok(Claim {
+            claimed: 0,
+            full: true,
+        });
+    }
+    let turn = group.turn(&db).await;
+    let now = Utc::now();
+    let (claimed, jobs) = claim::claim_jobs(
+        &db,
+        &local.keyring,
+        local.token,
+        now,
+        local.lease_until(now),
+        &rooms,
+    )
+    .await?;
+    drop(turn);
+    let mut per_webhook: HashMap<Uuid, usize> = HashMap::new();
+    for job in &jobs {
+        *per_webhook.entry(job.webhook_id).or_default() += 1;
+    }
+    local.lanes.claimed(jobs);
+    local.lanes.after_claim(&rooms, &per_webhook);
+    Ok(Claim {
+        claimed,
+        full: claimed >= rooms.total,
+    })
+}
+
+/// The claim in flight's outcome; pending while there is none.
+async fn finished<T>(claiming: &mut Option<JoinHandle<T>>) -> Option<Result<T, JoinError>> {
+    match claiming {
+        Some(handle) => Some(handle.await),
+        None => std::future::pending().await,
     }
 }
 
