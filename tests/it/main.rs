@@ -44,6 +44,8 @@ mod sim_outbound;
 #[cfg(feature = "sim")]
 mod sim_replies;
 #[cfg(feature = "sim")]
+mod sim_seed;
+#[cfg(feature = "sim")]
 mod sim_upload;
 #[cfg(unix)]
 mod sinks;

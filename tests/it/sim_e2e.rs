@@ -27,7 +27,7 @@ pub(crate) struct Gateway {
     db: TestDb,
     /// The session keys are sealed at rest, as in production.
     key: String,
-    receiver: Receiver,
+    pub(crate) receiver: Receiver,
     http: reqwest::Client,
 }
 

@@ -387,12 +387,22 @@ pub async fn phone_sends_as(
 /// to 10 s) before its first app-state sync.
 pub async fn share_app_state_key(shared: &Shared, phone: &str, device: u16) -> Result<String> {
     use waproto::whatsapp::message as m;
+    // One key per phone, kept: the patches it serves later are encrypted
+    // with it.
+    let (key_id, key_data) = {
+        let mut state = shared.world.lock();
+        let app = state
+            .app_state
+            .entry(phone.to_owned())
+            .or_insert_with(crate::appstate_seed::PhoneAppState::generate);
+        (app.key_id.clone(), app.key_data)
+    };
     let key = m::AppStateSyncKey {
         key_id: buffa::MessageField::some(m::AppStateSyncKeyId {
-            key_id: Some(rand::random::<[u8; 6]>().to_vec()),
+            key_id: Some(key_id),
         }),
         key_data: buffa::MessageField::some(m::AppStateSyncKeyData {
-            key_data: Some(rand::random::<[u8; 32]>().to_vec()),
+            key_data: Some(key_data.to_vec()),
             fingerprint: buffa::MessageField::some(m::AppStateSyncKeyFingerprint {
                 raw_id: Some(rand::random()),
                 current_index: Some(0),

@@ -31,7 +31,12 @@ pub fn handle(session: &mut Session, node: &Node) {
             }
         }
         (_, "w:g2") => crate::groups::handle(session, node),
-        ("set", "w:sync:app:state") => session.reply(crate::appstate::answer(node)),
+        ("set", "w:sync:app:state") => {
+            let phone = session.me.as_ref().map(|(p, _)| p.clone());
+            let answer =
+                crate::appstate::answer(&session.shared.world.lock(), phone.as_deref(), node);
+            session.reply(answer);
+        }
         ("set", "encrypt") => crate::prekeys::upload(session, node),
         ("get", "encrypt") => {
             let answer = crate::prekeys::fetch(&mut session.shared.world.lock(), node);

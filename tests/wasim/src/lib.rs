@@ -6,6 +6,7 @@
 //! [`Sim`]. Test and benchmark use only.
 
 mod appstate;
+mod appstate_seed;
 mod calls;
 mod cert;
 mod conn;
@@ -23,6 +24,7 @@ mod offline;
 mod pair_code;
 pub mod phone;
 mod prekeys;
+pub mod seed;
 mod server;
 mod session;
 mod signal;
@@ -42,6 +44,7 @@ use tokio::task::JoinHandle;
 
 pub use buffa::MessageField;
 pub use error::{Result, SimError};
+pub use seed::{Seed, Seeded};
 use server::Shared;
 pub use waproto::whatsapp as wa;
 pub use web::Upload;

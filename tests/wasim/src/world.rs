@@ -215,6 +215,8 @@ pub struct State {
     pub unacked: HashMap<(String, u16), Vec<(String, Node)>>,
     /// Groups by their id (the user part of `…@g.us`).
     pub groups: HashMap<String, crate::groups::Group>,
+    /// Each phone's app-state key and collections, by its number.
+    pub app_state: HashMap<String, crate::appstate_seed::PhoneAppState>,
 }
 
 pub struct World {

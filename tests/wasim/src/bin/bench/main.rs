@@ -12,6 +12,8 @@
 //! `DATABASE_URL` the database (default: a fresh SQLite file),
 //! `BENCH_GATEWAY_LOG` a file for the gateway's log (level
 //! `BENCH_GATEWAY_LOG_LEVEL`, default warn).
+//! `bench realistic …` seeds every account with state and runs a mixed
+//! workload instead (see `realistic.rs`).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,6 +21,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use wasim::Sim;
 
+mod db_size;
+mod realistic;
 mod receiver;
 
 const ADMIN_KEY: &str = "bench-admin-key";
@@ -50,9 +54,18 @@ async fn start_gateway(
     ws_url: &str,
     port: u16,
     bound: usize,
+    paced: bool,
 ) -> BenchResult<Gateway> {
     // Only the settings named here: config refuses unknown WAGATE_* names.
-    let child = Command::new(bin)
+    let mut command = Command::new(bin);
+    if !paced {
+        // Capacity, not policy: pacing would cap each instance at one
+        // message per two seconds.
+        command
+            .env("WAGATE_MESSAGING__PACING__MIN_INTERVAL_MS", "0")
+            .env("WAGATE_MESSAGING__PACING__JITTER_MS", "0");
+    }
+    let child = command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", db)
@@ -65,10 +78,6 @@ async fn start_gateway(
         .env("WAGATE_API__RATE_LIMIT_PER_SEC", "0")
         .env("WAGATE_WHATSAPP__WS_URL", ws_url)
         .env("WAGATE_WHATSAPP__RESUME_CONCURRENCY", bound.to_string())
-        // Capacity, not policy: pacing would cap each instance at one
-        // message per two seconds.
-        .env("WAGATE_MESSAGING__PACING__MIN_INTERVAL_MS", "0")
-        .env("WAGATE_MESSAGING__PACING__JITTER_MS", "0")
         // The webhook receiver is on loopback.
         .env("WAGATE_ALLOW_PRIVATE_TARGETS", "true")
         .stdout(log_file()?)
@@ -180,6 +189,9 @@ async fn api(
 
 #[tokio::main]
 async fn main() -> BenchResult<()> {
+    if std::env::args().nth(1).as_deref() == Some("realistic") {
+        return realistic::run(std::env::args().skip(2).collect()).await;
+    }
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(200);
     let sends: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
@@ -193,7 +205,7 @@ async fn main() -> BenchResult<()> {
     sim.register_number(CONTACT)?;
     let hooks = receiver::Receiver::start().await?;
     let port = free_port()?;
-    let gateway = start_gateway(&bin, &db, &sim.ws_url(), port, bound).await?;
+    let gateway = start_gateway(&bin, &db, &sim.ws_url(), port, bound, false).await?;
     let http = reqwest::Client::new();
     let base = gateway.base.clone();
     let idle_rss = rss_kib(gateway.child.id())?;
@@ -211,7 +223,7 @@ async fn main() -> BenchResult<()> {
     wait_online(&sim, 0, Duration::from_secs(60)).await?;
     sim.reset_most_handshakes();
     let restart = Instant::now();
-    let gateway = start_gateway(&bin, &db, &sim.ws_url(), port, bound).await?;
+    let gateway = start_gateway(&bin, &db, &sim.ws_url(), port, bound, false).await?;
     let back = match wait_online(&sim, n, Duration::from_secs(600)).await {
         Ok(back) => back,
         Err(e) => {

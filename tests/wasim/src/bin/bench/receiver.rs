@@ -1,19 +1,20 @@
 //! The bench's webhook receiver on 127.0.0.1: counts deliveries by event
 //! type and answers 204 at once, so the gateway's side is what is measured.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use http_body_util::{BodyExt, Empty};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
 
-/// Per event type: the message ids seen (events without one all count as
-/// one, under "").
-type Counts = Arc<Mutex<HashMap<String, HashSet<String>>>>;
+/// Per event type: the message ids seen, each with when it first arrived
+/// (events without one all count as one, under "").
+type Counts = Arc<Mutex<HashMap<String, HashMap<String, Instant>>>>;
 
 pub struct Receiver {
     addr: SocketAddr,
@@ -62,7 +63,7 @@ impl Receiver {
     pub fn count(&self, kind: &str) -> usize {
         self.counts
             .lock()
-            .map(|c| c.get(kind).map_or(0, HashSet::len))
+            .map(|c| c.get(kind).map_or(0, HashMap::len))
             .unwrap_or(0)
     }
 
@@ -70,7 +71,15 @@ impl Receiver {
     pub fn has(&self, kind: &str, id: &str) -> bool {
         self.counts
             .lock()
-            .is_ok_and(|c| c.get(kind).is_some_and(|ids| ids.contains(id)))
+            .is_ok_and(|c| c.get(kind).is_some_and(|ids| ids.contains_key(id)))
+    }
+
+    /// When the first event of type `kind` for message `id` arrived.
+    pub fn arrived(&self, kind: &str, id: &str) -> Option<Instant> {
+        self.counts
+            .lock()
+            .ok()
+            .and_then(|c| c.get(kind).and_then(|ids| ids.get(id).copied()))
     }
 }
 
@@ -91,7 +100,11 @@ async fn record(
         .unwrap_or_default()
         .to_owned();
     if let Ok(mut counts) = counts.lock() {
-        counts.entry(kind).or_default().insert(id);
+        counts
+            .entry(kind)
+            .or_default()
+            .entry(id)
+            .or_insert_with(Instant::now);
     }
     let mut response = Response::new(Empty::new());
     *response.status_mut() = StatusCode::NO_CONTENT;
