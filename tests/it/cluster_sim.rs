@@ -269,7 +269,7 @@ async fn a_killed_node_fails_over_against_the_simulator_with_no_socket_twice() {
     conn.close().await.ok();
 }
 
-/// Who holds each instance, by node.
+/// The instances `node` holds a live lease on.
 async fn held_by(conn: &DatabaseConnection, node: Uuid) -> HashSet<Uuid> {
     owners(conn)
         .await
