@@ -434,6 +434,14 @@ async fn scenarios(b: &dyn Backend) -> Vec<String> {
                 id: "i3",
                 message: b"three",
             },
+            // A key twice in one batch: the last one stands (PostgreSQL
+            // refuses one upsert naming a row twice).
+            PendingInboundRow {
+                chat: "c",
+                sender: "s",
+                id: "i2",
+                message: b"two again",
+            },
         ])
         .await,
     );

@@ -104,6 +104,15 @@ impl Kv {
         space: &str,
         rows: &[Row<'_>],
     ) -> Result<()> {
+        // One statement naming a key twice fails on PostgreSQL ("ON CONFLICT
+        // DO UPDATE command cannot affect row a second time") where SQLite
+        // keeps the last: keep the last here for both. Sorted, so concurrent
+        // writers of overlapping keys lock them in one order.
+        let mut last: std::collections::BTreeMap<&str, &Row<'_>> = Default::default();
+        for r in rows {
+            last.insert(r.key, r);
+        }
+        let rows: Vec<&Row<'_>> = last.into_values().collect();
         // Bounded batches keep each statement under the backends' parameter limits.
         for chunk in rows.chunks(200) {
             let models = chunk
