@@ -162,6 +162,16 @@ impl Gateway {
         assert!(jid.starts_with(phone), "{jid}");
         self.webhook(id, "instance.connected", secret).await;
     }
+
+    /// Pairs `phone`, then waits until its device's prekeys are up: a
+    /// contact's phone opens its session to the device with them.
+    pub(crate) async fn pair_ready(&self, sim: &Sim, id: Uuid, secret: &str, phone: &str) {
+        self.pair(sim, id, secret, phone).await;
+        eventually_value("the device's prekeys", || async {
+            sim.has_prekeys(phone, 1).then_some(())
+        })
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,12 +398,7 @@ async fn an_inbound_text_is_received() {
     sim.register_number(FRIEND).expect("directory");
     let gw = gateway(TestDb::new().await, &sim).await;
     let (id, secret) = gw.new_instance().await;
-    gw.pair(&sim, id, &secret, PHONE).await;
-    // The contact's phone encrypts with the prekeys the device uploaded.
-    eventually_value("the device's prekeys", || async {
-        sim.has_prekeys(PHONE, 1).then_some(())
-    })
-    .await;
+    gw.pair_ready(&sim, id, &secret, PHONE).await;
 
     let mid = sim
         .send_text(FRIEND, PHONE, "halo dari simulator")
@@ -442,11 +447,7 @@ async fn killed_inside_the_inbound_hook(fault: &str, phone: &str, friend: &str) 
         http: http_client(),
     };
     let (id, secret) = gw.new_instance().await;
-    gw.pair(&sim, id, &secret, phone).await;
-    eventually_value("the device's prekeys", || async {
-        sim.has_prekeys(phone, 1).then_some(())
-    })
-    .await;
+    gw.pair_ready(&sim, id, &secret, phone).await;
 
     let mid = sim
         .send_text(friend, phone, "sampai sekali saja")

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use wasim::Sim;
 
 use crate::harness::send;
-use crate::sim_e2e::{contact_has, eventually_value};
+use crate::sim_e2e::contact_has;
 use crate::sim_outbound::{paired, received};
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
@@ -25,10 +25,6 @@ async fn a_group_with_simulated_contacts_talks_changes_and_is_left() {
     sim.register_number(BUDI).expect("directory");
     sim.register_number(CITRA).expect("directory");
     let (gw, id, secret) = paired(&sim, ME, ANA).await;
-    eventually_value("the device's prekeys", || async {
-        sim.has_prekeys(ME, 1).then_some(())
-    })
-    .await;
     let groups = format!("/v1/instances/{id}/groups");
 
     let created = send(

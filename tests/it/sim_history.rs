@@ -8,7 +8,7 @@ use wasim::Sim;
 use wasim::{MessageField, wa};
 
 use crate::harness::send;
-use crate::sim_e2e::{Gateway, eventually_value};
+use crate::sim_e2e::Gateway;
 use crate::sim_outbound::{paired, received};
 
 fn key(id: &str, remote: &str, from_me: bool) -> MessageField<wa::MessageKey> {
@@ -71,10 +71,6 @@ async fn a_contacts_edits_deletions_and_reactions_change_the_stored_messages() {
     const FRIEND: &str = "6281234569102";
     let sim = Sim::start().await.expect("simulator");
     let (gw, id, secret) = paired(&sim, SENDER, FRIEND).await;
-    eventually_value("the device's prekeys", || async {
-        sim.has_prekeys(SENDER, 1).then_some(())
-    })
-    .await;
     let me = format!("{SENDER}@s.whatsapp.net");
     let r = send(
         gw.req(Method::POST, &format!("/send/by-number/{SENDER}"))
@@ -212,10 +208,6 @@ async fn messages_the_owner_sends_from_the_phone_are_sent_messages_of_origin_pho
     const FRIEND: &str = "6281234569112";
     let sim = Sim::start().await.expect("simulator");
     let (gw, id, secret) = paired(&sim, SENDER, FRIEND).await;
-    eventually_value("the device's prekeys", || async {
-        sim.has_prekeys(SENDER, 1).then_some(())
-    })
-    .await;
     let text = wa::Message {
         conversation: Some("sampai jumpa besok".into()),
         ..Default::default()
@@ -299,10 +291,6 @@ async fn reactions_edits_and_deletions_made_on_the_phone_change_their_targets() 
     const FRIEND: &str = "6281234569122";
     let sim = Sim::start().await.expect("simulator");
     let (gw, id, secret) = paired(&sim, SENDER, FRIEND).await;
-    eventually_value("the device's prekeys", || async {
-        sim.has_prekeys(SENDER, 1).then_some(())
-    })
-    .await;
     let friend = format!("{FRIEND}@s.whatsapp.net");
     let typed = sim
         .phone_sends_elsewhere(

@@ -9,7 +9,7 @@ use wasim::Sim;
 use wasim::{MessageField, wa};
 
 use crate::harness::send;
-use crate::sim_e2e::{Gateway, eventually_value};
+use crate::sim_e2e::Gateway;
 use crate::sim_outbound::paired;
 
 const SENDER: &str = "6281234569201";
@@ -36,10 +36,6 @@ async fn a_contacts_locations_cards_polls_and_unknown_kinds_arrive_typed() {
     use wa::message as m;
     let sim = Sim::start().await.expect("simulator");
     let (gw, id, secret) = paired(&sim, SENDER, FRIEND).await;
-    eventually_value("the device's prekeys", || async {
-        sim.has_prekeys(SENDER, 1).then_some(())
-    })
-    .await;
 
     let location = wa::Message {
         location_message: MessageField::some(m::LocationMessage {

@@ -12,7 +12,7 @@ use wasim::Sim;
 use wasim::media::{Kind, MediaOptions};
 
 use crate::harness::{TestDb, send};
-use crate::sim_e2e::{Gateway, eventually_value, gateway_with};
+use crate::sim_e2e::{Gateway, gateway_with};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -42,11 +42,7 @@ async fn paired(
     env.push(("WAGATE_MEDIA__DIR", media_dir.as_str()));
     let gw = gateway_with(TestDb::new().await, sim, &env).await;
     let (id, secret) = gw.new_instance().await;
-    gw.pair(sim, id, &secret, phone).await;
-    eventually_value("the device's prekeys", || async {
-        sim.has_prekeys(phone, 1).then_some(())
-    })
-    .await;
+    gw.pair_ready(sim, id, &secret, phone).await;
     (gw, id, secret, dir)
 }
 

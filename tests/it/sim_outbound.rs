@@ -18,13 +18,14 @@ pub(crate) async fn received(sim: &Sim, phone: &str, id: &str) -> Received {
     .await
 }
 
-/// A gateway with one instance paired as `sender`, and `friend` on
-/// WhatsApp. Returns the gateway, the instance id and its webhook secret.
+/// A gateway with one instance paired as `sender` (its prekeys up), and
+/// `friend` on WhatsApp. Returns the gateway, the instance id and its
+/// webhook secret.
 pub(crate) async fn paired(sim: &Sim, sender: &str, friend: &str) -> (Gateway, uuid::Uuid, String) {
     sim.register_number(friend).expect("directory");
     let gw = gateway(TestDb::new().await, sim).await;
     let (id, secret) = gw.new_instance().await;
-    gw.pair(sim, id, &secret, sender).await;
+    gw.pair_ready(sim, id, &secret, sender).await;
     (gw, id, secret)
 }
 
@@ -106,10 +107,6 @@ async fn reactions_locations_polls_and_contacts_arrive_as_sent() {
 
     // A reaction to the contact's message names it as theirs; an empty
     // emoji takes it back.
-    eventually_value("the device's prekeys", || async {
-        sim.has_prekeys(SENDER, 1).then_some(())
-    })
-    .await;
     let theirs = sim
         .send_text(FRIEND, SENDER, "terima kasih")
         .await
@@ -304,10 +301,6 @@ async fn edits_revokes_read_marks_and_presence_reach_the_contact() {
     assert_eq!(event["data"]["for"], "everyone", "{event}");
 
     // Read marks for what the contact sent, as receipts to the contact.
-    eventually_value("the device's prekeys", || async {
-        sim.has_prekeys(SENDER, 1).then_some(())
-    })
-    .await;
     let mut inbound = Vec::new();
     for body in ["halo", "ada stok?"] {
         let mid = sim.send_text(FRIEND, SENDER, body).await.expect("inbound");

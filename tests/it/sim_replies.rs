@@ -16,10 +16,6 @@ async fn replies_quote_the_original_and_mention_people() {
     const FRIEND: &str = "6281234569032";
     let sim = Sim::start().await.expect("simulator");
     let (gw, id, secret) = paired(&sim, SENDER, FRIEND).await;
-    eventually_value("the device's prekeys", || async {
-        sim.has_prekeys(SENDER, 1).then_some(())
-    })
-    .await;
     let theirs = sim
         .send_text(FRIEND, SENDER, "ada stok kopi?")
         .await
@@ -116,10 +112,6 @@ async fn a_vote_comes_back_with_the_tally() {
     const FRIEND: &str = "6281234569042";
     let sim = Sim::start().await.expect("simulator");
     let (gw, id, secret) = paired(&sim, SENDER, FRIEND).await;
-    eventually_value("the device's prekeys", || async {
-        sim.has_prekeys(SENDER, 1).then_some(())
-    })
-    .await;
     let r = send(
         gw.req(Method::POST, &format!("/send/by-number/{SENDER}/poll"))
             .json(&json!({
@@ -174,10 +166,6 @@ async fn calls_are_reported_and_rejected_with_a_reply() {
     const FRIEND: &str = "6281234569052";
     let sim = Sim::start().await.expect("simulator");
     let (gw, id, secret) = paired(&sim, SENDER, FRIEND).await;
-    eventually_value("the device's prekeys", || async {
-        sim.has_prekeys(SENDER, 1).then_some(())
-    })
-    .await;
 
     // Settings off: the call is only reported.
     let first = sim.offer_call(FRIEND, SENDER, true).expect("call");
@@ -237,10 +225,6 @@ async fn read_all_and_auto_read_send_receipts_for_the_unread() {
     const FRIEND: &str = "6281234569062";
     let sim = Sim::start().await.expect("simulator");
     let (gw, id, secret) = paired(&sim, SENDER, FRIEND).await;
-    eventually_value("the device's prekeys", || async {
-        sim.has_prekeys(SENDER, 1).then_some(())
-    })
-    .await;
     let read_ids = |sim: &Sim| -> Vec<String> {
         sim.stanzas(SENDER)
             .into_iter()

@@ -16,11 +16,7 @@ async fn a_seeded_contact_and_a_seeded_group_reach_the_gateway_decrypted() {
     let sim = Sim::start().await.expect("simulator");
     let gw = gateway(TestDb::new().await, &sim).await;
     let (id, secret) = gw.new_instance().await;
-    gw.pair(&sim, id, &secret, PHONE).await;
-    eventually_value("the device's prekeys", || async {
-        sim.has_prekeys(PHONE, 1).then_some(())
-    })
-    .await;
+    gw.pair_ready(&sim, id, &secret, PHONE).await;
     let seed = Seed {
         contacts: 12,
         contact_base: 628_520_000_000,
